@@ -1,0 +1,1 @@
+"""Placeholder: filled by the qwen_vl_utils work."""

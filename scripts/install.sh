@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# The one install path: both README commands and .ci/run go through here.
+#
+#   bash scripts/install.sh          # CPU or GPU machine: core + dev extras into ./.venv
+#   bash scripts/install.sh --gpu    # also the `gpu` extra (vllm, flash-attn; CUDA machines only)
+#
+# Environment: VENV (default .venv), PYTHON (default python3),
+#   TORCH_PIP_ARGS (default --isolated; see below), FORCE_REINSTALL=1 to ignore the stamp.
+#
+# Why torch goes first and with --isolated: some machines' pip configuration offers a local CPU-only
+# wheel `torch-2.13.0+cpu` that wins over the registry's build. PyPI's torchvision 0.28.0 is compiled
+# against the registry's torch, so under the CPU wheel `import torchvision` fails. `pip --isolated`
+# ignores the machine's pip configuration and takes the registry's torch and torchvision, which run
+# on CPUs and GPUs alike. On a cluster whose pip configuration points at a mirror you need, set
+# TORCH_PIP_ARGS="" (or your own flags).
+#
+# Idempotent: a stamp records a hash of the install inputs; a second run with nothing changed only
+# checks the imports (about a second).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+VENV="${VENV:-.venv}"
+PYTHON="${PYTHON:-python3}"
+TORCH_PIP_ARGS="${TORCH_PIP_ARGS---isolated}"
+WITH_GPU=0
+for arg in "$@"; do
+  case "$arg" in
+    --gpu) WITH_GPU=1 ;;
+    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    *) echo "install.sh: unknown argument '$arg'" >&2; exit 2 ;;
+  esac
+done
+
+STAMP="$VENV/.versavid_install_stamp"
+inputs_hash() {
+  cat setup.py qwen-vl-utils/setup.py scripts/install.sh | sha256sum | cut -d' ' -f1
+}
+want="$(inputs_hash)-gpu$WITH_GPU"
+PY="$VENV/bin/python"
+
+if [[ "${FORCE_REINSTALL:-0}" != 1 && -f "$STAMP" && "$(cat "$STAMP")" == "$want" ]] \
+   && "$PY" -c "import torchvision, versavid_r1, qwen_vl_utils" 2>/dev/null; then
+  echo "[install] environment $VENV is up to date"
+  exit 0
+fi
+
+t0=$SECONDS
+if [[ ! -x "$PY" ]]; then
+  echo "[install] creating virtual environment $VENV"
+  "$PYTHON" -m venv "$VENV"
+fi
+PIP=("$PY" -m pip --disable-pip-version-check)
+
+if ! "$PY" -c "import torch, torchvision; assert torch.__version__.split('+')[0] == '2.13.0'" 2>/dev/null; then
+  echo "[install] torch 2.13.0 + torchvision 0.28.0 (pip $TORCH_PIP_ARGS)"
+  # shellcheck disable=SC2086
+  "${PIP[@]}" $TORCH_PIP_ARGS install -q "torch==2.13.0" "torchvision==0.28.0"
+fi
+
+echo "[install] versavid-r1[dev] and qwen-vl-utils (editable)"
+"${PIP[@]}" install -q -e ".[dev]" -e ./qwen-vl-utils
+if [[ $WITH_GPU == 1 ]]; then
+  # The `gpu` extra, in two steps: flash-attn compiles against the installed torch and CUDA toolkit,
+  # so it must be built without pip's build isolation.
+  echo "[install] gpu extra: vllm, then flash-attn (compiles; needs nvcc)"
+  "${PIP[@]}" install -q "vllm==0.31.0"
+  "${PIP[@]}" install -q --no-build-isolation "flash-attn==2.8.3"
+fi
+
+"$PY" -c "import torch, torchvision, versavid_r1, qwen_vl_utils; print('[install] torch', torch.__version__, '| torchvision', torchvision.__version__)"
+echo "$want" > "$STAMP"
+echo "[install] done in $((SECONDS - t0)) s"

@@ -1,0 +1,32 @@
+"""The four problem types of VersaVid-R1 and how each is scored (SPEC.md, Rewards)."""
+from __future__ import annotations
+
+from typing import Final, Literal
+
+ProblemType = Literal["MCQA", "DarkEventInfer", "MixVidQA", "caption"]
+
+MCQA: Final = "MCQA"
+DARK_EVENT_INFER: Final = "DarkEventInfer"
+MIX_VID_QA: Final = "MixVidQA"
+CAPTION: Final = "caption"
+
+PROBLEM_TYPES: Final[tuple[str, ...]] = (MCQA, DARK_EVENT_INFER, MIX_VID_QA, CAPTION)
+
+# Which judge service scores a type; MCQA is scored by rule and needs none.
+QWEN_JUDGE: Final = "qwen25"
+CAPTION_JUDGE: Final = "caption"
+JUDGE_OF_TYPE: Final[dict[str, str]] = {
+    DARK_EVENT_INFER: QWEN_JUDGE,
+    MIX_VID_QA: QWEN_JUDGE,
+    CAPTION: CAPTION_JUDGE,
+}
+JUDGED_TYPES: Final[frozenset[str]] = frozenset(JUDGE_OF_TYPE)
+
+# Range of each task reward before the format gate (SPEC.md): used by tests and by reward checks.
+TASK_REWARD_RANGE: Final[dict[str, tuple[float, float]]] = {
+    MCQA: (0.0, 1.0),
+    DARK_EVENT_INFER: (0.0, 2.0),
+    MIX_VID_QA: (0.0, 1.0),
+    # recall + 0.5 * precision + keyword term; the keyword term is capped at 0.4 and has no floor.
+    CAPTION: (float("-inf"), 1.9),
+}
