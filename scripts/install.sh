@@ -51,21 +51,24 @@ if [[ ! -x "$PY" ]]; then
   "$PYTHON" -m venv "$VENV"
 fi
 PIP=("$PY" -m pip --disable-pip-version-check)
+# Some machines' pip configuration lists local index folders that lack most packages; pip warns once
+# per package about them. Those warnings are noise, so they are filtered from stderr (errors pass).
+quiet_pip() { "${PIP[@]}" "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2); }
 
 if ! "$PY" -c "import torch, torchvision; assert torch.__version__.split('+')[0] == '2.13.0'" 2>/dev/null; then
   echo "[install] torch 2.13.0 + torchvision 0.28.0 (pip $TORCH_PIP_ARGS)"
   # shellcheck disable=SC2086
-  "${PIP[@]}" $TORCH_PIP_ARGS install -q "torch==2.13.0" "torchvision==0.28.0"
+  quiet_pip $TORCH_PIP_ARGS install -q "torch==2.13.0" "torchvision==0.28.0"
 fi
 
 echo "[install] versavid-r1[dev] and qwen-vl-utils (editable)"
-"${PIP[@]}" install -q -e ".[dev]" -e ./qwen-vl-utils
+quiet_pip install -q -e ".[dev]" -e ./qwen-vl-utils
 if [[ $WITH_GPU == 1 ]]; then
   # The `gpu` extra, in two steps: flash-attn compiles against the installed torch and CUDA toolkit,
   # so it must be built without pip's build isolation.
   echo "[install] gpu extra: vllm, then flash-attn (compiles; needs nvcc)"
-  "${PIP[@]}" install -q "vllm==0.31.0"
-  "${PIP[@]}" install -q --no-build-isolation "flash-attn==2.8.3"
+  quiet_pip install -q "vllm==0.31.0"
+  quiet_pip install -q --no-build-isolation "flash-attn==2.8.3"
 fi
 
 "$PY" -c "import torch, torchvision, versavid_r1, qwen_vl_utils; print('[install] torch', torch.__version__, '| torchvision', torchvision.__version__)"
