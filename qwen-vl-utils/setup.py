@@ -12,5 +12,5 @@ setup(
     package_dir={"": "src"},
     packages=find_packages("src"),
     python_requires=">=3.10",
-    install_requires=["av", "decord", "numpy", "pillow", "torch", "torchvision"],
+    install_requires=["av", "decord", "numpy", "pillow", "torch"],
 )
