@@ -1,0 +1,162 @@
+#!/usr/bin/env bash
+# VersaVid-R1 training launcher.
+#
+#   bash run_qwen25vl_train.sh                              # embedded default (see below)
+#   bash run_qwen25vl_train.sh MODEL_PATH DATA_PATH [-- extra flags for python -m versavid_r1.grpo]
+#   MODEL_PATH=... DATA_PATH=... bash run_qwen25vl_train.sh [extra flags]
+#
+# Embedded default (no MODEL_PATH): builds a tiny Qwen2.5-VL and a tiny judge LM offline and a small
+# generated video dataset with all four problem types (under $DEMO_DIR, reused when present), starts
+# both judge services on 127.0.0.1, waits for their health, trains a few GRPO steps with
+# configs/grpo_tiny_cpu.yaml, and stops the services on exit (also on Ctrl-C or failure).
+#
+# With MODEL_PATH and DATA_PATH: the paper recipe (configs/grpo_paper_8xA800.yaml) on GPUs with
+# DeepSpeed, launched by torchrun (multi-node capable). The judges must already be running (see
+# README, "Judge services"); training checks their health before the model loads.
+#
+# Environment (all optional):
+#   MODEL_PATH         policy model directory or hub id            (unset: embedded default)
+#   DATA_PATH          training JSONL                              (embedded default: generated)
+#   VIDEO_ROOT         folder relative video paths resolve against (default: the JSONL's folder)
+#   CONFIG             TrlParser YAML   (default: grpo_paper_8xA800.yaml, or grpo_tiny_cpu.yaml)
+#   DEEPSPEED_CONFIG   DeepSpeed JSON when a GPU is present (default: configs/deepspeed/zero3_offload.json,
+#                      the paper's ZeRO-3 + CPU offload; "none" disables DeepSpeed)
+#   OUTPUT_DIR         run folder (default: outputs/${RUN_NAME}_YYYYmmdd_HHMMSS); train.log is saved in it
+#   RUN_NAME           (default: versavid-r1, or versavid-r1-tiny for the embedded default)
+#   NPROC_PER_NODE     processes per node (default: visible GPUs, 1 without GPU). Paper: 6 policy GPUs,
+#                      e.g. CUDA_VISIBLE_DEVICES=0,1,2,3,4,5 with the 72B judge on GPUs 6,7
+#   NNODES, NODE_RANK, MASTER_ADDR, MASTER_PORT   torchrun rendezvous (default: 1, 0, 127.0.0.1, 29500)
+#   QWEN_JUDGE_URL     Qwen2.5 judge (default: http://127.0.0.1:5000; comma-separated replicas)
+#   CAPTION_JUDGE_URL  AutoDQ caption judge (default: http://127.0.0.1:5200)
+#   DEMO_DIR           where the embedded default keeps its model, judge LM and data (default: demo)
+#   SKIP_INSTALL=1     do not run scripts/install.sh (use the active Python environment)
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cd "$ROOT"
+
+# ---- arguments: optional MODEL_PATH DATA_PATH, then flags for the training entry ----------------
+if [[ $# -gt 0 && "$1" != -* ]]; then MODEL_PATH="$1"; shift; fi
+if [[ $# -gt 0 && "$1" != -* ]]; then DATA_PATH="$1"; shift; fi
+if [[ $# -gt 0 && "$1" == "--" ]]; then shift; fi
+EXTRA_ARGS=("$@")
+
+# ---- environment -----------------------------------------------------------------------------
+if [[ "${SKIP_INSTALL:-0}" != 1 ]]; then
+  bash scripts/install.sh
+  PY="$ROOT/.venv/bin/python"
+  export PATH="$ROOT/.venv/bin:$PATH"
+else
+  PY="$(command -v python)"
+fi
+
+NUM_GPUS="$("$PY" -c 'import torch; print(torch.cuda.device_count() if torch.cuda.is_available() else 0)')"
+EMBEDDED=0
+[[ -z "${MODEL_PATH:-}" ]] && EMBEDDED=1
+
+if [[ $EMBEDDED == 1 ]]; then
+  RUN_NAME="${RUN_NAME:-versavid-r1-tiny}"
+  CONFIG="${CONFIG:-configs/grpo_tiny_cpu.yaml}"
+else
+  RUN_NAME="${RUN_NAME:-versavid-r1}"
+  CONFIG="${CONFIG:-configs/grpo_paper_8xA800.yaml}"
+  if [[ -z "${DATA_PATH:-}" ]]; then
+    echo "run_qwen25vl_train.sh: MODEL_PATH is set but DATA_PATH is not (give a training JSONL)" >&2
+    exit 2
+  fi
+fi
+OUTPUT_DIR="${OUTPUT_DIR:-outputs/${RUN_NAME}_$(date +%Y%m%d_%H%M%S)}"
+mkdir -p "$OUTPUT_DIR"
+LOG="$OUTPUT_DIR/train.log"
+echo "[run] output dir: $OUTPUT_DIR (full log: $LOG)"
+
+NPROC_PER_NODE="${NPROC_PER_NODE:-$([[ $NUM_GPUS -gt 0 ]] && echo "$NUM_GPUS" || echo 1)}"
+NNODES="${NNODES:-1}"
+NODE_RANK="${NODE_RANK:-0}"
+MASTER_ADDR="${MASTER_ADDR:-127.0.0.1}"
+MASTER_PORT="${MASTER_PORT:-29500}"
+QWEN_JUDGE_URL="${QWEN_JUDGE_URL:-http://127.0.0.1:5000}"
+CAPTION_JUDGE_URL="${CAPTION_JUDGE_URL:-http://127.0.0.1:5200}"
+
+# ---- embedded default: tiny models, demo data, local judges --------------------------------------
+JUDGE_PIDS=()
+stop_judges() {
+  local pid
+  for pid in "${JUDGE_PIDS[@]:-}"; do
+    [[ -n "$pid" ]] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
+  done
+  JUDGE_PIDS=()
+}
+trap stop_judges EXIT
+trap 'echo "[run] interrupted" >&2; exit 130' INT TERM
+
+free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+wait_healthy() {  # URL PID NAME LOGFILE
+  "$PY" - "$@" <<'PYEOF'
+import os, sys, time
+import httpx
+url, pid, name, log = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+deadline = time.monotonic() + float(os.environ.get("JUDGE_START_TIMEOUT", "180"))
+while time.monotonic() < deadline:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        sys.exit(f"[run] the {name} exited during start-up; its log: {log}")
+    try:
+        if httpx.get(url + "/health", timeout=2).json().get("ready"):
+            print(f"[run] {name} ready at {url}")
+            sys.exit(0)
+    except (httpx.HTTPError, ValueError):
+        pass
+    time.sleep(0.5)
+sys.exit(f"[run] the {name} did not become ready at {url}; its log: {log}")
+PYEOF
+}
+
+if [[ $EMBEDDED == 1 ]]; then
+  DEMO_DIR="${DEMO_DIR:-demo}"
+  [[ $NUM_GPUS -gt 0 ]] && echo "[run] no MODEL_PATH: running the embedded tiny default (set MODEL_PATH and DATA_PATH for the paper recipe)"
+  "$PY" scripts/make_tiny_qwen25vl.py --out "$DEMO_DIR/tiny-qwen25vl" --arch qwen2_5_vl --overwrite
+  "$PY" scripts/make_tiny_qwen25vl.py --out "$DEMO_DIR/tiny-judge-lm" --arch causal_lm --overwrite
+  "$PY" scripts/make_demo_data.py --out "$DEMO_DIR/data" --n "${DEMO_ROWS:-16}" --seed 0
+  MODEL_PATH="$DEMO_DIR/tiny-qwen25vl"
+  DATA_PATH="${DATA_PATH:-$DEMO_DIR/data/demo.jsonl}"
+
+  mkdir -p "$OUTPUT_DIR/judges"
+  qport="$(free_port)"; cport="$(free_port)"
+  QWEN_JUDGE_URL="http://127.0.0.1:$qport"; CAPTION_JUDGE_URL="http://127.0.0.1:$cport"
+  "$PY" src/qwen25_judge_service.py --model "$DEMO_DIR/tiny-judge-lm" --backend transformers \
+      --device cpu --port "$qport" --served-model-name tiny-judge \
+      > "$OUTPUT_DIR/judges/qwen25_judge.log" 2>&1 &
+  JUDGE_PIDS+=($!)
+  wait_healthy "$QWEN_JUDGE_URL" "${JUDGE_PIDS[-1]}" "Qwen2.5 judge" "$OUTPUT_DIR/judges/qwen25_judge.log"
+  # The caption judge asks the Qwen2.5 judge's OpenAI-compatible endpoint, as it would ask GPT-3.5.
+  OPENAI_API_KEY="${OPENAI_API_KEY:-local}" "$PY" src/gpt35_judge_service.py \
+      --base-url "$QWEN_JUDGE_URL/v1" --model tiny-judge --port "$cport" \
+      > "$OUTPUT_DIR/judges/caption_judge.log" 2>&1 &
+  JUDGE_PIDS+=($!)
+  wait_healthy "$CAPTION_JUDGE_URL" "${JUDGE_PIDS[-1]}" "caption judge" "$OUTPUT_DIR/judges/caption_judge.log"
+fi
+
+# ---- launch ------------------------------------------------------------------------------------
+LAUNCH=(torchrun --nnodes "$NNODES" --node_rank "$NODE_RANK" --nproc_per_node "$NPROC_PER_NODE"
+        --master_addr "$MASTER_ADDR" --master_port "$MASTER_PORT" -m versavid_r1.grpo)
+ARGS=(--config "$CONFIG" --model_name_or_path "$MODEL_PATH" --data_path "$DATA_PATH"
+      --output_dir "$OUTPUT_DIR" --qwen_judge_url "$QWEN_JUDGE_URL" --caption_judge_url "$CAPTION_JUDGE_URL")
+[[ -n "${VIDEO_ROOT:-}" ]] && ARGS+=(--video_root "$VIDEO_ROOT")
+if [[ $NUM_GPUS -gt 0 && $EMBEDDED == 0 ]]; then
+  DEEPSPEED_CONFIG="${DEEPSPEED_CONFIG:-configs/deepspeed/zero3_offload.json}"
+  [[ "$DEEPSPEED_CONFIG" != none ]] && ARGS+=(--deepspeed "$DEEPSPEED_CONFIG")
+fi
+
+echo "[run] ${LAUNCH[*]} ${ARGS[*]} ${EXTRA_ARGS[*]:-}" | tee "$LOG"
+set +e
+"${LAUNCH[@]}" "${ARGS[@]}" "${EXTRA_ARGS[@]}" 2>&1 | tee -a "$LOG"
+status=${PIPESTATUS[0]}
+set -e
+if [[ $status -ne 0 ]]; then
+  echo "[run] training failed (exit $status); full log: $LOG" >&2
+  exit "$status"
+fi
+echo "[run] done. checkpoints: $OUTPUT_DIR/checkpoint-*  logs: $OUTPUT_DIR/runs (TensorBoard), $LOG"
