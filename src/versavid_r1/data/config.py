@@ -1,0 +1,108 @@
+"""`VideoConfig`: how a row's video is sampled and sized (defaults = the paper's recipe, SPEC.md).
+
+Every limit that decides what the policy sees lives here, explicit, instead of being hard-coded in a
+vendored qwen-vl-utils (the most common cause of irreproducible numbers in peer repos). A row may
+override the sampling and pixel keys for itself (`ROW_VIDEO_OVERRIDES`).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any, Optional, Sequence, Union
+
+# Keys a row may carry to override its own sampling / sizing (same meaning as in qwen-vl-utils'
+# video content part). `nframes` and `fps` are exclusive: a row sets at most one of them.
+ROW_VIDEO_OVERRIDES: tuple[str, ...] = (
+    "nframes",
+    "fps",
+    "min_frames",
+    "max_frames",
+    "min_pixels",
+    "max_pixels",
+    "total_pixels",
+    "resized_height",
+    "resized_width",
+)
+
+SegmentSpec = Union[float, int, Sequence[float]]
+
+
+def segment_range(spec: SegmentSpec) -> tuple[float, float]:
+    """`segment_seconds` as a `(min, max)` pair: a number `x` means `(x, x)`.
+
+    Raises ValueError for anything else than a positive finite number or an ordered pair of them.
+    """
+    if isinstance(spec, bool):
+        raise ValueError("segment_seconds must be a number or a [min, max] pair, got a boolean")
+    if isinstance(spec, (int, float)):
+        lo = hi = float(spec)
+    elif isinstance(spec, (list, tuple)) and len(spec) == 2 and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) for v in spec
+    ):
+        lo, hi = float(spec[0]), float(spec[1])
+    else:
+        raise ValueError(f"segment_seconds must be a number or a [min, max] pair, got {spec!r}")
+    if not (math.isfinite(lo) and math.isfinite(hi)) or lo <= 0:
+        raise ValueError(f"segment_seconds must be positive and finite, got {spec!r}")
+    if lo > hi:
+        raise ValueError(f"segment_seconds range is reversed: min {lo} > max {hi}")
+    return lo, hi
+
+
+@dataclass
+class VideoConfig:
+    """Sampling and sizing of videos; defaults follow the paper (16 frames, 128·28·28 to 196·28·28 px).
+
+    - `nframes` / `fps`: uniform sampling of `nframes` frames, or `fps` frames per second clamped to
+      `[min_frames, max_frames]` (qwen-vl-utils' rules, rounded to a multiple of 2). When `fps` is set
+      it wins and `nframes` is ignored, so `VideoConfig(fps=1.0)` is enough for fps sampling.
+    - `min_pixels` / `max_pixels` / `total_pixels`: the per-frame pixel budget (`total_pixels` caps
+      frames × pixels); frames are resized like qwen-vl-utils' `fetch_video` does.
+    - `video_root`: folder that relative `video` paths are resolved against. `None` means: the JSONL's
+      folder when rows come from `load_rows`, else the current directory.
+    - `segment_seconds`: MixVidQA segment length (a number or a `[min, max]` range; SPEC: 1.5–2 s).
+    - `seed`: the data seed; with the row it decides the MixVidQA segment length drawn from the range.
+    - `cache_size`: decoded clips kept per process (LRU) so that a step's generation and loss passes
+      decode each video once; 0 disables the cache.
+    - `backend`: qwen-vl-utils video backend (`None` = its default), `image_patch_size` 14 for
+      Qwen2/2.5-VL (resize factor = patch × merge = 28).
+    """
+
+    nframes: Optional[int] = 16
+    fps: Optional[float] = None
+    min_frames: int = 4
+    max_frames: int = 768
+    min_pixels: int = 128 * 28 * 28
+    max_pixels: int = 196 * 28 * 28
+    total_pixels: Optional[int] = None
+    video_root: Optional[str] = None
+    segment_seconds: Any = field(default=(1.5, 2.0))
+    seed: int = 42
+    cache_size: int = 32
+    backend: Optional[str] = None
+    image_patch_size: int = 14
+
+    def __post_init__(self) -> None:
+        if self.fps is None and self.nframes is None:
+            raise ValueError("VideoConfig: set nframes or fps")
+        if self.fps is not None and not self.fps > 0:
+            raise ValueError(f"VideoConfig: fps must be > 0, got {self.fps}")
+        if self.fps is None and (isinstance(self.nframes, bool) or int(self.nframes) < 2):
+            raise ValueError(f"VideoConfig: nframes must be an integer >= 2, got {self.nframes}")
+        if self.min_pixels > self.max_pixels:
+            raise ValueError("VideoConfig: min_pixels > max_pixels")
+        if self.cache_size < 0:
+            raise ValueError("VideoConfig: cache_size must be >= 0")
+        self.segment_seconds = segment_range(self.segment_seconds)
+        if self.video_root is not None:
+            self.video_root = str(self.video_root)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["segment_seconds"] = list(self.segment_seconds)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "VideoConfig":
+        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        return cls(**known)

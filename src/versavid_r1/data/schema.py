@@ -1,0 +1,455 @@
+"""The JSONL row schema and its validation, run before anything expensive.
+
+A row (one JSON object per line):
+
+    problem       str, the question shown to the model
+    solution      str, the ground truth inside <answer>…</answer>
+    problem_type  "MCQA" | "DarkEventInfer" | "MixVidQA" | "caption"
+    video         a path (relative paths are resolved against the video root: VideoConfig.video_root,
+                  by default the JSONL's folder); for MixVidQA also a list of exactly two clips [a, b]
+    mask_span     DarkEventInfer only, optional: [start_s, end_s] in source seconds, blacked out at load
+    segment_seconds  MixVidQA only, optional: a number or [min, max] (default VideoConfig.segment_seconds)
+    target        MixVidQA only, optional: "a" | "b", the clip the question is about (analysis only)
+    events        caption only, optional: list of ground-truth event strings (the caption judge uses them)
+    nframes, fps, min_frames, max_frames, min_pixels, max_pixels, total_pixels, resized_height,
+    resized_width   optional per-row overrides of VideoConfig (nframes and fps are exclusive)
+
+Other keys are kept and ignored, so rows in the authors' released format (problem, solution,
+problem_type, video with pre-rendered proxy videos) load unchanged. `null` values count as absent.
+
+`validate_file` checks every row and reports every problem with its line number and field;
+`load_rows` is the entry point for training: it raises `DataValidationError` listing all problems,
+or with `skip_invalid=True` logs each bad row, prints how many were skipped and drops them.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Optional, Sequence, Union
+
+import qwen_vl_utils as qvu
+
+from versavid_r1.answer import ANSWER_CLOSE, ANSWER_OPEN, extract_answer
+from versavid_r1.data.config import ROW_VIDEO_OVERRIDES, VideoConfig, segment_range
+from versavid_r1.data.proxy import span_frame_range
+from versavid_r1.tasks import CAPTION, DARK_EVENT_INFER, MCQA, MIX_VID_QA, PROBLEM_TYPES
+
+logger = logging.getLogger(__name__)
+
+REQUIRED_FIELDS: tuple[str, ...] = ("problem", "solution", "problem_type", "video")
+# Added by load_rows: absolute paths of the row's video(s), always a list (Arrow-friendly).
+VIDEO_PATHS_KEY = "video_paths"
+_ANSWER_RE = re.compile(re.escape(ANSWER_OPEN) + r"(.*?)" + re.escape(ANSWER_CLOSE), re.DOTALL)
+_MCQA_LETTER_RE = re.compile(r"^\(?\s*([A-Ga-g])(?:[\s.,:;)\]]|$)")
+
+PathLike = Union[str, os.PathLike]
+
+
+@dataclass(frozen=True)
+class RowIssue:
+    """One problem of one row: `line` is 1-based in the JSONL file, `field` the offending key."""
+
+    line: int
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.field}: {self.message}"
+
+
+@dataclass
+class ValidationReport:
+    path: str
+    rows: list[dict] = field(default_factory=list)  # the valid rows (normalised, see normalize_row)
+    lines: list[int] = field(default_factory=list)  # line number of each valid row
+    errors: list[RowIssue] = field(default_factory=list)
+    warnings: list[RowIssue] = field(default_factory=list)
+    n_rows: int = 0  # non-blank lines read
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    @property
+    def invalid_lines(self) -> list[int]:
+        return sorted({e.line for e in self.errors})
+
+    @property
+    def n_invalid(self) -> int:
+        return len(self.invalid_lines)
+
+    def summary(self) -> str:
+        return (
+            f"{self.path}: {self.n_rows} rows, {len(self.rows)} valid, {self.n_invalid} invalid "
+            f"({len(self.errors)} errors, {len(self.warnings)} warnings)"
+        )
+
+    def format(self, limit: Optional[int] = None) -> str:
+        items = [f"error: {e}" for e in self.errors] + [f"warning: {w}" for w in self.warnings]
+        if limit is not None and len(items) > limit:
+            items = items[:limit] + [f"... and {len(items) - limit} more"]
+        return "\n".join([self.summary(), *items])
+
+
+class DataValidationError(ValueError):
+    """Raised by `load_rows` when a data file has invalid rows; `.report` holds every problem."""
+
+    def __init__(self, report: ValidationReport):
+        self.report = report
+        super().__init__(
+            report.format()
+            + "\n(fix the rows, or pass skip_invalid / --skip_invalid to drop them with a log line each)"
+        )
+
+
+# ------------------------------------------------------------------ paths ------------------------
+def row_video_list(row: dict) -> list[str]:
+    """The row's `video` as a list of path strings (one, or two for a MixVidQA pair)."""
+    video = row.get("video")
+    return [str(v) for v in video] if isinstance(video, (list, tuple)) else [str(video)]
+
+
+def resolve_video_paths(row: dict, video_root: Optional[PathLike] = None) -> list[str]:
+    """Absolute paths of the row's video(s): `video_paths` if `load_rows` added it, else `video`
+    resolved against `video_root` (default: the current directory)."""
+    given = row.get(VIDEO_PATHS_KEY)
+    if given:
+        return [str(p) for p in given]
+    root = Path(video_root) if video_root is not None else Path.cwd()
+    out = []
+    for v in row_video_list(row):
+        p = Path(os.path.expanduser(v))
+        out.append(str(p if p.is_absolute() else (root / p).resolve()))
+    return out
+
+
+def normalize_row(row: dict, video_root: Optional[PathLike] = None) -> dict:
+    """A copy of a valid row with `video_paths` (absolute, a list), `segment_seconds` as `[min, max]`
+    and `mask_span` as floats. `video` and every other key are kept as written."""
+    out = dict(row)
+    out[VIDEO_PATHS_KEY] = resolve_video_paths({"video": row.get("video")}, video_root)
+    if out.get("segment_seconds") is not None:
+        out["segment_seconds"] = list(segment_range(out["segment_seconds"]))
+    if out.get("mask_span") is not None:
+        out["mask_span"] = [float(v) for v in out["mask_span"]]
+    return out
+
+
+# ------------------------------------------------------------------ sampling options -------------
+def _present(row: dict, key: str) -> bool:
+    return row.get(key) is not None
+
+
+def sampling_options(row: dict, cfg: VideoConfig) -> dict:
+    """The qwen-vl-utils video element (`nframes` or `fps` + frame limits, pixel limits) for a row:
+    the config's values with the row's overrides applied."""
+    ele: dict[str, Any] = {}
+    if _present(row, "nframes"):
+        ele["nframes"] = int(row["nframes"])
+    elif _present(row, "fps"):
+        ele["fps"] = float(row["fps"])
+    elif cfg.fps is not None:
+        ele["fps"] = float(cfg.fps)
+    else:
+        ele["nframes"] = int(cfg.nframes)
+    if "fps" in ele:
+        ele["min_frames"] = int(row["min_frames"]) if _present(row, "min_frames") else cfg.min_frames
+        ele["max_frames"] = int(row["max_frames"]) if _present(row, "max_frames") else cfg.max_frames
+    for key in ("min_pixels", "max_pixels", "total_pixels"):
+        value = row[key] if _present(row, key) else getattr(cfg, key)
+        if value is not None:
+            ele[key] = int(value)
+    for key in ("resized_height", "resized_width"):
+        if _present(row, key):
+            ele[key] = int(row[key])
+    return ele
+
+
+def pixel_options(ele: dict) -> dict:
+    return {
+        k: ele[k]
+        for k in ("min_pixels", "max_pixels", "total_pixels", "resized_height", "resized_width")
+        if k in ele
+    }
+
+
+# ------------------------------------------------------------------ validation -------------------
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) or (isinstance(v, float) and v.is_integer())
+
+
+class _InfoCache:
+    """`get_video_info` once per path (per validation run), errors remembered too."""
+
+    def __init__(self, backend: Optional[str]):
+        self.backend = backend
+        self._items: dict[str, Any] = {}
+
+    def get(self, path: str):
+        if path not in self._items:
+            try:
+                self._items[path] = qvu.get_video_info(path, backend=self.backend)
+            except FileNotFoundError:
+                self._items[path] = RuntimeError(f"video file not found: {path}")
+            except Exception as exc:  # VideoReadError, or a backend's own exception
+                self._items[path] = RuntimeError(f"unreadable video {path}: {type(exc).__name__}: {exc}")
+        return self._items[path]
+
+
+def validate_row(
+    row: Any,
+    line: int,
+    video_root: Optional[PathLike],
+    cfg: VideoConfig,
+    infos: Optional[_InfoCache] = None,
+) -> tuple[list[RowIssue], list[RowIssue]]:
+    """Every problem of one parsed row as `(errors, warnings)`; `infos=None` skips opening videos."""
+    errors: list[RowIssue] = []
+    warnings: list[RowIssue] = []
+
+    def err(fld: str, msg: str) -> None:
+        errors.append(RowIssue(line, fld, msg))
+
+    def warn(fld: str, msg: str) -> None:
+        warnings.append(RowIssue(line, fld, msg))
+
+    if not isinstance(row, dict):
+        err("row", f"expected a JSON object, got {type(row).__name__}")
+        return errors, warnings
+
+    for key in REQUIRED_FIELDS:
+        if row.get(key) is None:
+            err(key, "missing field")
+
+    problem = row.get("problem")
+    if problem is not None and (not isinstance(problem, str) or not problem.strip()):
+        err("problem", "must be a non-empty string")
+
+    ptype = row.get("problem_type")
+    if ptype is not None and ptype not in PROBLEM_TYPES:
+        err("problem_type", f"unknown problem_type {ptype!r} (expected one of {', '.join(PROBLEM_TYPES)})")
+        ptype = None
+
+    solution = row.get("solution")
+    if solution is not None:
+        if not isinstance(solution, str):
+            err("solution", "must be a string")
+        elif not _ANSWER_RE.search(solution):
+            err("solution", "the ground truth must be inside <answer>…</answer>")
+        elif not extract_answer(solution):
+            err("solution", "the <answer>…</answer> is empty")
+        elif ptype == MCQA and not _MCQA_LETTER_RE.match(extract_answer(solution)):
+            warn("solution", "MCQA answer does not start with an option letter A-G (scored by letter)")
+
+    # --- video ---
+    video = row.get("video")
+    video_ok = False
+    if video is not None:
+        if isinstance(video, str):
+            video_ok = bool(video.strip())
+            if not video_ok:
+                err("video", "empty path")
+        elif isinstance(video, (list, tuple)):
+            if ptype is not None and ptype != MIX_VID_QA:
+                err("video", f"a list of clips is only valid for MixVidQA rows, not {ptype}")
+            elif len(video) != 2:
+                err("video", f"MixVidQA takes exactly two clips [a, b], got {len(video)}")
+            elif not all(isinstance(v, str) and v.strip() for v in video):
+                err("video", "both clips must be non-empty path strings")
+            else:
+                video_ok = True
+        else:
+            err("video", f"must be a path or, for MixVidQA, a list of two paths; got {type(video).__name__}")
+
+    # --- type-specific keys ---
+    span = row.get("mask_span")
+    span_ok = False
+    if span is not None:
+        if ptype is not None and ptype != DARK_EVENT_INFER:
+            err("mask_span", f"only DarkEventInfer rows are masked; this row is {ptype}")
+        elif not (isinstance(span, (list, tuple)) and len(span) == 2 and all(_is_number(v) for v in span)):
+            err("mask_span", f"must be [start_s, end_s] (two numbers), got {span!r}")
+        elif span[0] < 0:
+            err("mask_span", f"starts before 0 s: {list(span)}")
+        elif span[0] == span[1]:
+            err("mask_span", f"span is empty: {list(span)}")
+        elif span[0] > span[1]:
+            err("mask_span", f"span is reversed (start > end): {list(span)}")
+        else:
+            span_ok = True
+
+    seg = row.get("segment_seconds")
+    if seg is not None:
+        if ptype is not None and ptype != MIX_VID_QA:
+            err("segment_seconds", f"only MixVidQA rows are interleaved; this row is {ptype}")
+        else:
+            try:
+                segment_range(seg)
+            except ValueError as exc:
+                err("segment_seconds", str(exc))
+            else:
+                if isinstance(video, str):
+                    warn("segment_seconds", "ignored: the video is a single (pre-rendered) file")
+
+    target = row.get("target")
+    if target is not None:
+        if ptype is not None and ptype != MIX_VID_QA:
+            err("target", f"only MixVidQA rows have a target clip; this row is {ptype}")
+        elif target not in ("a", "b"):
+            err("target", f"must be 'a' or 'b', got {target!r}")
+
+    events = row.get("events")
+    if events is not None:
+        if not (isinstance(events, list) and all(isinstance(e, str) and e.strip() for e in events)):
+            err("events", "must be a list of non-empty strings")
+        elif ptype is not None and ptype != CAPTION:
+            warn("events", f"ignored: events are used by caption rows only, this row is {ptype}")
+
+    # --- per-row overrides ---
+    n_before = len(errors)
+    if _present(row, "nframes") and _present(row, "fps"):
+        err("nframes", "set either nframes or fps, not both")
+    for key in ROW_VIDEO_OVERRIDES:
+        if not _present(row, key):
+            continue
+        v = row[key]
+        if key == "fps":
+            if not (_is_number(v) and v > 0):
+                err(key, f"must be a number > 0, got {v!r}")
+        elif not (_is_int(v) and v >= (2 if key == "nframes" else 1)):
+            err(key, f"must be an integer >= {2 if key == 'nframes' else 1}, got {v!r}")
+    if _is_int(row.get("min_pixels")) and _is_int(row.get("max_pixels")) and row["min_pixels"] > row["max_pixels"]:
+        err("min_pixels", "min_pixels > max_pixels")
+    overrides_ok = len(errors) == n_before
+
+    # --- open the videos (whenever `video` itself is well formed) ---
+    if infos is None or not video_ok:
+        return errors, warnings
+    paths = resolve_video_paths({"video": video}, video_root)
+    info_list = []
+    for k, path in enumerate(paths):
+        fld = "video" if len(paths) == 1 else f"video[{k}]"
+        info = infos.get(path)
+        if isinstance(info, Exception):
+            err(fld, str(info))
+        elif not (info.total_frames >= 1 and info.fps and info.fps > 0):
+            err(fld, f"video {path} reports {info.total_frames} frames at {info.fps} fps")
+        else:
+            info_list.append(info)
+    if len(info_list) != len(paths):
+        return errors, warnings
+
+    if span_ok and ptype == DARK_EVENT_INFER:
+        info = info_list[0]
+        duration = info.total_frames / info.fps
+        tol = 0.5 / info.fps
+        if span[0] >= duration or span[1] > duration + tol:
+            err("mask_span", f"span {list(span)} is outside the video's duration ({duration:.3f} s)")
+        elif span_frame_range(span, info.fps, info.total_frames) is None:
+            err("mask_span", f"span {list(span)} contains no frame of the video ({info.fps:g} fps)")
+
+    if overrides_ok:
+        ele = sampling_options(row, cfg)
+        sampling = {k: v for k, v in ele.items() if k in ("nframes", "fps", "min_frames", "max_frames")}
+        try:
+            if len(info_list) == 2:
+                total = sum(i.total_frames for i in info_list)
+                duration = sum(i.total_frames / i.fps for i in info_list)
+                qvu.smart_nframes(dict(ele), total_frames=total, video_fps=total / duration)
+            else:
+                qvu.smart_nframes(dict(ele), total_frames=info_list[0].total_frames, video_fps=info_list[0].fps)
+        except Exception as exc:
+            err("nframes" if "nframes" in ele else "fps", f"cannot sample {sampling} from this video: {exc}")
+    return errors, warnings
+
+
+def iter_jsonl(path: PathLike) -> Iterable[tuple[int, Any, Optional[str]]]:
+    """`(line number, parsed value or None, JSON error message or None)` for each non-blank line."""
+    with open(path, "r", encoding="utf-8") as f:
+        for lineno, text in enumerate(f, start=1):
+            if not text.strip():
+                continue
+            try:
+                yield lineno, json.loads(text), None
+            except json.JSONDecodeError as exc:
+                yield lineno, None, f"invalid JSON: {exc.msg} (column {exc.colno})"
+
+
+def validate_file(
+    path: PathLike,
+    video_root: Optional[PathLike] = None,
+    skip_invalid: bool = False,
+    cfg: Optional[VideoConfig] = None,
+    check_videos: bool = True,
+) -> ValidationReport:
+    """Validate every row of a JSONL file. Relative videos resolve against `video_root`, else
+    `cfg.video_root`, else the file's folder. The report's `rows` are the valid rows, normalised
+    (`normalize_row`). With `skip_invalid`, every invalid row is logged as it is skipped."""
+    cfg = cfg or VideoConfig()
+    path = Path(path)
+    root = Path(video_root or cfg.video_root or path.parent.resolve())
+    report = ValidationReport(path=str(path))
+    if not path.is_file():
+        report.errors.append(RowIssue(0, "file", f"data file not found: {path}"))
+        return report
+    infos = _InfoCache(cfg.backend) if check_videos else None
+    for lineno, row, json_error in iter_jsonl(path):
+        report.n_rows += 1
+        if json_error is not None:
+            errors, warnings = [RowIssue(lineno, "json", json_error)], []
+        else:
+            errors, warnings = validate_row(row, lineno, root, cfg, infos)
+        report.errors.extend(errors)
+        report.warnings.extend(warnings)
+        if errors:
+            if skip_invalid:
+                logger.warning("skipping invalid row: %s", "; ".join(str(e) for e in errors))
+            continue
+        report.rows.append(normalize_row(row, root))
+        report.lines.append(lineno)
+    if report.n_rows == 0:
+        report.errors.append(RowIssue(0, "file", f"no rows in {path}"))
+    return report
+
+
+def load_rows(
+    path: PathLike, cfg: Optional[VideoConfig] = None, skip_invalid: bool = False
+) -> list[dict]:
+    """Validated, normalised rows of a JSONL file: call this before loading any model.
+
+    Raises `DataValidationError` listing every problem, unless `skip_invalid`: then each invalid row
+    is logged, the number skipped is printed, and the valid rows are returned (an error if none)."""
+    cfg = cfg or VideoConfig()
+    report = validate_file(path, cfg=cfg, skip_invalid=skip_invalid)
+    for w in report.warnings:
+        logger.warning("%s: %s", path, w)
+    if report.errors:
+        file_errors = [e for e in report.errors if e.line == 0]
+        if not skip_invalid or file_errors or not report.rows:
+            raise DataValidationError(report)
+        print(f"[data] {path}: skipped {report.n_invalid} invalid rows of {report.n_rows}", flush=True)
+    return report.rows
+
+
+__all__: Sequence[str] = (
+    "RowIssue",
+    "ValidationReport",
+    "DataValidationError",
+    "validate_row",
+    "validate_file",
+    "load_rows",
+    "normalize_row",
+    "resolve_video_paths",
+    "row_video_list",
+    "sampling_options",
+    "VIDEO_PATHS_KEY",
+)

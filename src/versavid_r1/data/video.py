@@ -1,0 +1,323 @@
+"""Loading a row's video as the policy sees it: sampled, resized, with the proxy tasks applied.
+
+`load_video(row, cfg)` returns a `VideoClip` (uint8 frames `[T, 3, H, W]`, source timestamps, clip
+index of each frame, sampling fps). Decoding goes through qwen_vl_utils and only the sampled frames
+are decoded:
+
+- plain rows (MCQA, caption, DarkEventInfer without `mask_span`, pre-rendered MixVidQA): the indices
+  qwen-vl-utils' `fetch_video` picks (`smart_nframes`, then `linspace(0, total - 1, T).round()`),
+  resized to the size `fetch_video` would choose (`video_target_size`, bicubic with antialiasing,
+  then rounded back to uint8);
+- DarkEventInfer with `mask_span`: the same, with at least one sampled frame inside the span and every
+  frame inside it set to zero (versavid_r1.data.proxy);
+- MixVidQA with two clips: the virtual a/b timeline (versavid_r1.data.proxy); both clips are resized
+  to the size computed for clip a.
+
+Clips are cached per process (LRU of `cfg.cache_size`), keyed on the resolved paths (with their
+size and mtime), the row's video-relevant fields and the config, so the generation and loss passes of
+a step decode each video once. A cached clip is shared: treat its tensors as read-only.
+"""
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple, Optional, Sequence, Union
+
+import torch
+import qwen_vl_utils as qvu
+
+from versavid_r1.data.config import ROW_VIDEO_OVERRIDES, VideoConfig, segment_range
+from versavid_r1.data.proxy import (
+    draw_segment_seconds,
+    ensure_index_in_range,
+    locate,
+    mix_timeline,
+    sample_times,
+    source_frame,
+    span_frame_range,
+)
+from versavid_r1.data.schema import pixel_options, resolve_video_paths, sampling_options
+from versavid_r1.tasks import DARK_EVENT_INFER, MIX_VID_QA
+
+
+@dataclass
+class VideoClip:
+    """A sampled video. `frames` uint8 `[T, 3, H, W]`; `timestamps[k]` source seconds of frame k;
+    `sources[k]` its clip (0, or 0/1 for MixVidQA pairs); `fps` the sampling rate (T / duration)."""
+
+    frames: torch.Tensor
+    timestamps: list[float]
+    sources: list[int]
+    fps: float
+    indices: list[int] = field(default_factory=list)  # source frame index of each frame
+    masked: list[bool] = field(default_factory=list)  # DarkEventInfer: frame blacked out
+    paths: list[str] = field(default_factory=list)
+    segment_seconds: Optional[float] = None  # MixVidQA: the segment length used
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.frames.shape[0])
+
+    @property
+    def duration(self) -> float:
+        """Seconds the clip stands for (source duration, or the virtual timeline's for MixVidQA)."""
+        return self.num_frames / self.fps
+
+
+# ------------------------------------------------------------------ processor kwargs -------------
+def video_metadata(clip: VideoClip) -> dict:
+    """transformers `VideoMetadata` fields for an already-sampled clip.
+
+    transformers 5.x computes Qwen2.5-VL's `second_per_grid_ts` (temporal position ids) from
+    `metadata.sampled_fps = len(frames_indices) / total_num_frames * fps`; describing the clip as a
+    `T`-frame video at `clip.fps` makes that exactly `clip.fps`. Without metadata it assumes 24 fps.
+    """
+    t, _, h, w = clip.frames.shape
+    return {
+        "total_num_frames": int(t),
+        "fps": float(clip.fps),
+        "frames_indices": list(range(int(t))),
+        "height": int(h),
+        "width": int(w),
+        "duration": float(t / clip.fps),
+    }
+
+
+def video_processor_kwargs(clips: Union[VideoClip, Sequence[VideoClip]]) -> dict:
+    """Keyword arguments for a Qwen2/2.5-VL processor call with `videos=[clip.frames, ...]`:
+
+    - `do_sample_frames=False`: the clip is already sampled;
+    - `video_metadata`: one entry per video carrying its sampling fps (so `second_per_grid_ts` is
+      `temporal_patch_size / clip.fps`, not the 24 fps transformers assumes without metadata);
+    - `size`: pixel bounds that contain every clip's frame area, so the processor's own resize keeps
+      the frames as `load_video` sized them (they are already multiples of the patch factor). Without
+      it the processor re-fits frames into its configured min/max pixels.
+    """
+    clips = [clips] if isinstance(clips, VideoClip) else list(clips)
+    areas = [int(c.frames.shape[-2]) * int(c.frames.shape[-1]) for c in clips]
+    return {
+        "do_sample_frames": False,
+        "video_metadata": [video_metadata(c) for c in clips],
+        "size": {"shortest_edge": min(areas), "longest_edge": max(areas)},
+    }
+
+
+# ------------------------------------------------------------------ caches -----------------------
+class CacheInfo(NamedTuple):
+    hits: int
+    misses: int
+    size: int
+    maxsize: int
+
+
+class _ClipCache:
+    def __init__(self) -> None:
+        self._items: "OrderedDict[str, VideoClip]" = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+        self.maxsize = 0
+
+    def get(self, key: str) -> Optional[VideoClip]:
+        with self._lock:
+            clip = self._items.get(key)
+            if clip is None:
+                self.misses += 1
+                return None
+            self._items.move_to_end(key)
+            self.hits += 1
+            return clip
+
+    def put(self, key: str, clip: VideoClip, maxsize: int) -> None:
+        with self._lock:
+            self.maxsize = maxsize
+            if maxsize <= 0:
+                self._items.clear()
+                return
+            self._items[key] = clip
+            self._items.move_to_end(key)
+            while len(self._items) > maxsize:
+                self._items.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+            self.hits = self.misses = 0
+
+    def info(self) -> CacheInfo:
+        with self._lock:
+            return CacheInfo(self.hits, self.misses, len(self._items), self.maxsize)
+
+
+_CLIPS = _ClipCache()
+_INFOS: "OrderedDict[tuple, Any]" = OrderedDict()
+_INFOS_LOCK = threading.Lock()
+_INFOS_MAX = 4096
+
+
+def video_cache_info() -> CacheInfo:
+    """Hits, misses and size of this process's decoded-clip cache."""
+    return _CLIPS.info()
+
+
+def clear_video_cache() -> None:
+    _CLIPS.clear()
+    with _INFOS_LOCK:
+        _INFOS.clear()
+
+
+def _stat(path: str) -> tuple[int, int]:
+    st = os.stat(path)  # FileNotFoundError names the file
+    return st.st_size, st.st_mtime_ns
+
+
+def video_info(path: str, backend: Optional[str] = None):
+    """`qwen_vl_utils.get_video_info`, cached per (path, size, mtime, backend)."""
+    key = (path, *_stat(path), backend)
+    with _INFOS_LOCK:
+        if key in _INFOS:
+            _INFOS.move_to_end(key)
+            return _INFOS[key]
+    info = qvu.get_video_info(path, backend=backend)
+    with _INFOS_LOCK:
+        _INFOS[key] = info
+        while len(_INFOS) > _INFOS_MAX:
+            _INFOS.popitem(last=False)
+    return info
+
+
+def _cache_key(row: dict, cfg: VideoConfig, paths: list[str]) -> str:
+    relevant = {k: row.get(k) for k in ("video", "problem_type", "mask_span", *ROW_VIDEO_OVERRIDES)}
+    if row.get("segment_seconds") is not None:
+        relevant["segment_seconds"] = list(segment_range(row["segment_seconds"]))
+    cfg_d = cfg.to_dict()
+    cfg_d.pop("cache_size")
+    files = [(p, *_stat(p)) for p in paths]
+    return json.dumps({"row": relevant, "files": files, "cfg": cfg_d}, sort_keys=True, default=str)
+
+
+# ------------------------------------------------------------------ loading ----------------------
+def uniform_indices(total_frames: int, nframes: int) -> list[int]:
+    """The frame indices qwen-vl-utils' fetch_video samples: `linspace(0, total - 1, n).round()`."""
+    return torch.linspace(0, total_frames - 1, nframes).round().long().tolist()
+
+
+def _to_uint8(frames: torch.Tensor) -> torch.Tensor:
+    if frames.dtype == torch.uint8:
+        return frames
+    return frames.float().clamp_(0, 255).round_().to(torch.uint8)
+
+
+def _resize(frames: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    if tuple(frames.shape[-2:]) == tuple(size):
+        return _to_uint8(frames)
+    return _to_uint8(qvu.resize_frames(frames, size))
+
+
+def _target_size(height: int, width: int, nframes: int, ele: dict, cfg: VideoConfig) -> tuple[int, int]:
+    h, w = qvu.video_target_size(height, width, nframes, pixel_options(ele), image_patch_size=cfg.image_patch_size)
+    return int(h), int(w)
+
+
+def load_video(row: dict, cfg: Optional[VideoConfig] = None) -> VideoClip:
+    """The row's video as the policy sees it (see the module docstring). Same row and config, same
+    frames. Raises FileNotFoundError / qwen_vl_utils.VideoReadError / ValueError for bad input."""
+    cfg = cfg or VideoConfig()
+    paths = resolve_video_paths(row, cfg.video_root)
+    key = _cache_key(row, cfg, paths) if cfg.cache_size > 0 else None
+    if key is not None:
+        clip = _CLIPS.get(key)
+        if clip is not None:
+            return clip
+    clip = _load_uncached(row, cfg, paths)
+    if key is not None:
+        _CLIPS.put(key, clip, cfg.cache_size)
+    return clip
+
+
+def _load_uncached(row: dict, cfg: VideoConfig, paths: list[str]) -> VideoClip:
+    ele = sampling_options(row, cfg)
+    ptype = row.get("problem_type")
+    if len(paths) == 2 and ptype == MIX_VID_QA:
+        return _load_mix(row, cfg, paths, ele)
+    if len(paths) != 1:
+        raise ValueError(f"row has {len(paths)} videos; only MixVidQA rows take a pair of clips")
+    path = paths[0]
+    info = video_info(path, cfg.backend)
+    total, fps = int(info.total_frames), float(info.fps)
+    nframes = int(qvu.smart_nframes(dict(ele), total_frames=total, video_fps=fps))
+    indices = uniform_indices(total, nframes)
+
+    frame_range = None
+    span = row.get("mask_span")
+    if ptype == DARK_EVENT_INFER and span is not None:
+        frame_range = span_frame_range(span, fps, total)
+        if frame_range is None:
+            raise ValueError(f"mask_span {span} contains no frame of {path} ({total} frames at {fps:g} fps)")
+        indices = ensure_index_in_range(indices, frame_range)
+
+    frames = qvu.read_video_frames(path, indices, backend=cfg.backend)
+    size = _target_size(int(frames.shape[-2]), int(frames.shape[-1]), nframes, ele, cfg)
+    frames = _resize(frames, size)
+    masked = [False] * nframes
+    if frame_range is not None:
+        masked = [frame_range[0] <= i <= frame_range[1] for i in indices]
+        if any(masked):
+            frames[torch.tensor(masked)] = 0
+    return VideoClip(
+        frames=frames.contiguous(),
+        timestamps=[float(t) for t in qvu.frame_timestamps(indices, fps)],
+        sources=[0] * nframes,
+        fps=nframes / max(total, 1e-6) * fps,
+        indices=list(indices),
+        masked=masked,
+        paths=[path],
+    )
+
+
+def _load_mix(row: dict, cfg: VideoConfig, paths: list[str], ele: dict) -> VideoClip:
+    infos = [video_info(p, cfg.backend) for p in paths]
+    totals = [int(i.total_frames) for i in infos]
+    fpss = [float(i.fps) for i in infos]
+    durations = [t / f for t, f in zip(totals, fpss)]
+    spec = row.get("segment_seconds")
+    seg = draw_segment_seconds(row.get("video"), spec if spec is not None else cfg.segment_seconds, cfg.seed)
+    timeline = mix_timeline(durations, seg)
+    virtual = sum(durations)
+    total = sum(totals)
+    nframes = int(qvu.smart_nframes(dict(ele), total_frames=total, video_fps=total / virtual))
+
+    picks: list[tuple[int, int]] = []
+    for t in sample_times(virtual, nframes):
+        c, src = locate(timeline, t)
+        picks.append((c, source_frame(src, fpss[c], totals[c])))
+
+    # Decode each clip's needed frames once (sorted, unique); resize both to clip a's target size.
+    raw: dict[int, tuple[list[int], torch.Tensor]] = {}
+    for c in (0, 1):
+        wanted = sorted({i for cc, i in picks if cc == c})
+        if wanted:
+            raw[c] = (wanted, qvu.read_video_frames(paths[c], wanted, backend=cfg.backend))
+    if 0 in raw:
+        h, w = (int(x) for x in raw[0][1].shape[-2:])
+    else:
+        h, w = int(infos[0].height), int(infos[0].width)
+    size = _target_size(h, w, nframes, ele, cfg)
+    decoded: dict[int, dict[int, torch.Tensor]] = {}
+    for c, (wanted, frames) in raw.items():
+        frames = _resize(frames, size)
+        decoded[c] = {i: frames[k] for k, i in enumerate(wanted)}
+    out = torch.stack([decoded[c][i] for c, i in picks])
+    return VideoClip(
+        frames=out.contiguous(),
+        timestamps=[i / fpss[c] for c, i in picks],
+        sources=[c for c, _ in picks],
+        fps=nframes / virtual,
+        indices=[i for _, i in picks],
+        masked=[False] * nframes,
+        paths=list(paths),
+        segment_seconds=seg,
+    )
