@@ -1,0 +1,24 @@
+"""Start the AutoDQ caption judge service (recall/precision of captions; default port 5200).
+
+    OPENAI_API_KEY=... python src/gpt35_judge_service.py                     # gpt-3.5-turbo-0125
+    python src/gpt35_judge_service.py --base-url http://127.0.0.1:5000/v1 --model judge  # local Qwen judge
+
+All flags: --help. The app lives in versavid_r1.judges.caption_app.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+
+
+def main(argv=None) -> None:
+    from versavid_r1.judges import caption_settings_from_args, create_caption_judge_app
+    from versavid_r1.judges.server import serve
+
+    settings = caption_settings_from_args(argv)
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(name)s: %(message)s")
+    serve(create_caption_judge_app(settings), settings.host, settings.port, settings.log_level)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,281 @@
+"""Any `from_pretrained` causal LM, on CPU or GPU, with a micro-batching queue.
+
+Concurrent requests are put on an asyncio queue. One worker task takes the first waiting request,
+then keeps collecting until it has `max_batch_size` requests or `max_wait_ms` has passed (requests
+that are already waiting are taken at once, so under load batches fill without waiting), and runs
+ONE left-padded `generate` call for them in a single worker thread, so the event loop never blocks.
+Requests with different sampling settings are split into separate calls; the batch generates up to
+the largest `max_new_tokens` asked for and each reply is cut back to its own limit, which for greedy
+decoding gives the same text as generating it alone. `stats.generate_calls` counts the calls.
+
+Why by hand: transformers' `generate` batches only what one caller hands it, and the serving engines
+that batch across requests (vLLM, TGI) are separate GPU stacks; this queue is the small piece that
+lets a plain `from_pretrained` model on a CPU or one GPU serve many concurrent HTTP requests.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Optional
+
+from .base import GenRequest, GenResult, JudgeBackend, PromptTooLong
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Item:
+    request: GenRequest
+    input_ids: list[int]
+    future: asyncio.Future
+
+
+def _resolve_device(requested: str):
+    import torch
+
+    if requested in ("", "auto"):
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return requested
+
+
+def _resolve_dtype(requested: str, device: str):
+    import torch
+
+    if requested in ("", "auto"):
+        return torch.bfloat16 if str(device).startswith("cuda") else torch.float32
+    try:
+        return {"bfloat16": torch.bfloat16, "bf16": torch.bfloat16, "float16": torch.float16,
+                "fp16": torch.float16, "float32": torch.float32, "fp32": torch.float32}[requested]
+    except KeyError:
+        raise ValueError(f"unknown dtype {requested!r}") from None
+
+
+class TransformersBackend(JudgeBackend):
+    name = "transformers"
+
+    def __init__(self, settings):
+        super().__init__(settings.model_name)
+        self.settings = settings
+        self.max_batch_size = int(settings.max_batch_size)
+        self.max_wait_s = float(settings.max_wait_ms) / 1000.0
+        self.max_input_tokens = int(settings.max_input_tokens)
+        # One thread: the model is used by one generate call at a time.
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="judge-generate")
+        self._queue: Optional[asyncio.Queue] = None
+        self._worker: Optional[asyncio.Task] = None
+        self._pending = 0
+        self.tokenizer = None
+        self.model = None
+        self._eos_ids: list[int] = []
+        self._pad_id: int = 0
+        self._threads_before: Optional[int] = None
+
+    # --- lifecycle ---------------------------------------------------------------------------------
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._executor, self._load)
+        self._queue = asyncio.Queue()
+        self._worker = asyncio.create_task(self._run(), name="judge-microbatch")
+        self.ready = True
+
+    async def stop(self) -> None:
+        self.ready = False
+        if self._worker is not None:
+            self._worker.cancel()
+            try:
+                await self._worker
+            except (asyncio.CancelledError, Exception):
+                pass
+            self._worker = None
+        if self._queue is not None:
+            while not self._queue.empty():
+                item = self._queue.get_nowait()
+                if not item.future.done():
+                    item.future.set_exception(RuntimeError("judge backend stopped"))
+        if self._threads_before is not None:  # undo it in the thread that set it, and here
+            import torch
+
+            try:
+                await asyncio.get_running_loop().run_in_executor(
+                    self._executor, torch.set_num_threads, self._threads_before)
+            except RuntimeError:
+                pass
+            torch.set_num_threads(self._threads_before)
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    def _load(self) -> None:
+        import torch
+        import transformers
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        transformers.utils.logging.disable_progress_bar()
+        s = self.settings
+        device = _resolve_device(s.device)
+        dtype = _resolve_dtype(s.dtype, device)
+        if str(device) == "cpu":
+            threads = s.cpu_threads or max(1, (os.cpu_count() or 1) - 1)
+            self._threads_before = torch.get_num_threads()
+            torch.set_num_threads(threads)   # process-wide; restored by stop() for in-process use
+            log.info("torch CPU threads: %d", threads)
+        tok = AutoTokenizer.from_pretrained(s.model, trust_remote_code=s.trust_remote_code)
+        tok.padding_side = "left"
+        if tok.pad_token_id is None:
+            tok.pad_token = tok.eos_token
+        kwargs = {"dtype": dtype, "trust_remote_code": s.trust_remote_code}
+        multi_gpu = s.device in ("", "auto") and torch.cuda.device_count() > 1
+        if multi_gpu:
+            kwargs["device_map"] = "auto"   # shard a large judge over all visible GPUs
+        model = AutoModelForCausalLM.from_pretrained(s.model, **kwargs)
+        if not multi_gpu:
+            model = model.to(device)
+        model.eval()
+        eos = model.generation_config.eos_token_id if model.generation_config is not None else None
+        eos_ids = [eos] if isinstance(eos, int) else list(eos or [])
+        for t in (tok.eos_token_id, tok.convert_tokens_to_ids("<|im_end|>")):
+            if isinstance(t, int) and t >= 0 and t != tok.unk_token_id and t not in eos_ids:
+                eos_ids.append(t)
+        self.tokenizer, self.model = tok, model
+        self._eos_ids, self._pad_id = eos_ids, int(tok.pad_token_id)
+        log.info("loaded %s on %s (%s), eos ids %s", s.model, model.device, dtype, eos_ids)
+
+    # --- requests ----------------------------------------------------------------------------------
+    @property
+    def queue_depth(self) -> int:
+        return self._pending
+
+    def encode(self, messages: list[dict]) -> list[int]:
+        tok = self.tokenizer
+        if getattr(tok, "chat_template", None):
+            text = tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        else:  # a base model without a chat template: a plain transcript
+            text = "".join(f"{m['role']}: {m['content']}\n" for m in messages) + "assistant: "
+        ids = tok(text, add_special_tokens=False)["input_ids"]
+        if len(ids) > self.max_input_tokens:
+            raise PromptTooLong(f"prompt has {len(ids)} tokens, more than --max-input-tokens "
+                                f"{self.max_input_tokens}")
+        return ids
+
+    async def _generate_many(self, requests: list[GenRequest]) -> list[GenResult]:
+        assert self._queue is not None
+        loop = asyncio.get_running_loop()
+        items = []
+        for i, r in enumerate(requests):
+            try:
+                items.append(_Item(r, self.encode(r.messages), loop.create_future()))
+            except PromptTooLong as exc:
+                raise PromptTooLong(str(exc), index=i) from None
+        for it in items:
+            self._pending += 1
+            self._queue.put_nowait(it)
+        return list(await asyncio.gather(*(it.future for it in items)))
+
+    # --- the micro-batching worker -----------------------------------------------------------------
+    async def _collect(self) -> list[_Item]:
+        assert self._queue is not None
+        loop = asyncio.get_running_loop()
+        batch = [await self._queue.get()]
+        deadline = loop.time() + self.max_wait_s
+        while len(batch) < self.max_batch_size:
+            if not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+                continue
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            try:
+                batch.append(await asyncio.wait_for(self._queue.get(), remaining))
+            except asyncio.TimeoutError:
+                break
+        return batch
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self._run_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # never let the worker die: every later request would hang
+                log.exception("micro-batching worker error")
+
+    async def _run_once(self) -> None:
+        loop = asyncio.get_running_loop()
+        batch = await self._collect()
+        live = []
+        for it in batch:
+            if it.future.done():          # the caller went away
+                self._pending -= 1
+            else:
+                live.append(it)
+        groups: dict[tuple, list[_Item]] = {}
+        for it in live:
+            groups.setdefault(it.request.sampling_key(), []).append(it)
+        for group in groups.values():
+            try:
+                results = await loop.run_in_executor(self._executor, self._generate_batch, group)
+            except Exception as exc:  # resolve every waiter; the service turns it into a 503
+                for it in group:
+                    if not it.future.done():
+                        it.future.set_exception(exc)
+            else:
+                for it, res in zip(group, results):
+                    if not it.future.done():
+                        it.future.set_result(res)
+            finally:
+                self._pending -= len(group)
+
+    def _generate_batch(self, group: list[_Item]) -> list[GenResult]:
+        """Runs in the worker thread: one generate call for the whole group."""
+        import torch
+        from transformers import GenerationConfig
+
+        tok, model = self.tokenizer, self.model
+        width = max(len(it.input_ids) for it in group)
+        input_ids = torch.full((len(group), width), self._pad_id, dtype=torch.long)
+        attention = torch.zeros((len(group), width), dtype=torch.long)
+        for i, it in enumerate(group):            # left padding
+            n = len(it.input_ids)
+            input_ids[i, width - n:] = torch.tensor(it.input_ids, dtype=torch.long)
+            attention[i, width - n:] = 1
+        first = group[0].request
+        sample = first.temperature > 0
+        gen_cfg = GenerationConfig(
+            max_new_tokens=max(it.request.max_new_tokens for it in group),
+            do_sample=sample,
+            temperature=first.temperature if sample else None,
+            top_p=first.top_p if sample else None,
+            top_k=None,
+            pad_token_id=self._pad_id,
+            eos_token_id=self._eos_ids or None,
+        )
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            out = model.generate(input_ids=input_ids.to(model.device),
+                                 attention_mask=attention.to(model.device),
+                                 generation_config=gen_cfg)
+        self.stats.generate_seconds += time.perf_counter() - t0
+        self.stats.generate_calls += 1
+        self.stats.batched_requests += len(group)
+        self.stats.max_batch_seen = max(self.stats.max_batch_seen, len(group))
+        new_tokens = out[:, width:].tolist()
+        eos = set(self._eos_ids)
+        results = []
+        for it, row in zip(group, new_tokens):
+            limit = it.request.max_new_tokens
+            row = row[:limit]
+            finish = "length"
+            for j, t in enumerate(row):
+                if t in eos:
+                    row, finish = row[:j], "stop"
+                    break
+            text = tok.decode(row, skip_special_tokens=True)
+            for s in it.request.stop or ():
+                k = text.find(s) if s else -1
+                if k >= 0:
+                    text, finish = text[:k], "stop"
+            results.append(GenResult(text=text, prompt_tokens=len(it.input_ids),
+                                     completion_tokens=len(row), finish_reason=finish))
+        return results

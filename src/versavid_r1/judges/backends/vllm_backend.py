@@ -1,0 +1,129 @@
+"""vLLM's async engine in-process: continuous batching, tensor parallelism (the 72B judge).
+
+vLLM is a GPU-only optional dependency (`pip install -e .[gpu]`); it is imported when the backend
+starts, never at module import, so everything else runs without it. The engine arguments and
+sampling parameters are built by plain functions (`engine_kwargs`, `sampling_kwargs`) that the tests
+check without vLLM.
+"""
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+
+from .base import BackendError, GenRequest, GenResult, JudgeBackend, PromptTooLong
+
+log = logging.getLogger(__name__)
+
+VLLM_MISSING = (
+    "the vllm backend needs vLLM, which is not installed. On a CUDA machine run "
+    "`bash scripts/install.sh --gpu` (or `pip install vllm==0.31.0`), or choose "
+    "--backend transformers (any machine) or --backend openai (forward to a running `vllm serve`)."
+)
+
+
+def engine_kwargs(settings) -> dict:
+    """Keyword arguments of vllm.AsyncEngineArgs."""
+    kw = {
+        "model": settings.model,
+        "served_model_name": settings.model_name,
+        "tensor_parallel_size": int(settings.tensor_parallel_size),
+        "dtype": settings.dtype if settings.dtype not in ("", None) else "auto",
+        "gpu_memory_utilization": float(settings.gpu_memory_utilization),
+        "trust_remote_code": bool(settings.trust_remote_code),
+        "seed": int(settings.seed),
+    }
+    if settings.max_model_len:
+        kw["max_model_len"] = int(settings.max_model_len)
+    return kw
+
+
+def sampling_kwargs(req: GenRequest) -> dict:
+    """Keyword arguments of vllm.SamplingParams for one request (greedy when temperature is 0)."""
+    kw = {"n": 1, "max_tokens": int(req.max_new_tokens), "temperature": float(req.temperature)}
+    if req.temperature > 0:
+        kw["top_p"] = float(req.top_p)
+        if req.seed is not None:
+            kw["seed"] = int(req.seed)
+    if req.stop:
+        kw["stop"] = list(req.stop)
+    return kw
+
+
+def import_vllm():
+    try:
+        from vllm import AsyncEngineArgs, SamplingParams
+        try:
+            from vllm import AsyncLLMEngine as Engine
+        except ImportError:  # newer releases name the V1 engine AsyncLLM
+            from vllm.v1.engine.async_llm import AsyncLLM as Engine
+    except ImportError as exc:
+        raise RuntimeError(f"{VLLM_MISSING} ({exc})") from exc
+    return AsyncEngineArgs, SamplingParams, Engine
+
+
+class VLLMBackend(JudgeBackend):
+    name = "vllm"
+
+    def __init__(self, settings):
+        super().__init__(settings.model_name)
+        self.settings = settings
+        self.engine = None
+        self.tokenizer = None
+        self._SamplingParams = None
+        self._ids = itertools.count()
+        self._inflight = 0
+
+    async def start(self) -> None:
+        AsyncEngineArgs, SamplingParams, Engine = import_vllm()
+        from transformers import AutoTokenizer
+
+        s = self.settings
+        self.tokenizer = AutoTokenizer.from_pretrained(s.model, trust_remote_code=s.trust_remote_code)
+        self._SamplingParams = SamplingParams
+        self.engine = Engine.from_engine_args(AsyncEngineArgs(**engine_kwargs(s)))
+        self.ready = True
+        log.info("vLLM engine ready: %s", engine_kwargs(s))
+
+    async def stop(self) -> None:
+        self.ready = False
+        if self.engine is not None and hasattr(self.engine, "shutdown"):
+            self.engine.shutdown()
+
+    @property
+    def queue_depth(self) -> int:
+        return self._inflight
+
+    def encode(self, messages: list[dict]) -> list[int]:
+        text = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        if len(ids) > self.settings.max_input_tokens:
+            raise PromptTooLong(f"prompt has {len(ids)} tokens, more than --max-input-tokens "
+                                f"{self.settings.max_input_tokens}")
+        return ids
+
+    async def _one(self, req: GenRequest, index: int) -> GenResult:
+        try:
+            ids = self.encode(req.messages)
+        except PromptTooLong as exc:
+            raise PromptTooLong(str(exc), index=index) from None
+        params = self._SamplingParams(**sampling_kwargs(req))
+        request_id = f"judge-{next(self._ids)}"
+        final = None
+        self._inflight += 1
+        try:
+            async for out in self.engine.generate({"prompt_token_ids": ids}, params, request_id):
+                final = out
+        finally:
+            self._inflight -= 1
+        self.stats.generate_calls += 1
+        self.stats.batched_requests += 1
+        if final is None or not final.outputs:
+            raise BackendError("vLLM returned no output")
+        o = final.outputs[0]
+        return GenResult(text=o.text, prompt_tokens=len(ids), completion_tokens=len(o.token_ids),
+                         finish_reason="length" if o.finish_reason == "length" else "stop")
+
+    async def _generate_many(self, requests: list[GenRequest]) -> list[GenResult]:
+        # vLLM batches concurrent requests itself (continuous batching).
+        return list(await asyncio.gather(*(self._one(r, i) for i, r in enumerate(requests))))

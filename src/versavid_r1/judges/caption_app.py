@@ -1,0 +1,150 @@
+"""The AutoDQ caption judge service (port 5200).
+
+Endpoints (paths from versavid_r1.protocol):
+  POST /predict        CaptionRequest -> CaptionResult (recall, precision; compatible with the original)
+  POST /predict_batch  CaptionBatchRequest -> CaptionBatchResponse
+  GET  /health         Health (model, backend "openai" or "azure", ready, queue depth = calls in flight)
+  GET  /metrics        calls, retries, malformed replies, cache hits/misses, JSON-mode fallbacks
+
+The model is reached with the `openai` package's async client: `--base-url` (any OpenAI-compatible
+server, e.g. the Qwen2.5 judge's http://127.0.0.1:5000/v1), or Azure OpenAI with `--azure-endpoint`
+and `--api-version`. The key is read from the environment (OPENAI_API_KEY, or AZURE_OPENAI_API_KEY
+for Azure; `--upstream-api-key-env` names another variable). When the model keeps failing the
+service answers 503 with the reason; it never returns a silent 0.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from contextlib import asynccontextmanager
+
+from fastapi import Depends, FastAPI, HTTPException
+
+from ..protocol import (
+    HEALTH_PATH, PREDICT_BATCH_PATH, PREDICT_PATH, CaptionBatchRequest, CaptionBatchResponse,
+    CaptionRequest, CaptionResult, Health,
+)
+from .autodq import AutoDQ, AutoDQError
+from .security import check_len, make_auth_dependency, new_app
+from .settings import CaptionJudgeSettings
+from .texts import answer_text
+
+log = logging.getLogger("versavid_r1.judges.caption")
+METRICS_PATH = "/metrics"
+MAX_PRECOMPUTED_EVENTS = 64
+
+
+def make_openai_client(settings: CaptionJudgeSettings):
+    """openai.AsyncOpenAI, or AsyncAzureOpenAI when an Azure endpoint is configured."""
+    import openai
+
+    common = {"timeout": settings.request_timeout_s, "max_retries": settings.transport_retries}
+    if settings.azure_endpoint:
+        env = settings.upstream_api_key_env
+        key = os.environ.get(env) or os.environ.get("AZURE_OPENAI_API_KEY")
+        if not key:
+            raise RuntimeError(f"Azure OpenAI needs a key in ${env} or $AZURE_OPENAI_API_KEY")
+        return openai.AsyncAzureOpenAI(azure_endpoint=settings.azure_endpoint,
+                                       api_version=settings.api_version, api_key=key, **common)
+    key = os.environ.get(settings.upstream_api_key_env)
+    if not key:
+        if not settings.base_url:
+            raise RuntimeError(f"the OpenAI API needs a key in ${settings.upstream_api_key_env} "
+                               "(or give --base-url of a local OpenAI-compatible server)")
+        key = "EMPTY"   # local servers without auth accept any key
+    return openai.AsyncOpenAI(base_url=settings.base_url, api_key=key, **common)
+
+
+def create_caption_judge_app(settings: CaptionJudgeSettings, client=None) -> FastAPI:
+    """The FastAPI app of the AutoDQ caption judge (`client` overrides the OpenAI client, for tests)."""
+    settings.validate()
+    state: dict = {"scorer": None}
+    backend_name = "azure" if settings.azure_endpoint else "openai"
+    started = time.time()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        own = client is None
+        c = make_openai_client(settings) if own else client
+        state["scorer"] = AutoDQ(c, settings)
+        app.state.autodq = state["scorer"]
+        log.info("caption judge ready: model=%s via %s", settings.model,
+                 settings.azure_endpoint or settings.base_url or "api.openai.com")
+        try:
+            yield
+        finally:
+            state["scorer"] = None
+            if own:
+                await c.close()
+
+    app = new_app(
+        title="VersaVid-R1 AutoDQ caption judge",
+        description="AutoDQ recall/precision of a caption against a reference, via an "
+                    "OpenAI-compatible model.",
+        max_body_bytes=settings.limits.max_body_bytes, lifespan=lifespan,
+    )
+    auth = [Depends(make_auth_dependency(settings.api_key))]
+
+    def scorer() -> AutoDQ:
+        s = state["scorer"]
+        if s is None:
+            raise HTTPException(503, detail="caption judge is not ready")
+        return s
+
+    def validate(item: CaptionRequest, where: str) -> None:
+        lim = settings.limits.max_field_chars
+        check_len(where + "content", item.content, lim)
+        check_len(where + "sol", item.sol, lim)
+        if item.events is not None:
+            if len(item.events) > MAX_PRECOMPUTED_EVENTS:
+                raise HTTPException(422, detail=f"field '{where}events' has {len(item.events)} "
+                                                f"events, more than {MAX_PRECOMPUTED_EVENTS}")
+            for j, e in enumerate(item.events):
+                check_len(f"{where}events[{j}]", e, lim)
+        elif not answer_text(item.sol):
+            raise HTTPException(422, detail=f"field '{where}sol' holds no ground-truth caption")
+
+    async def score_one(item: CaptionRequest) -> CaptionResult:
+        out = await scorer().score(answer_text(item.content), answer_text(item.sol), item.events)
+        return CaptionResult(**out)
+
+    @app.get(HEALTH_PATH, response_model=Health)
+    async def health() -> Health:
+        s = state["scorer"]
+        return Health(status="ok" if s else "loading", model=settings.model, backend=backend_name,
+                      ready=s is not None, queue_depth=s.active_calls if s else 0)
+
+    @app.get(METRICS_PATH)
+    async def metrics() -> dict:
+        s = state["scorer"]
+        return {"backend": backend_name, "model": settings.model,
+                "uptime_s": round(time.time() - started, 3),
+                "json_mode": bool(s and s.json_mode_active), "cache_entries": s.cache_entries if s else 0,
+                "active_calls": s.active_calls if s else 0, **(dict(s.stats) if s else {})}
+
+    @app.post(PREDICT_PATH, response_model=CaptionResult, dependencies=auth)
+    async def predict(req: CaptionRequest) -> CaptionResult:
+        validate(req, "")
+        try:
+            return await score_one(req)
+        except AutoDQError as exc:
+            raise HTTPException(503, detail=f"caption judge failed: {exc}") from exc
+
+    @app.post(PREDICT_BATCH_PATH, response_model=CaptionBatchResponse, dependencies=auth)
+    async def predict_batch(req: CaptionBatchRequest) -> CaptionBatchResponse:
+        if len(req.items) > settings.limits.max_batch_items:
+            raise HTTPException(422, detail=f"{len(req.items)} items, more than the limit of "
+                                            f"{settings.limits.max_batch_items} (--max-batch-items)")
+        for i, it in enumerate(req.items):
+            validate(it, f"items[{i}].")
+        outs = await asyncio.gather(*(score_one(it) for it in req.items), return_exceptions=True)
+        for i, o in enumerate(outs):
+            if isinstance(o, AutoDQError):
+                raise HTTPException(503, detail=f"caption judge failed on items[{i}]: {o}")
+            if isinstance(o, BaseException):
+                raise o
+        return CaptionBatchResponse(results=list(outs))
+
+    return app

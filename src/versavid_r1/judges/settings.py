@@ -1,0 +1,191 @@
+"""Settings of the two judge services: dataclasses whose fields are also the command-line flags.
+
+Every field with `metadata["help"]` becomes a flag of the same name (`max_batch_size` ->
+`--max-batch-size`) with the field's default, so a setting is defined once. The entry scripts call
+`qwen_settings_from_args` / `caption_settings_from_args`; tests build the dataclasses directly.
+Defaults are safe: bind 127.0.0.1, bounded request and field sizes, bounded concurrency.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import typing
+from dataclasses import MISSING, dataclass, field, fields
+from typing import Optional, Sequence
+
+from ..protocol import DEFAULT_CAPTION_JUDGE_PORT, DEFAULT_QWEN_JUDGE_PORT
+
+API_KEY_ENV = "VERSAVID_JUDGE_API_KEY"
+BACKENDS = ("transformers", "vllm", "openai")
+
+
+def _opt(default, help: str, **extra):
+    return field(default=default, metadata={"help": help, **extra})
+
+
+@dataclass
+class ServiceLimits:
+    """Request limits shared by both services (all enforced before any model work)."""
+
+    max_body_bytes: int = _opt(4 * 1024 * 1024, "request body limit in bytes; larger bodies get 413")
+    max_field_chars: int = _opt(16_000, "characters per text field (content, sol, question, event); "
+                                        "longer gets 422")
+    max_batch_items: int = _opt(512, "items of one /predict_batch request; more gets 422")
+    max_chat_chars: int = _opt(64_000, "Qwen judge: message characters of one /v1/chat/completions "
+                                       "request; more gets 422")
+
+
+_HOST_HELP = "interface to bind (127.0.0.1 = this machine only; 0.0.0.0 exposes the service)"
+_KEY_HELP = (f"require this bearer token; prefer the environment variable {API_KEY_ENV} (a flag is "
+             "visible in the process list); neither set = no auth")
+
+
+@dataclass
+class QwenJudgeSettings:
+    """The Qwen2.5 judge (DarkEventInfer 0/1/2, MixVidQA True/False, OpenAI-compatible chat)."""
+
+    model: str = _opt("Qwen/Qwen2.5-72B-Instruct", "HF id or local directory (the remote model name "
+                                                   "for --backend openai)")
+    backend: str = _opt("transformers", "model backend", choices=BACKENDS)
+    served_model_name: Optional[str] = _opt(None, "name in /health and /v1 replies; unset = the --model value")
+    host: str = _opt("127.0.0.1", _HOST_HELP)
+    port: int = _opt(DEFAULT_QWEN_JUDGE_PORT, "port")
+    api_key: Optional[str] = _opt(None, _KEY_HELP)
+    max_new_tokens: int = _opt(8, "new tokens of a judge verdict (greedy); verdicts are a token or two")
+    chat_max_tokens: int = _opt(1024, "default and cap of max_tokens on /v1/chat/completions")
+    # transformers backend
+    device: str = _opt("auto", "transformers: auto | cpu | cuda | cuda:N (auto with several GPUs "
+                               "shards the model over them)")
+    dtype: str = _opt("auto", "auto (bf16 on GPU, fp32 on CPU) | bfloat16 | float16 | float32")
+    max_batch_size: int = _opt(32, "transformers: most requests grouped into one generate call")
+    max_wait_ms: float = _opt(10.0, "transformers: how long to wait for more requests before "
+                                    "generating when the queue is empty")
+    max_input_tokens: int = _opt(8192, "transformers/vllm: longer prompts get 422")
+    cpu_threads: Optional[int] = _opt(None, "transformers on CPU: torch threads; unset = all cores "
+                                            "but one, which is left to the HTTP event loop (more "
+                                            "threads than free cores made generate 3x slower here)")
+    # vllm backend
+    tensor_parallel_size: int = _opt(1, "vllm: GPUs the model is split over")
+    gpu_memory_utilization: float = _opt(0.9, "vllm: share of GPU memory vLLM may use")
+    max_model_len: Optional[int] = _opt(None, "vllm: context length; unset = the model's")
+    trust_remote_code: bool = _opt(False, "allow model code from the model directory")
+    seed: int = _opt(0, "vllm: engine seed")
+    # openai backend (forward to another OpenAI-compatible server, e.g. `vllm serve`)
+    openai_base_url: Optional[str] = _opt(None, "openai: the OpenAI-compatible server to forward to")
+    openai_api_key_env: str = _opt("OPENAI_API_KEY", "openai: environment variable with its key")
+    openai_concurrency: int = _opt(64, "openai: requests in flight at once")
+    request_timeout_s: float = _opt(120.0, "openai: seconds per upstream request")
+    limits: ServiceLimits = field(default_factory=ServiceLimits)
+    log_level: str = _opt("info", "uvicorn and service log level")
+
+    @property
+    def model_name(self) -> str:
+        return self.served_model_name or self.model
+
+    def validate(self) -> "QwenJudgeSettings":
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, not {self.backend!r}")
+        for name in ("max_new_tokens", "chat_max_tokens", "max_batch_size", "tensor_parallel_size",
+                     "openai_concurrency", "max_input_tokens"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1")
+        if self.max_wait_ms < 0:
+            raise ValueError("max_wait_ms must be >= 0")
+        if self.backend == "openai" and not self.openai_base_url:
+            raise ValueError("the openai backend needs --openai-base-url")
+        return self
+
+
+@dataclass
+class CaptionJudgeSettings:
+    """The AutoDQ caption judge: an OpenAI-compatible (or Azure OpenAI) model extracts events and
+    classifies entailment."""
+
+    model: str = _opt("gpt-3.5-turbo-0125", "model (Azure: the deployment name)")
+    base_url: Optional[str] = _opt(None, "OpenAI-compatible endpoint, e.g. http://127.0.0.1:5000/v1 "
+                                         "(the Qwen2.5 judge); default api.openai.com")
+    upstream_api_key_env: str = _opt("OPENAI_API_KEY", "environment variable with the model "
+                                                       "endpoint's key")
+    azure_endpoint: Optional[str] = _opt(None, "use Azure OpenAI at this endpoint (with --api-version)")
+    api_version: Optional[str] = _opt(None, "Azure OpenAI API version")
+    host: str = _opt("127.0.0.1", _HOST_HELP)
+    port: int = _opt(DEFAULT_CAPTION_JUDGE_PORT, "port")
+    api_key: Optional[str] = _opt(None, _KEY_HELP)
+    json_mode: str = _opt("auto", "ask for response_format=json_object (auto: drop it when the "
+                                  "server rejects it)", choices=("auto", "on", "off"))
+    max_events: int = _opt(10, "most events extracted from one caption")
+    max_attempts: int = _opt(3, "tries per model call when its reply is malformed")
+    retry_temperature: float = _opt(0.7, "temperature of the retries (the first try is greedy)")
+    max_tokens: int = _opt(1024, "max_tokens of each model call")
+    concurrency: int = _opt(32, "model calls in flight at once")
+    cache_size: int = _opt(10_000, "ground-truth captions whose events are kept (LRU)")
+    request_timeout_s: float = _opt(60.0, "seconds per model call")
+    transport_retries: int = _opt(2, "the openai client's retries of connection errors, 429, 5xx")
+    limits: ServiceLimits = field(default_factory=ServiceLimits)
+    log_level: str = _opt("info", "uvicorn and service log level")
+
+    def validate(self) -> "CaptionJudgeSettings":
+        if self.json_mode not in ("auto", "on", "off"):
+            raise ValueError("json_mode must be auto, on or off")
+        if bool(self.azure_endpoint) != bool(self.api_version):
+            raise ValueError("Azure OpenAI needs both --azure-endpoint and --api-version")
+        for name in ("max_events", "max_attempts", "concurrency", "max_tokens"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1")
+        return self
+
+
+# --- flags from fields ------------------------------------------------------------------------------
+def _add_fields(parser: argparse.ArgumentParser, cls, skip: tuple[str, ...] = ()) -> None:
+    """One flag per documented field. Written here rather than with transformers' HfArgumentParser
+    so that the caption service starts without importing transformers."""
+    group = parser.add_argument_group(cls.__name__)
+    hints = typing.get_type_hints(cls)
+    for f in fields(cls):
+        if "help" not in f.metadata or f.name in skip:
+            continue
+        typ = hints[f.name]
+        args = [a for a in typing.get_args(typ) if a is not type(None)]
+        base = args[0] if args else typ
+        default = f.default if f.default is not MISSING else None
+        flag = "--" + f.name.replace("_", "-")
+        if base is bool:
+            group.add_argument(flag, action=argparse.BooleanOptionalAction, default=default,
+                               help=f.metadata["help"])
+        else:
+            group.add_argument(flag, type=base, default=default, choices=f.metadata.get("choices"),
+                               help=f.metadata["help"])
+
+
+def _parser(cls, description: str, skip_limits: tuple[str, ...] = ()) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=description,
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    _add_fields(p, cls)
+    _add_fields(p, ServiceLimits, skip=skip_limits)
+    return p
+
+
+def _from_namespace(cls, ns: argparse.Namespace):
+    own = {f.name: getattr(ns, f.name) for f in fields(cls) if hasattr(ns, f.name) and f.name != "limits"}
+    limits = ServiceLimits(**{f.name: getattr(ns, f.name) for f in fields(ServiceLimits) if hasattr(ns, f.name)})
+    own["api_key"] = own.get("api_key") or os.environ.get(API_KEY_ENV) or None
+    return cls(**own, limits=limits).validate()
+
+
+def qwen_arg_parser() -> argparse.ArgumentParser:
+    return _parser(QwenJudgeSettings, "Qwen2.5 judge service: DarkEventInfer 0/1/2 and MixVidQA "
+                   "True/False verdicts, plus an OpenAI-compatible /v1/chat/completions.")
+
+
+def qwen_settings_from_args(argv: Optional[Sequence[str]] = None) -> QwenJudgeSettings:
+    return _from_namespace(QwenJudgeSettings, qwen_arg_parser().parse_args(argv))
+
+
+def caption_arg_parser() -> argparse.ArgumentParser:
+    return _parser(CaptionJudgeSettings, "AutoDQ caption judge service: event extraction and "
+                   "entailment with an OpenAI-compatible model; returns recall and precision.",
+                   skip_limits=("max_chat_chars",))
+
+
+def caption_settings_from_args(argv: Optional[Sequence[str]] = None) -> CaptionJudgeSettings:
+    return _from_namespace(CaptionJudgeSettings, caption_arg_parser().parse_args(argv))
