@@ -20,6 +20,15 @@ DIRECT_ANSWER_INSTRUCTION: Final = (
 # Placed after the question of multiple-choice rows so the answer is an option letter.
 MCQA_SUFFIX: Final = "Answer with the option's letter from the given choices."
 
+# --- Questions of the generated proxy-task rows (data builders and the demo dataset). -----------
+DEI_QUESTION: Final = (
+    "A segment of this video has been replaced by black frames. Based on what happens before and "
+    "after it, what happened during the black segment?"
+)
+CAPTION_QUESTION: Final = (
+    "Describe what happens in this video in detail, in the order in which the events occur."
+)
+
 # --- Caption reward keyword term (SPEC.md): case-insensitive substring matches in the answer. ---
 TEMPORAL_PHRASES: Final[tuple[str, ...]] = (
     "start with", "starts with", "then", "next", "after", "begin with", "begins with",

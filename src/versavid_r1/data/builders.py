@@ -29,12 +29,9 @@ from typing import Any, Iterable, Optional, Sequence
 
 from versavid_r1.answer import wrap_answer
 from versavid_r1.data.config import segment_range
+from versavid_r1.prompts import DEI_QUESTION
 from versavid_r1.tasks import DARK_EVENT_INFER, MIX_VID_QA
 
-DEI_QUESTION = (
-    "Part of this video has been replaced by black frames. Based on what happens before and after the "
-    "black segment, infer the event that happened during it."
-)
 
 
 class BuildError(ValueError):

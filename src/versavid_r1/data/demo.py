@@ -33,6 +33,7 @@ from typing import Optional, Union
 
 import numpy as np
 
+from versavid_r1.prompts import CAPTION_QUESTION, DEI_QUESTION
 from versavid_r1.tasks import CAPTION, DARK_EVENT_INFER, MCQA, MIX_VID_QA
 from versavid_r1.video_writer import write_mp4
 
@@ -62,12 +63,6 @@ TYPES_CYCLE = (MCQA, DARK_EVENT_INFER, MIX_VID_QA, CAPTION)
 JSONL_NAME = "demo.jsonl"
 META_NAME = "demo_meta.json"
 
-# Question texts of the demo rows (dataset content, not policy instructions).
-DEI_QUESTION = (
-    "A segment of this video has been replaced by black frames. Based on what happens before and "
-    "after it, what happened during the black segment?"
-)
-CAPTION_QUESTION = "Describe what happens in this video in detail, in the order in which the events occur."
 
 
 @dataclass
