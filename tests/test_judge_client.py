@@ -355,3 +355,20 @@ def test_missing_judge_url_is_loud():
 def test_judge_item_rejects_rule_scored_types():
     with pytest.raises(ValueError, match="not judge-scored"):
         JudgeItem("MCQA", "B", "B")
+
+
+def test_caption_rows_send_their_precomputed_events():
+    """A caption row's `events` column reaches the caption judge, so it can skip extracting them."""
+    with StubJudge("caption") as stub:
+        fn = make_versavid_reward(RewardConfig(caption_judge_urls=stub.url, retries=0, timeout_s=5))
+        done = "<think>t</think><answer>{}</answer>"
+        rewards = asyncio.run(fn(
+            prompts=["q1", "q2"],
+            completions=[done.format("a cat sits"), done.format("x")],
+            solution=["<answer>a cat sits</answer>", "<answer>y</answer>"],
+            problem_type=["caption", "caption"],
+            events=[["the cat sits down", "the cat yawns"], None],
+        ))
+        assert rewards[0] == pytest.approx(1.5) and rewards[1] == pytest.approx(0.0)
+        sent = {item.content: item.events for item in stub.items}
+        assert sent == {"<answer>a cat sits</answer>": ["the cat sits down", "the cat yawns"], "<answer>x</answer>": None}

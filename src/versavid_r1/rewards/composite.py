@@ -164,8 +164,10 @@ async def score_rows(
     questions: Sequence[str],
     cfg: RewardConfig,
     client: JudgeClient,
+    events: Optional[Sequence[Optional[Sequence[str]]]] = None,
 ) -> list[RowScore]:
-    """Score rows (the work of `versavid_reward` without the TRL plumbing)."""
+    """Score rows (the work of `versavid_reward` without the TRL plumbing). `events`: per row, the
+    caption's precomputed ground-truth events or None."""
     rows: list[RowScore] = []
     judge_rows: list[int] = []
     judge_items: list[JudgeItem] = []
@@ -189,7 +191,8 @@ async def score_rows(
             if not isinstance(sol, str):
                 raise TypeError(f"row {i}: solution must be a string, got {type(sol).__name__}")
             judge_rows.append(i)
-            judge_items.append(JudgeItem(ptype, answer, sol, questions[i] or ""))
+            row_events = tuple(events[i]) if events is not None and events[i] else None
+            judge_items.append(JudgeItem(ptype, answer, sol, questions[i] or "", row_events))
 
     if judge_items:
         results = await client.score(judge_items)
@@ -262,7 +265,10 @@ def make_versavid_reward(cfg: Optional[RewardConfig] = None, client: Optional[Ju
 
         before = client.stats.snapshot()
         client.stats.reset_latency_max()
-        rows = await score_rows(completions, solution, problem_type, questions, cfg, client)  # type: ignore[arg-type]
+        events = _column(kwargs, "events", n, required=False)
+        rows = await score_rows(  # type: ignore[arg-type]
+            completions, solution, problem_type, questions, cfg, client, events=events
+        )
         delta = JudgeStats.delta(client.stats.snapshot(), before)
 
         log_metric = kwargs.get("log_metric")

@@ -108,12 +108,14 @@ class JudgeError(RuntimeError):
 @dataclass(frozen=True)
 class JudgeItem:
     """One answer to score. `answer` is the extracted answer text (no tags); `solution` is the
-    ground truth as stored in the dataset (sent as `sol`); `question` is the row's own question."""
+    ground truth as stored in the dataset (sent as `sol`); `question` is the row's own question;
+    `events` the caption row's precomputed ground-truth events (the judge then skips extracting them)."""
 
     problem_type: str
     answer: str
     solution: str
     question: str = ""
+    events: Optional[tuple[str, ...]] = None
 
     def __post_init__(self) -> None:
         if self.problem_type not in tasks.JUDGE_OF_TYPE:
@@ -575,7 +577,8 @@ def _short(exc: Exception, limit: int = 300) -> str:
 def _request_model(item: JudgeItem) -> Union[JudgeRequest, CaptionRequest]:
     content = wrap_answer(item.answer.strip())
     if item.judge == tasks.CAPTION_JUDGE:
-        return CaptionRequest(content=content, sol=item.solution)
+        events = list(item.events) if item.events else None
+        return CaptionRequest(content=content, sol=item.solution, events=events)
     return JudgeRequest(content=content, sol=item.solution, problem_type=item.problem_type, question=item.question)
 
 
