@@ -1,0 +1,177 @@
+"""`ScriptArguments`: the project's own training options, parsed by `TrlParser` next to GRPOConfig/ModelConfig.
+
+Every option is a flag (`--data_path ...`) and a key of the YAML passed with `--config`. Names must not
+clash with GRPOConfig's or ModelConfig's (hence `video_fps`, `video_seed`, not `fps`, `seed`).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Optional
+
+from versavid_r1.protocol import DEFAULT_CAPTION_JUDGE_PORT, DEFAULT_QWEN_JUDGE_PORT
+
+
+@dataclass
+class ScriptArguments:
+    # --- data -------------------------------------------------------------------------------------
+    data_path: Optional[str] = field(
+        default=None, metadata={"help": "Training JSONL (one row per line; see versavid_r1.data.schema)."}
+    )
+    eval_data_path: Optional[str] = field(
+        default=None, metadata={"help": "Optional evaluation JSONL (used when eval_strategy != 'no')."}
+    )
+    video_root: Optional[str] = field(
+        default=None,
+        metadata={"help": "Folder relative video paths are resolved against (default: the JSONL's folder)."},
+    )
+    skip_invalid: bool = field(
+        default=False,
+        metadata={"help": "Drop rows that fail validation (each is logged) instead of stopping before training."},
+    )
+    max_train_samples: Optional[int] = field(
+        default=None, metadata={"help": "Use only the first N valid rows (smoke tests, demos)."}
+    )
+    # --- video sampling and size (versavid_r1.data.VideoConfig; paper: 16 frames, 128..196 x 28x28 px) ---
+    nframes: Optional[int] = field(default=16, metadata={"help": "Frames sampled uniformly per video."})
+    video_fps: Optional[float] = field(
+        default=None, metadata={"help": "Sample this many frames per second instead of `nframes`."}
+    )
+    min_frames: int = field(default=4, metadata={"help": "Fewest frames in fps mode."})
+    max_frames: int = field(default=768, metadata={"help": "Most frames in fps mode."})
+    min_pixels: int = field(default=128 * 28 * 28, metadata={"help": "Minimum pixels per frame."})
+    max_pixels: int = field(default=196 * 28 * 28, metadata={"help": "Maximum pixels per frame."})
+    total_pixels: Optional[int] = field(
+        default=None, metadata={"help": "Optional pixel budget of a whole video (frames x pixels)."}
+    )
+    segment_seconds: list[float] = field(
+        default_factory=lambda: [1.5, 2.0],
+        metadata={"help": "MixVidQA segment length in seconds: one value or a min max pair."},
+    )
+    video_seed: int = field(default=42, metadata={"help": "Data seed of the proxy tasks (MixVidQA segments)."})
+    video_cache_size: int = field(default=32, metadata={"help": "Decoded clips kept per process (LRU)."})
+    video_backend: Optional[str] = field(
+        default=None, metadata={"help": "Video reader: decord, pyav or torchvision (default: best available)."}
+    )
+    max_prompt_length: Optional[int] = field(
+        default=None,
+        metadata={
+            "help": "Stop with an error naming the row when a prompt (video tokens included) is longer; prompts "
+            "are never truncated, as a cut video would no longer match its features. Paper: 8192."
+        },
+    )
+    # --- rewards and judges -------------------------------------------------------------------------
+    qwen_judge_url: str = field(
+        default=f"http://127.0.0.1:{DEFAULT_QWEN_JUDGE_PORT}",
+        metadata={"help": "Qwen2.5 judge service (DarkEventInfer, MixVidQA); comma-separated URLs are replicas."},
+    )
+    caption_judge_url: str = field(
+        default=f"http://127.0.0.1:{DEFAULT_CAPTION_JUDGE_PORT}",
+        metadata={"help": "AutoDQ caption judge service (caption); comma-separated URLs are replicas."},
+    )
+    judge_timeout: float = field(default=120.0, metadata={"help": "Seconds per judge HTTP request."})
+    judge_retries: int = field(default=3, metadata={"help": "Retries of a failed judge request."})
+    judge_concurrency: int = field(default=32, metadata={"help": "Judge requests in flight per process."})
+    judge_batch_size: int = field(default=16, metadata={"help": "Items per /predict_batch request."})
+    judge_cache_size: int = field(default=50_000, metadata={"help": "Cached judge verdicts per process (0: off)."})
+    on_judge_error: str = field(
+        default="raise",
+        metadata={
+            "help": "What a judge failure does after its retries: 'raise' stops training with the error; 'skip' "
+            "gives the affected completions no reward (excluded from their group's baseline) and counts them.",
+            "choices": ["raise", "skip"],
+        },
+    )
+    reward_composition: str = field(
+        default="gate",
+        metadata={
+            "help": "'gate': reward = format x task (the paper); 'sum': format + task.",
+            "choices": ["gate", "sum"],
+        },
+    )
+    format_mode: str = field(
+        default="strict",
+        metadata={
+            "help": "Format gate: 'strict' = the whole completion is <think>..</think><answer>..</answer>; "
+            "'prefix' = the reference code's match (text after </answer> tolerated).",
+            "choices": ["strict", "prefix"],
+        },
+    )
+    judge_api_key_env: str = field(
+        default="VERSAVID_JUDGE_API_KEY",
+        metadata={"help": "Environment variable holding the judges' bearer token (unset: no auth)."},
+    )
+    check_judges: bool = field(
+        default=True,
+        metadata={"help": "Before loading the model, check /health of every judge the data needs."},
+    )
+    judge_ready_timeout: float = field(
+        default=300.0,
+        metadata={"help": "Seconds to wait for a reachable judge that reports ready=false (model loading)."},
+    )
+
+    # --- smoke runs with random weights --------------------------------------------------------------
+    demo_answer_bias: float = field(
+        default=0.0,
+        metadata={
+            "help": "Random-weight smoke runs only (0 = off): a logit bias that steers generation towards "
+            "`demo_answer_text`, so that the format gate passes sometimes and the rewards and judges get answers "
+            "to score. transformers generation only."
+        },
+    )
+    demo_answer_text: str = field(
+        default="<think> I watch the video. </think><answer> A </answer>",
+        metadata={"help": "The completion `demo_answer_bias` steers towards."},
+    )
+
+    def __post_init__(self) -> None:
+        if self.on_judge_error not in ("raise", "skip"):
+            raise ValueError(f"on_judge_error must be 'raise' or 'skip', got {self.on_judge_error!r}")
+        if self.reward_composition not in ("gate", "sum"):
+            raise ValueError(f"reward_composition must be 'gate' or 'sum', got {self.reward_composition!r}")
+        if isinstance(self.segment_seconds, (int, float)):
+            self.segment_seconds = [float(self.segment_seconds)]
+        if len(self.segment_seconds) not in (1, 2):
+            raise ValueError("segment_seconds takes one value or a min max pair")
+
+    def reward_config(self):
+        """The `versavid_r1.rewards.RewardConfig` these options describe."""
+        from versavid_r1.rewards import RewardConfig
+
+        return RewardConfig(
+            qwen_judge_urls=self.qwen_judge_url,
+            caption_judge_urls=self.caption_judge_url,
+            timeout_s=self.judge_timeout,
+            retries=self.judge_retries,
+            max_concurrency=self.judge_concurrency,
+            max_batch_size=self.judge_batch_size,
+            cache_size=self.judge_cache_size,
+            on_judge_error=self.on_judge_error,
+            composition=self.reward_composition,
+            format_mode=self.format_mode,
+        )
+
+    def judge_headers(self) -> Optional[dict]:
+        """Bearer auth for the judges when the key's environment variable is set."""
+        key = os.environ.get(self.judge_api_key_env) if self.judge_api_key_env else None
+        return {"Authorization": f"Bearer {key}"} if key else None
+
+    def video_config(self):
+        """The `versavid_r1.data.VideoConfig` these options describe."""
+        from versavid_r1.data import VideoConfig
+
+        seg = self.segment_seconds
+        return VideoConfig(
+            nframes=self.nframes,
+            fps=self.video_fps,
+            min_frames=self.min_frames,
+            max_frames=self.max_frames,
+            min_pixels=self.min_pixels,
+            max_pixels=self.max_pixels,
+            total_pixels=self.total_pixels,
+            video_root=self.video_root,
+            segment_seconds=float(seg[0]) if len(seg) == 1 else (float(seg[0]), float(seg[1])),
+            seed=self.video_seed,
+            cache_size=self.video_cache_size,
+            backend=self.video_backend,
+        )

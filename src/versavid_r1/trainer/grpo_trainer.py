@@ -1,0 +1,303 @@
+"""`Qwen25VLGRPOTrainer`: TRL's GRPOTrainer with video in generation AND in the loss.
+
+TRL 1.16 hands a video content part to `generate` but computes every log-probability (policy, old policy,
+reference) without it, so the vision tower gets no gradient and the loss scores completions of a prompt
+the model never saw (STACK.md). This subclass keeps TRL's algorithm untouched and overrides only where the
+video has to travel:
+
+- `_generate_and_score_completions`: decode each unique row's video once per batch, build its prompt and
+  processor inputs, make them visible to the methods below while TRL runs, and keep them per row in the
+  output so they follow TRL's shuffle/split of the generation batch into micro-batches.
+- `_tokenize_prompts`: prompt ids + `pixel_values_videos`/`video_grid_thw`/`second_per_grid_ts` for the one
+  batched `generate` call (TRL repeats each prompt G times; all rows go in one call).
+- `_generate_single_turn`: vLLM colocate requests carry the video; a vision token that slipped into a
+  completion is cut (the next forward would fail on it).
+- `_get_per_token_logps_and_entropies`: every log-prob forward gets the video fields of its rows, cut per
+  chunk from per-row tensors (patches of several rows are concatenated, like TRL does for images).
+- `_compute_loss`: makes the micro-batch's per-row video inputs visible to the log-prob forward.
+
+Rows come from `versavid_r1.trainer.rows.rows_to_dataset` (JSON per row); prompts are built by
+`versavid_r1.data.make_conversation` and videos decoded by `versavid_r1.data.load_video` (proxy tasks
+applied, cached), both replaceable through the constructor for other data.
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+from typing import Any, Callable, Optional, Sequence
+
+import torch
+from transformers import ProcessorMixin
+from trl import GRPOTrainer
+
+from .rows import decode_rows
+from .video_inputs import (
+    PromptVideoInputs,
+    build_prompt_inputs,
+    collate_generation_fields,
+    collate_video_fields,
+    mm_token_type_ids,
+    row_key,
+    tokens_to_suppress,
+)
+from .vllm_video import SERVER_MODE_MESSAGE, suppress_with_logit_bias, video_requests
+
+log = logging.getLogger(__name__)
+
+# Token-aligned keyword arguments of TRL's log-prob helper that are cut per chunk of rows.
+_PER_TOKEN_KWARGS = ("token_type_ids",)
+
+
+class Qwen25VLGRPOTrainer(GRPOTrainer):
+    """GRPO for Qwen2.5-VL / Qwen2-VL on video prompts (see the module docstring for what changes).
+
+    Extra arguments:
+        video_config: `versavid_r1.data.VideoConfig` used by the default loader/prompt builder, and whose
+            `min_pixels`/`max_pixels` bound the processor if decoded frames are not 28-aligned.
+        video_loader: `row -> list of clips` (objects with `frames` uint8 [T,3,H,W] and `fps`); default
+            `[versavid_r1.data.load_video(row, video_config)]` (a row without a video loads none).
+        conversation_builder: `row -> chat messages`; default `versavid_r1.data.make_conversation`.
+        max_prompt_length: prompts longer than this (video tokens included) stop training with an error
+            naming the row; prompts are never truncated (a cut video no longer matches its features).
+    """
+
+    def __init__(
+        self,
+        model,
+        reward_funcs=None,
+        args=None,
+        train_dataset=None,
+        eval_dataset=None,
+        processing_class=None,
+        *,
+        video_config=None,
+        video_loader: Optional[Callable[[dict], Sequence[Any]]] = None,
+        conversation_builder: Optional[Callable[[dict], list]] = None,
+        max_prompt_length: Optional[int] = None,
+        **kwargs,
+    ):
+        # Refused before TRL connects to a server: its client cannot send video (see vllm_video.py).
+        if args is not None and args.use_vllm and args.vllm_mode == "server":
+            raise ValueError(SERVER_MODE_MESSAGE)
+        if video_config is None and (video_loader is None or conversation_builder is None):
+            from versavid_r1.data import VideoConfig
+
+            video_config = VideoConfig()
+        self.video_config = video_config
+        self.video_loader = video_loader or functools.partial(_load_row_videos, cfg=video_config)
+        self.conversation_builder = conversation_builder or functools.partial(_make_conversation, cfg=video_config)
+        self.max_prompt_length = max_prompt_length
+        self._active_videos: Optional[list[PromptVideoInputs]] = None
+        super().__init__(
+            model=model,
+            reward_funcs=reward_funcs,
+            args=args,
+            train_dataset=train_dataset,
+            eval_dataset=eval_dataset,
+            processing_class=processing_class,
+            **kwargs,
+        )
+        if not isinstance(self.processing_class, ProcessorMixin) or self._video_pad_token_id is None:
+            raise TypeError(
+                "Qwen25VLGRPOTrainer needs a Qwen2(.5)-VL processor (AutoProcessor) whose tokenizer has "
+                f"<|video_pad|>; got {type(self.processing_class).__name__}"
+            )
+        # Vision tokens must never be sampled (TRL only suppresses the image token).
+        suppress = tokens_to_suppress(self._tokenizer, self.accelerator.unwrap_model(self.model).config)
+        if self.use_vllm:
+            self.vllm_generation.generation_kwargs = suppress_with_logit_bias(
+                self.vllm_generation.generation_kwargs, suppress
+            )
+        else:
+            merged = sorted(set(self.generation_kwargs.get("suppress_tokens") or []) | set(suppress))
+            self.generation_kwargs["suppress_tokens"] = merged
+            self.generation_config.suppress_tokens = merged
+        self._suppressed_token_ids = frozenset(suppress)
+        self._vision_cut_count = 0
+
+    # ---------------------------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _videos_active(self, rows: Optional[list[PromptVideoInputs]]):
+        """Make the per-row video inputs of the batch being processed visible to the overrides below."""
+        previous, self._active_videos = self._active_videos, rows
+        try:
+            yield
+        finally:
+            self._active_videos = previous
+
+    def _build_video_batch(self, inputs: list[dict]) -> tuple[list[dict], list[PromptVideoInputs]]:
+        """Decoded rows with their prompt, and each row's processor inputs (unique rows processed once)."""
+        rows = decode_rows(inputs)
+        cache: dict[str, tuple[list, PromptVideoInputs]] = {}
+        batch, videos = [], []
+        for row in rows:
+            key = row_key(row)
+            if key not in cache:
+                messages = self.conversation_builder(row)
+                clips = list(self.video_loader(row) or [])
+                cache[key] = (
+                    messages,
+                    build_prompt_inputs(
+                        self.processing_class,
+                        messages,
+                        clips,
+                        min_pixels=getattr(self.video_config, "min_pixels", None),
+                        max_pixels=getattr(self.video_config, "max_pixels", None),
+                        chat_template_kwargs=self.chat_template_kwargs,
+                    ),
+                )
+                n_tokens = len(cache[key][1].input_ids)
+                if self.max_prompt_length and n_tokens > self.max_prompt_length:
+                    raise ValueError(
+                        f"prompt of {n_tokens} tokens > max_prompt_length {self.max_prompt_length} "
+                        f"(problem_type {row.get('problem_type')!r}, video {row.get('video')!r}); lower the frame "
+                        "count or pixels per frame (nframes / max_pixels) or raise max_prompt_length"
+                    )
+            messages, prompt_inputs = cache[key]
+            batch.append({**row, "prompt": loggable_messages(messages)})
+            videos.append(prompt_inputs)
+        return batch, videos
+
+    # --- overrides ---------------------------------------------------------------------------------------
+    def _generate_and_score_completions(self, inputs):
+        # Reason: decode the videos once per batch and carry them, per row, into generation and the loss.
+        inputs, videos = self._build_video_batch(inputs)
+        with self._videos_active(videos):
+            output = super()._generate_and_score_completions(inputs)
+        output["videos"] = videos  # a per-row list: TRL's shuffle/split keep it aligned with the rows
+        if self._vision_cut_count:
+            mode = "train" if self.model.training else "eval"
+            self._metrics[mode]["completions/vision_token_cut"].append(float(self._vision_cut_count))
+            self._vision_cut_count = 0
+        return output
+
+    def _tokenize_prompts(self, prompts: list):
+        # Reason: TRL's tokenizer call would load the video itself (or not at all); use the decoded clips.
+        if self._active_videos is None:
+            return super()._tokenize_prompts(prompts)
+        prompt_ids, fields = collate_generation_fields(self._active_videos, self._video_pad_token_id)
+        return prompt_ids, None, fields
+
+    def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images=False):
+        # Reason: vLLM colocate requests must carry the video; sampled vision tokens would break the forward.
+        rows = self._active_videos
+        if self.use_vllm and rows and any(r.frames for r in rows):
+            videos = [(r.frames, r.fps) if r.frames else None for r in rows]
+            with video_requests(self.vllm_generation, videos):
+                completion_ids, logprobs = super()._generate_single_turn(
+                    prompt_ids, images, multimodal_fields, num_generations, has_tool_images
+                )
+        else:
+            completion_ids, logprobs = super()._generate_single_turn(
+                prompt_ids, images, multimodal_fields, num_generations, has_tool_images
+            )
+        return self._cut_vision_tokens(completion_ids, logprobs)
+
+    def _get_per_token_logps_and_entropies(
+        self,
+        model,
+        input_ids,
+        attention_mask,
+        logits_to_keep,
+        batch_size=None,
+        compute_entropy=False,
+        compute_aux_loss=False,
+        **kwargs,
+    ):
+        # Reason: TRL's helper has no video parameters; run it per chunk with the chunk's video bound in.
+        rows = self._active_videos
+        if not rows or not any(r.video_fields for r in rows):
+            return super()._get_per_token_logps_and_entropies(
+                model, input_ids, attention_mask, logits_to_keep, batch_size, compute_entropy, compute_aux_loss,
+                **kwargs,
+            )
+        if len(rows) != input_ids.size(0):
+            raise RuntimeError(f"{len(rows)} rows of video inputs for a batch of {input_ids.size(0)} sequences")
+        if kwargs.get("pixel_values") is not None:
+            raise NotImplementedError("prompts with both images and videos are not supported")
+        batch_size = batch_size or input_ids.size(0)
+        logps, entropies, aux = [], [], []
+        for start in range(0, input_ids.size(0), batch_size):
+            end = min(start + batch_size, input_ids.size(0))
+            ids = input_ids[start:end]
+            video = collate_video_fields(rows[start:end], device=ids.device)
+            if video:
+                video["mm_token_type_ids"] = mm_token_type_ids(ids, self._video_pad_token_id, self._image_pad_token_id)
+            chunk_kwargs = {k: kwargs[k][start:end] for k in _PER_TOKEN_KWARGS if kwargs.get(k) is not None}
+            lp, ent, ax = super()._get_per_token_logps_and_entropies(
+                functools.partial(model, **video) if video else model,
+                ids,
+                attention_mask[start:end],
+                logits_to_keep,
+                batch_size=end - start,
+                compute_entropy=compute_entropy,
+                compute_aux_loss=compute_aux_loss,
+                **chunk_kwargs,
+            )
+            logps.append(lp)
+            if compute_entropy:
+                entropies.append(ent)
+            if compute_aux_loss:
+                aux.append(ax)
+        return (
+            torch.cat(logps, dim=0),
+            torch.cat(entropies, dim=0) if compute_entropy else None,
+            torch.stack(aux).mean() if compute_aux_loss else None,
+        )
+
+    def _compute_loss(self, model, inputs):
+        # Reason: the loss forward needs the micro-batch's own rows of video inputs.
+        with self._videos_active(inputs.get("videos")):
+            return super()._compute_loss(model, inputs)
+
+    # ---------------------------------------------------------------------------------------------------
+    def _cut_vision_tokens(self, completion_ids, logprobs):
+        """End a completion at a sampled vision token (replaced by EOS), which the forward cannot take."""
+        banned = self._suppressed_token_ids
+        if not banned:
+            return completion_ids, logprobs
+        eos = self.eos_token_ids[0]
+        out_ids, out_lps = [], [] if logprobs is not None else None
+        for i, ids in enumerate(completion_ids):
+            ids = list(ids)
+            cut = next((j for j, t in enumerate(ids) if int(t) in banned), None)
+            if cut is not None:
+                self._vision_cut_count += 1
+                ids = ids[:cut] + [eos]
+                if logprobs is not None:
+                    logprobs[i] = list(logprobs[i][:cut]) + [None]  # None -> NaN -> no IS correction
+            out_ids.append(ids)
+            if out_lps is not None:
+                out_lps.append(logprobs[i])
+        return out_ids, out_lps
+
+
+def loggable_messages(messages: list) -> list:
+    """The prompt as TRL logs and passes it to rewards: a video part names its source(s) as one string, so
+    the completions table stays one Arrow type (a MixVidQA pair is a list of two paths)."""
+    out = []
+    for message in messages:
+        content = message.get("content")
+        if isinstance(content, list):
+            content = [
+                {**part, "video": " | ".join(map(str, part["video"]))}
+                if part.get("type") == "video" and isinstance(part.get("video"), (list, tuple))
+                else part
+                for part in content
+            ]
+        out.append({**message, "content": content})
+    return out
+
+
+def _load_row_videos(row: dict, cfg) -> list:
+    from versavid_r1.data import load_video
+
+    clip = load_video(row, cfg)
+    return [] if clip is None else [clip]
+
+
+def _make_conversation(row: dict, cfg) -> list:
+    from versavid_r1.data import make_conversation
+
+    return make_conversation(row, cfg)

@@ -1,0 +1,190 @@
+"""Checks run before the model is loaded, each failing with a message that says what to do.
+
+- `load_training_rows`: the data (every row validated, all problems listed at once, or skipped with
+  `skip_invalid`).
+- `check_judges`: every judge service that the data's problem types need answers `/health`; a missing one
+  is named with its URL, the rows that need it and the command that starts it.
+- `check_launch`: option combinations that cannot work (vLLM server mode with video, ...).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections import Counter
+from dataclasses import dataclass
+from typing import Iterable, Optional, Sequence
+from urllib.parse import urlparse
+
+import httpx
+import torch
+
+from versavid_r1.protocol import DEFAULT_CAPTION_JUDGE_PORT, DEFAULT_QWEN_JUDGE_PORT, HEALTH_PATH
+from versavid_r1.tasks import CAPTION_JUDGE, JUDGE_OF_TYPE, QWEN_JUDGE
+
+from .vllm_video import SERVER_MODE_MESSAGE
+
+log = logging.getLogger(__name__)
+
+
+class PreflightError(RuntimeError):
+    """A check before training failed; the message says what is wrong and how to fix it."""
+
+
+@dataclass(frozen=True)
+class JudgeService:
+    name: str  # tasks.QWEN_JUDGE / tasks.CAPTION_JUDGE
+    title: str
+    url: str
+    flag: str  # the training flag that points at it
+
+    def start_commands(self) -> list[str]:
+        """Commands that start this service on the URL's port (paper setup first, then alternatives)."""
+        port = urlparse(self.url).port
+        if self.name == QWEN_JUDGE:
+            port = port or DEFAULT_QWEN_JUDGE_PORT
+            return [
+                f"python src/qwen25_judge_service.py --model Qwen/Qwen2.5-72B-Instruct --backend vllm "
+                f"--tensor-parallel-size 2 --port {port}",
+                f"python src/qwen25_judge_service.py --model <tiny causal LM dir> --backend transformers "
+                f"--device cpu --port {port}   (CPU demo)",
+            ]
+        port = port or DEFAULT_CAPTION_JUDGE_PORT
+        return [
+            f"OPENAI_API_KEY=... python src/gpt35_judge_service.py --model gpt-3.5-turbo-0125 --port {port}",
+            f"python src/gpt35_judge_service.py --base-url http://127.0.0.1:{DEFAULT_QWEN_JUDGE_PORT}/v1 "
+            f"--model <the Qwen judge's served model name> --port {port}   (local judge)",
+        ]
+
+
+def load_training_rows(path: Optional[str], video_config, skip_invalid: bool, what: str = "training") -> list[dict]:
+    """Validated rows of a JSONL (raises `PreflightError` for a missing path; the data module's
+    `DataValidationError` lists every bad row with its line number)."""
+    if not path:
+        raise PreflightError(
+            f"no {what} data: pass --data_path path/to/train.jsonl (make a demo set with "
+            "`python scripts/make_demo_data.py`)"
+        )
+    from versavid_r1.data import load_rows
+
+    rows = load_rows(path, video_config, skip_invalid=skip_invalid)
+    if not rows:
+        raise PreflightError(f"{path}: no valid rows left for {what}")
+    log.info("%s data %s: %d rows (%s)", what, path, len(rows), summarize_types(rows))
+    return rows
+
+
+def _split_urls(urls: str | Sequence[str]) -> list[str]:
+    items = urls.split(",") if isinstance(urls, str) else list(urls)
+    return [u.strip().rstrip("/") for u in items if u and u.strip()]
+
+
+def judges_needed(
+    rows: Iterable[dict], qwen_url: str | Sequence[str], caption_url: str | Sequence[str]
+) -> dict[JudgeService, Counter]:
+    """The judge services (every replica URL) the rows' problem types need, with the rows per type."""
+    services = {
+        QWEN_JUDGE: [
+            JudgeService(QWEN_JUDGE, "Qwen2.5 judge (DarkEventInfer, MixVidQA)", u, "qwen_judge_url")
+            for u in _split_urls(qwen_url)
+        ],
+        CAPTION_JUDGE: [
+            JudgeService(CAPTION_JUDGE, "AutoDQ caption judge (caption)", u, "caption_judge_url")
+            for u in _split_urls(caption_url)
+        ],
+    }
+    needed: dict[JudgeService, Counter] = {}
+    for r in rows:
+        ptype = str(r.get("problem_type"))
+        judge = JUDGE_OF_TYPE.get(ptype)
+        if judge is None:
+            continue
+        if not services[judge]:
+            raise PreflightError(f"{ptype} rows need the {judge} judge but no URL is configured for it")
+        for service in services[judge]:
+            needed.setdefault(service, Counter())[ptype] += 1
+    return needed
+
+
+def probe_health(url: str, timeout: float = 5.0, headers: Optional[dict] = None) -> tuple[bool, str]:
+    """(ready, detail) of one `GET {url}/health`."""
+    target = url.rstrip("/") + HEALTH_PATH
+    try:
+        resp = httpx.get(target, timeout=timeout, headers=headers)
+    except httpx.HTTPError as err:
+        return False, f"unreachable ({type(err).__name__}: {err})"
+    if resp.status_code != 200:
+        return False, f"GET {target} returned HTTP {resp.status_code}"
+    try:
+        body = resp.json()
+    except ValueError:
+        return False, f"GET {target} did not return JSON"
+    if not body.get("ready", True) or body.get("status", "ok") != "ok":
+        return False, f"not ready yet (status {body.get('status')!r}, ready {body.get('ready')!r})"
+    return True, f"ok (model {body.get('model', '?')!r}, backend {body.get('backend', '?')!r})"
+
+
+def check_judges(
+    needed: dict[JudgeService, Counter],
+    ready_timeout: float = 300.0,
+    poll_interval: float = 2.0,
+    request_timeout: float = 5.0,
+) -> None:
+    """Fail with an actionable message unless every needed judge answers /health with ready.
+
+    An unreachable service fails at once (it is not running); a reachable one that is still loading its
+    model is polled for up to `ready_timeout` seconds.
+    """
+    problems = []
+    for service, counts in needed.items():
+        deadline = time.monotonic() + ready_timeout
+        while True:
+            ok, detail = probe_health(service.url, timeout=request_timeout)
+            if ok or detail.startswith("unreachable") or time.monotonic() >= deadline:
+                break
+            time.sleep(poll_interval)
+        rows = ", ".join(f"{n} {t}" for t, n in sorted(counts.items()))
+        if ok:
+            log.info("judge %s at %s: %s", service.title, service.url, detail)
+            continue
+        problems.append(
+            f"- {service.title} at {service.url}: {detail}.\n"
+            f"  Needed by {rows} rows. Start it with one of:\n"
+            + "".join(f"    {cmd}\n" for cmd in service.start_commands())
+            + f"  or point training at a running one (--{service.flag} URL)."
+        )
+    if problems:
+        raise PreflightError(
+            "judge service(s) not available, training not started:\n" + "\n".join(problems) + "\n"
+            "(--check_judges false skips this check; rows of judged types then fail or are skipped at reward "
+            "time according to --on_judge_error.)"
+        )
+
+
+def check_launch(training_args) -> None:
+    """Refuse option combinations that cannot work, before anything is loaded."""
+    if getattr(training_args, "use_vllm", False) and getattr(training_args, "vllm_mode", "") == "server":
+        raise PreflightError(SERVER_MODE_MESSAGE)
+    if training_args.deepspeed and not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise PreflightError(
+            "DeepSpeed without CUDA runs as a single process here (accelerate does not count CPU DeepSpeed "
+            "processes, so DeepSpeed's batch-size check fails): run one process with --deepspeed, or several "
+            "CPU processes with torchrun and no --deepspeed"
+        )
+
+
+def check_dataset_size(rows: Sequence[dict], training_args, what: str = "training") -> None:
+    """TRL draws whole generation batches of distinct prompts; a smaller dataset would train 0 steps."""
+    need = training_args.generation_batch_size // training_args.num_generations
+    if len(rows) < need:
+        raise PreflightError(
+            f"the {what} data has {len(rows)} rows but one generation batch takes {need} distinct prompts "
+            f"(per_device_train_batch_size x processes x steps_per_generation / num_generations = "
+            f"{training_args.generation_batch_size} / {training_args.num_generations}); add rows or lower "
+            "per_device_train_batch_size / steps_per_generation"
+        )
+
+
+def summarize_types(rows: Sequence[dict]) -> str:
+    counts = Counter(str(r.get("problem_type")) for r in rows)
+    return ", ".join(f"{k}: {v}" for k, v in sorted(counts.items()))
