@@ -1,0 +1,40 @@
+"""`python -m versavid_r1.eval --config configs/eval/NAME.yaml --model PATH [--output DIR] [--flag value ...]`
+
+Prints the summary table and where the files are. Exit status: 0 when the run finished (rows that could
+not be evaluated are counted in the summary, not fatal), 2 for a configuration, data-file or judge-service
+problem found before the run (the message says what to do).
+"""
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Optional, Sequence
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from versavid_r1.eval.config import EvalSetupError, parse_eval_args
+    from versavid_r1.eval.report import markdown
+    from versavid_r1.eval.runner import run_eval
+
+    try:
+        cfg = parse_eval_args(argv)
+    except ValueError as exc:  # a bad value or an unknown key in the YAML
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        summary = run_eval(cfg)
+    except (EvalSetupError, ImportError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(markdown(summary))
+    files = summary["files"]
+    print(f"per-sample results: {files['samples']}\nsummary: {cfg.output_dir}/summary.json, {files['summary_md']}")
+    if summary["counts"]["not_scored"]:
+        print(f"{summary['counts']['not_scored']} rows were not scored (see 'errors' in summary.json); "
+              "rows with a judge error are scored again by the next run.", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
