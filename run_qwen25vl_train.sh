@@ -127,13 +127,13 @@ if [[ $EMBEDDED == 1 ]]; then
   qport="$(free_port)"; cport="$(free_port)"
   QWEN_JUDGE_URL="http://127.0.0.1:$qport"; CAPTION_JUDGE_URL="http://127.0.0.1:$cport"
   "$PY" src/qwen25_judge_service.py --model "$DEMO_DIR/tiny-judge-lm" --backend transformers \
-      --device cpu --port "$qport" --served-model-name tiny-judge \
+      --device cpu --port "$qport" --served-model-name tiny-judge --chat-max-tokens 32 \
       > "$OUTPUT_DIR/judges/qwen25_judge.log" 2>&1 &
   JUDGE_PIDS+=($!)
   wait_healthy "$QWEN_JUDGE_URL" "${JUDGE_PIDS[-1]}" "Qwen2.5 judge" "$OUTPUT_DIR/judges/qwen25_judge.log"
   # The caption judge asks the Qwen2.5 judge's OpenAI-compatible endpoint, as it would ask GPT-3.5.
   OPENAI_API_KEY="${OPENAI_API_KEY:-local}" "$PY" src/gpt35_judge_service.py \
-      --base-url "$QWEN_JUDGE_URL/v1" --model tiny-judge --port "$cport" \
+      --base-url "$QWEN_JUDGE_URL/v1" --model tiny-judge --max-attempts 1 --max-tokens 32 --port "$cport" \
       > "$OUTPUT_DIR/judges/caption_judge.log" 2>&1 &
   JUDGE_PIDS+=($!)
   wait_healthy "$CAPTION_JUDGE_URL" "${JUDGE_PIDS[-1]}" "caption judge" "$OUTPUT_DIR/judges/caption_judge.log"
