@@ -10,8 +10,8 @@
 # both judge services on 127.0.0.1, waits for their health, trains a few GRPO steps with
 # configs/grpo_tiny_cpu.yaml, and stops the services on exit (also on Ctrl-C or failure).
 #
-# With MODEL_PATH and DATA_PATH: the paper recipe (configs/grpo_paper_8xA800.yaml) on GPUs with
-# DeepSpeed, launched by torchrun (multi-node capable). The judges must already be running (see
+# With MODEL_PATH and DATA_PATH: the paper recipe (configs/grpo_paper_8xA800.yaml: DeepSpeed ZeRO-3
+# with CPU offload) on GPUs, launched by torchrun (multi-node capable). The judges must already be running (see
 # README, "Judge services"); training checks their health before the model loads.
 #
 # Environment (all optional):
@@ -19,8 +19,8 @@
 #   DATA_PATH          training JSONL                              (embedded default: generated)
 #   VIDEO_ROOT         folder relative video paths resolve against (default: the JSONL's folder)
 #   CONFIG             TrlParser YAML   (default: grpo_paper_8xA800.yaml, or grpo_tiny_cpu.yaml)
-#   DEEPSPEED_CONFIG   DeepSpeed JSON when a GPU is present (default: configs/deepspeed/zero3_offload.json,
-#                      the paper's ZeRO-3 + CPU offload; "none" disables DeepSpeed)
+#   DEEPSPEED_CONFIG   DeepSpeed JSON to use instead of the config's own `deepspeed:` entry (the paper
+#                      config names configs/deepspeed/zero3_offload.json: ZeRO-3 + CPU offload)
 #   OUTPUT_DIR         run folder (default: outputs/${RUN_NAME}_YYYYmmdd_HHMMSS); train.log is saved in it
 #   RUN_NAME           (default: versavid-r1, or versavid-r1-tiny for the embedded default)
 #   NPROC_PER_NODE     processes per node (default: visible GPUs, 1 without GPU). Paper: 6 policy GPUs,
@@ -145,10 +145,7 @@ LAUNCH=(torchrun --nnodes "$NNODES" --node_rank "$NODE_RANK" --nproc_per_node "$
 ARGS=(--config "$CONFIG" --model_name_or_path "$MODEL_PATH" --data_path "$DATA_PATH"
       --output_dir "$OUTPUT_DIR" --qwen_judge_url "$QWEN_JUDGE_URL" --caption_judge_url "$CAPTION_JUDGE_URL")
 [[ -n "${VIDEO_ROOT:-}" ]] && ARGS+=(--video_root "$VIDEO_ROOT")
-if [[ $NUM_GPUS -gt 0 && $EMBEDDED == 0 ]]; then
-  DEEPSPEED_CONFIG="${DEEPSPEED_CONFIG:-configs/deepspeed/zero3_offload.json}"
-  [[ "$DEEPSPEED_CONFIG" != none ]] && ARGS+=(--deepspeed "$DEEPSPEED_CONFIG")
-fi
+[[ -n "${DEEPSPEED_CONFIG:-}" ]] && ARGS+=(--deepspeed "$DEEPSPEED_CONFIG")
 
 echo "[run] ${LAUNCH[*]} ${ARGS[*]} ${EXTRA_ARGS[*]:-}" | tee "$LOG"
 set +e
