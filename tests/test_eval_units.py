@@ -250,3 +250,24 @@ def test_lora_adapter_checkpoint_is_loaded_and_merged(tmp_path):
     assert not torch.equal(merged[q], plain[q])
     assert torch.allclose(merged[q], expected[q], atol=1e-6)
     assert HFGenerator(model, processor, cfg).tokenizer is processor.tokenizer
+
+
+# --- caption reference events reach the caption judge -------------------------------------------------
+def test_caption_rows_send_their_reference_events_to_the_judge():
+    import asyncio
+
+    from judge_stub_server import StubJudge
+    from versavid_r1.eval.scoring import score_completions
+    from versavid_r1.rewards import JudgeClient
+
+    with StubJudge("caption") as stub:
+        cfg = parse_eval_args(["--caption_judge_url", stub.url])
+        client = JudgeClient.from_config(cfg.reward_config())
+        rows = [{"problem": "Describe.", "solution": "<answer>a dog runs</answer>", "problem_type": "caption",
+                 "events": ["a dog runs", "the dog stops"]},
+                {"problem": "Describe.", "solution": "<answer>a cat</answer>", "problem_type": "caption"}]
+        completions = ["<think>t</think><answer>a dog runs</answer>", "<think>t</think><answer>a bird</answer>"]
+        out = asyncio.run(score_completions(rows, completions, cfg, client))
+        assert [o["recall"] for o in out] == [1.0, 0.0]
+        sent = {item.content: item.events for item in stub.items}
+        assert sent == {"<answer>a dog runs</answer>": ["a dog runs", "the dog stops"], "<answer>a bird</answer>": None}

@@ -183,25 +183,17 @@ class _Scorer:
 # ------------------------------------------------------------------ the run -----------------------------
 def _check_judges(cfg, items: Sequence[EvalItem]) -> None:
     """Stop before the model is loaded when a judge the rows need does not answer /health."""
-    from versavid_r1.trainer.preflight import judges_needed, probe_health
+    from versavid_r1.trainer.preflight import PreflightError, check_judges, judges_needed
 
-    problems = []
-    for service, counts in judges_needed([it.row for it in items], cfg.qwen_judge_url,
-                                         cfg.caption_judge_url).items():
-        ok, detail = probe_health(service.url, timeout=min(10.0, cfg.judge_timeout))
-        if ok:
-            log.info("judge %s at %s: %s", service.title, service.url, detail)
-            continue
-        rows = ", ".join(f"{n} {t}" for t, n in sorted(counts.items()))
-        problems.append(f"- {service.title} at {service.url}: {detail}.\n  Needed by {rows} rows. Start it with "
-                        "one of:\n" + "".join(f"    {c}\n" for c in service.start_commands())
-                        + f"  or pass --{service.flag} URL of a running one.")
-    if problems:
-        raise EvalSetupError(
-            "judge service(s) not available, evaluation not started:\n" + "\n".join(problems)
-            + "\n(--check_judges false skips this check: those rows are then recorded as judge_error, with their "
-            "completions kept, and a later run scores them.)"
+    needed = judges_needed([it.row for it in items], cfg.qwen_judge_url, cfg.caption_judge_url)
+    try:
+        check_judges(
+            needed, ready_timeout=0.0, request_timeout=min(10.0, cfg.judge_timeout), what="evaluation",
+            skip_hint="--check_judges false skips this check: those rows are then recorded as judge_error, with "
+            "their completions kept, and a later run scores them.",
         )
+    except PreflightError as err:
+        raise EvalSetupError(str(err)) from None
 
 
 def _prepare(batch: Sequence[EvalItem], generator, cfg, vcfg, done: dict) -> tuple[list, list[dict]]:

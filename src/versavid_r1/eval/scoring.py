@@ -88,6 +88,7 @@ async def score_completions(
         [str(r.get("problem") or "") for r in rows],
         cfg.reward_config(),
         client,
+        events=[r.get("events") if r["problem_type"] == tasks.CAPTION else None for r in rows],
     )
     out = []
     for row, completion, (answer, tagged), s in zip(rows, completions, answers, scored):

@@ -124,16 +124,25 @@ def probe_health(url: str, timeout: float = 5.0, headers: Optional[dict] = None)
     return True, f"ok (model {body.get('model', '?')!r}, backend {body.get('backend', '?')!r})"
 
 
+TRAINING_SKIP_HINT = (
+    "--check_judges false skips this check; rows of judged types then fail or are skipped at reward time "
+    "according to --on_judge_error."
+)
+
+
 def check_judges(
     needed: dict[JudgeService, Counter],
     ready_timeout: float = 300.0,
     poll_interval: float = 2.0,
     request_timeout: float = 5.0,
+    what: str = "training",
+    skip_hint: str = TRAINING_SKIP_HINT,
 ) -> None:
     """Fail with an actionable message unless every needed judge answers /health with ready.
 
     An unreachable service fails at once (it is not running); a reachable one that is still loading its
-    model is polled for up to `ready_timeout` seconds.
+    model is polled for up to `ready_timeout` seconds. `what` names the job that is not started
+    (training, evaluation) and `skip_hint` says what `--check_judges false` would do instead.
     """
     problems = []
     for service, counts in needed.items():
@@ -151,13 +160,11 @@ def check_judges(
             f"- {service.title} at {service.url}: {detail}.\n"
             f"  Needed by {rows} rows. Start it with one of:\n"
             + "".join(f"    {cmd}\n" for cmd in service.start_commands())
-            + f"  or point training at a running one (--{service.flag} URL)."
+            + f"  or point {what} at a running one (--{service.flag} URL)."
         )
     if problems:
         raise PreflightError(
-            "judge service(s) not available, training not started:\n" + "\n".join(problems) + "\n"
-            "(--check_judges false skips this check; rows of judged types then fail or are skipped at reward "
-            "time according to --on_judge_error.)"
+            f"judge service(s) not available, {what} not started:\n" + "\n".join(problems) + f"\n({skip_hint})"
         )
 
 
