@@ -93,25 +93,7 @@ trap 'echo "[run] interrupted" >&2; exit 130' INT TERM
 free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 wait_healthy() {  # URL PID NAME LOGFILE
-  "$PY" - "$@" <<'PYEOF'
-import os, sys, time
-import httpx
-url, pid, name, log = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
-deadline = time.monotonic() + float(os.environ.get("JUDGE_START_TIMEOUT", "180"))
-while time.monotonic() < deadline:
-    try:
-        os.kill(pid, 0)
-    except OSError:
-        sys.exit(f"[run] the {name} exited during start-up; its log: {log}")
-    try:
-        if httpx.get(url + "/health", timeout=2).json().get("ready"):
-            print(f"[run] {name} ready at {url}")
-            sys.exit(0)
-    except (httpx.HTTPError, ValueError):
-        pass
-    time.sleep(0.5)
-sys.exit(f"[run] the {name} did not become ready at {url}; its log: {log}")
-PYEOF
+  "$PY" -m versavid_r1.judges.wait "$1" --pid "$2" --name "$3" --log "$4"
 }
 
 if [[ $EMBEDDED == 1 ]]; then

@@ -7,17 +7,14 @@ All flags: --help. The app lives in versavid_r1.judges.caption_app.
 """
 from __future__ import annotations
 
-import logging
 import sys
 
 
 def main(argv=None) -> None:
-    from versavid_r1.judges import caption_settings_from_args, create_caption_judge_app
-    from versavid_r1.judges.server import serve
+    from versavid_r1.judges import create_caption_judge_app, caption_settings_from_args
+    from versavid_r1.judges.server import run_service
 
-    settings = caption_settings_from_args(argv)
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(name)s: %(message)s")
-    serve(create_caption_judge_app(settings), settings.host, settings.port, settings.log_level)
+    run_service(caption_settings_from_args(argv), create_caption_judge_app)
 
 
 if __name__ == "__main__":

@@ -8,17 +8,14 @@ All flags: --help. The app lives in versavid_r1.judges.qwen_app.
 """
 from __future__ import annotations
 
-import logging
 import sys
 
 
 def main(argv=None) -> None:
     from versavid_r1.judges import create_qwen_judge_app, qwen_settings_from_args
-    from versavid_r1.judges.server import serve
+    from versavid_r1.judges.server import run_service
 
-    settings = qwen_settings_from_args(argv)
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(name)s: %(message)s")
-    serve(create_qwen_judge_app(settings), settings.host, settings.port, settings.log_level)
+    run_service(qwen_settings_from_args(argv), create_qwen_judge_app)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from versavid_r1.judges import (
 )
 from versavid_r1.judges.autodq import parse_events, parse_json_reply, parse_relations
 from versavid_r1.judges.caption_app import make_openai_client
+from versavid_r1.judges.wait import wait_until_ready
 from versavid_r1.judges.server import BackgroundServer, free_port
 from versavid_r1.protocol import (
     DEFAULT_CAPTION_JUDGE_PORT, HEALTH_PATH, PREDICT_BATCH_PATH, PREDICT_PATH, CaptionBatchResponse,
@@ -317,16 +318,7 @@ def test_entry_script(stub, fresh):
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, proc.stdout.read().decode()[-2000:]
-            try:
-                if httpx.get(url + HEALTH_PATH, timeout=2).json().get("ready"):
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
+        wait_until_ready(url, timeout=60, alive=lambda: proc.poll() is None)
         r = httpx.post(url + PREDICT_PATH, json={"content": PRED, "sol": GT},
                        headers={"Authorization": "Bearer tok"}, timeout=30)
         assert r.status_code == 200 and r.json()["recall"] == pytest.approx(1 / 3)

@@ -16,6 +16,7 @@ import pytest
 from versavid_r1.judges import (
     QwenJudgeSettings, ServiceLimits, create_qwen_judge_app, parse_verdict, qwen_settings_from_args,
 )
+from versavid_r1.judges.wait import wait_until_ready
 from versavid_r1.judges.server import BackgroundServer, free_port
 from versavid_r1.protocol import (
     DEFAULT_QWEN_JUDGE_PORT, EMPTY, HEALTH_PATH, PREDICT_BATCH_PATH, PREDICT_PATH, UNPARSEABLE,
@@ -263,16 +264,7 @@ def test_entry_script_serves_on_loopback(model_path):
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert proc.poll() is None, proc.stdout.read().decode()[-2000:]
-            try:
-                if httpx.get(url + HEALTH_PATH, timeout=2).json().get("ready"):
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "judge service did not become ready"
-            time.sleep(0.2)
+        wait_until_ready(url, timeout=90, alive=lambda: proc.poll() is None)
         r = httpx.post(url + PREDICT_PATH, json=mix())
         assert r.status_code == 200 and r.json()["verdict"] in ("True", "False", UNPARSEABLE)
         ip = _non_loopback_ip()
@@ -285,3 +277,17 @@ def test_entry_script_serves_on_loopback(model_path):
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+def test_wait_cli_reports_a_dead_service_with_its_log(tmp_path):
+    """run_qwen25vl_train.sh waits with `python -m versavid_r1.judges.wait`: a dead process ends the wait."""
+    log = tmp_path / "judge.log"
+    log.write_text("Traceback: model directory not found\n")
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    out = subprocess.run(
+        [sys.executable, "-m", "versavid_r1.judges.wait", f"http://127.0.0.1:{free_port()}", "--pid", str(proc.pid),
+         "--name", "Qwen2.5 judge", "--log", str(log), "--timeout", "20"],
+        capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1
+    assert "the Qwen2.5 judge exited during start-up" in out.stderr and "model directory not found" in out.stderr

@@ -2,6 +2,7 @@
 (tests, the load-test script, the demo run)."""
 from __future__ import annotations
 
+import logging
 import socket
 import threading
 import time
@@ -19,6 +20,12 @@ def serve(app, host: str, port: int, log_level: str = "info") -> None:
     import uvicorn
 
     uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_keep_alive=30)
+
+
+def run_service(settings, create_app) -> None:
+    """The body of both entry scripts: logging at the settings' level, then the app in the foreground."""
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(name)s: %(message)s")
+    serve(create_app(settings), settings.host, settings.port, settings.log_level)
 
 
 class BackgroundServer:
