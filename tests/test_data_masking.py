@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from qwen_vl_utils import sample_video_frames
 
 from versavid_r1.data import VideoConfig, clear_video_cache, load_video
 from versavid_r1.data.proxy import ensure_index_in_range, span_frame_range
-from versavid_r1.data.video import uniform_indices
 from versavid_r1.video_writer import write_mp4
 
 SMALL = dict(min_pixels=28 * 28, max_pixels=28 * 28 * 4)
@@ -54,7 +54,7 @@ def test_one_second_span_in_a_sixty_second_video_yields_a_black_frame(tmp_path):
     video = ramp_video(tmp_path / "long.mp4", n=n, fps=fps, h=32, w=32)
     span = [30.2, 31.2]
     first, last = span_frame_range(span, fps, n)
-    uniform = uniform_indices(n, 16)
+    uniform = sample_video_frames({"nframes": 16}, n, fps)
     assert not any(first <= i <= last for i in uniform), "test premise: uniform sampling misses the span"
 
     cfg = VideoConfig(nframes=16, **SMALL)

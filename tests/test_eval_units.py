@@ -136,7 +136,7 @@ def test_convert_mvbench(tmp_path, capsys):
     rows = [json.loads(x) for x in out.read_text().splitlines()]
     assert rows[0] == {"id": "action_sequence/0", "video": str(vids / "star/Charades_v1_480/AB12.mp4"),
                        "question": "What did the person do first?", "options": ["Sat.", "Ran.", "Ate."],
-                       "answer": "B", "category": "Action Sequence", "start": 1.5, "end": 9.0}
+                       "answer": "B", "category": "Action Sequence", "video_start": 1.5, "video_end": 9.0}
     assert rows[2]["category"] == "Moving Direction" and rows[2]["answer"] == "B"
 
     # The converted file is read by the evaluation as MCQA rows; the missing video is an item, not a crash.

@@ -7,10 +7,12 @@
     messages = make_conversation(rows[0], cfg)
     processor(text=..., videos=[clip.frames], **video_processor_kwargs(clip))
 
-Modules: config (VideoConfig), schema (row schema, validation), video (load_video, cache),
+Modules: config (VideoConfig), args (VideoArguments: its flags / YAML keys, for training and eval),
+schema (row schema, validation), video (load_video, cache),
 proxy (masking and interleaving), conversation (prompt messages), demo (synthetic dataset),
 builders (DarkEventInfer / MixVidQA rows from annotations), cli (the scripts' entry points).
 """
+from versavid_r1.data.args import VideoArguments
 from versavid_r1.data.config import ROW_VIDEO_OVERRIDES, VideoConfig
 from versavid_r1.data.conversation import clean_messages, make_conversation, prompt_text
 from versavid_r1.data.schema import (
@@ -40,6 +42,7 @@ __all__ = [
     "DataValidationError",
     "RowIssue",
     "ValidationReport",
+    "VideoArguments",
     "VideoClip",
     "VideoConfig",
     "clean_messages",

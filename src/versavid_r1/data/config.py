@@ -2,7 +2,7 @@
 
 Every limit that decides what the policy sees lives here, explicit, instead of being hard-coded in a
 vendored qwen-vl-utils (the most common cause of irreproducible numbers in peer repos). A row may
-override the sampling and pixel keys for itself (`ROW_VIDEO_OVERRIDES`).
+override the sampling and pixel keys for itself, and bound its video to a clip (`ROW_VIDEO_OVERRIDES`).
 """
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import Any, Optional, Sequence, Union
 
 # Keys a row may carry to override its own sampling / sizing (same meaning as in qwen-vl-utils'
 # video content part). `nframes` and `fps` are exclusive: a row sets at most one of them.
+# `video_start` / `video_end` (seconds) bound a single video to a clip: frames are sampled inside it.
 ROW_VIDEO_OVERRIDES: tuple[str, ...] = (
     "nframes",
     "fps",
@@ -22,7 +23,10 @@ ROW_VIDEO_OVERRIDES: tuple[str, ...] = (
     "total_pixels",
     "resized_height",
     "resized_width",
+    "video_start",
+    "video_end",
 )
+CLIP_BOUND_KEYS: tuple[str, ...] = ("video_start", "video_end")
 
 SegmentSpec = Union[float, int, Sequence[float]]
 

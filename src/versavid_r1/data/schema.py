@@ -13,6 +13,9 @@ A row (one JSON object per line):
     events        caption only, optional: list of ground-truth event strings (the caption judge uses them)
     nframes, fps, min_frames, max_frames, min_pixels, max_pixels, total_pixels, resized_height,
     resized_width   optional per-row overrides of VideoConfig (nframes and fps are exclusive)
+    video_start, video_end   optional, one video only (not a MixVidQA pair): clip bounds in source
+                  seconds; frames are sampled inside them as qwen-vl-utils does (an end past the
+                  video's end is clamped to it). A DarkEventInfer mask_span must lie inside them.
 
 Other keys are kept and ignored, so rows in the authors' released format (problem, solution,
 problem_type, video with pre-rendered proxy videos) load unchanged. `null` values count as absent.
@@ -35,7 +38,7 @@ from typing import Any, Iterable, Optional, Sequence, Union
 import qwen_vl_utils as qvu
 
 from versavid_r1.answer import ANSWER_CLOSE, ANSWER_OPEN, extract_answer
-from versavid_r1.data.config import ROW_VIDEO_OVERRIDES, VideoConfig, segment_range
+from versavid_r1.data.config import CLIP_BOUND_KEYS, ROW_VIDEO_OVERRIDES, VideoConfig, segment_range
 from versavid_r1.data.proxy import span_frame_range
 from versavid_r1.tasks import CAPTION, DARK_EVENT_INFER, MCQA, MIX_VID_QA, PROBLEM_TYPES
 
@@ -129,14 +132,17 @@ def resolve_video_paths(row: dict, video_root: Optional[PathLike] = None) -> lis
 
 
 def normalize_row(row: dict, video_root: Optional[PathLike] = None) -> dict:
-    """A copy of a valid row with `video_paths` (absolute, a list), `segment_seconds` as `[min, max]`
-    and `mask_span` as floats. `video` and every other key are kept as written."""
+    """A copy of a valid row with `video_paths` (absolute, a list), `segment_seconds` as `[min, max]`,
+    `mask_span` and the clip bounds as floats. `video` and every other key are kept as written."""
     out = dict(row)
     out[VIDEO_PATHS_KEY] = resolve_video_paths({"video": row.get("video")}, video_root)
     if out.get("segment_seconds") is not None:
         out["segment_seconds"] = list(segment_range(out["segment_seconds"]))
     if out.get("mask_span") is not None:
         out["mask_span"] = [float(v) for v in out["mask_span"]]
+    for key in CLIP_BOUND_KEYS:
+        if out.get(key) is not None:
+            out[key] = float(out[key])
     return out
 
 
@@ -146,8 +152,8 @@ def _present(row: dict, key: str) -> bool:
 
 
 def sampling_options(row: dict, cfg: VideoConfig) -> dict:
-    """The qwen-vl-utils video element (`nframes` or `fps` + frame limits, pixel limits) for a row:
-    the config's values with the row's overrides applied."""
+    """The qwen-vl-utils video element (`nframes` or `fps` + frame limits, pixel limits, clip bounds)
+    for a row: the config's values with the row's overrides applied."""
     ele: dict[str, Any] = {}
     if _present(row, "nframes"):
         ele["nframes"] = int(row["nframes"])
@@ -167,6 +173,9 @@ def sampling_options(row: dict, cfg: VideoConfig) -> dict:
     for key in ("resized_height", "resized_width"):
         if _present(row, key):
             ele[key] = int(row[key])
+    for key in CLIP_BOUND_KEYS:
+        if _present(row, key):
+            ele[key] = float(row[key])
     return ele
 
 
@@ -203,6 +212,39 @@ class _InfoCache:
             except Exception as exc:  # VideoReadError, or a backend's own exception
                 self._items[path] = RuntimeError(f"unreadable video {path}: {type(exc).__name__}: {exc}")
         return self._items[path]
+
+
+def _check_clip_bounds_static(row: dict, video: Any, span: Optional[Sequence[float]], err) -> None:
+    """Clip bounds (numbers >= 0 already checked) without opening the video: one video only, start <
+    end, and a DarkEventInfer `mask_span` inside them (so the guaranteed black frame is sampled)."""
+    given = [k for k in CLIP_BOUND_KEYS if _present(row, k)]
+    if not given or not all(_is_number(row[k]) and row[k] >= 0 for k in given):
+        return  # absent, or already reported as not a number >= 0
+    start, end = row.get("video_start"), row.get("video_end")
+    if isinstance(video, (list, tuple)):
+        err(given[0], "clip bounds apply to a single video; a MixVidQA pair [a, b] is interleaved whole")
+    elif start is not None and end is not None and start >= end:
+        err("video_start", f"clip bounds are reversed or empty: video_start {start} >= video_end {end}")
+    elif span is not None and ((start is not None and span[0] < start) or (end is not None and span[1] > end)):
+        err("mask_span", f"span {list(span)} is not inside the clip bounds [{start}, {end}] s")
+
+
+def _check_clip_bounds_in_video(row: dict, info: Any, err) -> bool:
+    """Clip bounds against the opened video: the start lies inside it and the clip holds >= 2 frames."""
+    given = [k for k in CLIP_BOUND_KEYS if _present(row, k)]
+    if not given:
+        return True
+    duration = info.total_frames / info.fps
+    start = row.get("video_start")
+    if start is not None and start >= duration:
+        err("video_start", f"{start} s is not inside the video ({duration:.3f} s)")
+        return False
+    try:
+        qvu.frame_range({k: row[k] for k in given}, info.total_frames, info.fps)
+    except ValueError as exc:
+        err(given[0], str(exc))
+        return False
+    return True
 
 
 def validate_row(
@@ -322,13 +364,17 @@ def validate_row(
         if not _present(row, key):
             continue
         v = row[key]
-        if key == "fps":
+        if key in CLIP_BOUND_KEYS:
+            if not (_is_number(v) and v >= 0):
+                err(key, f"must be a number of seconds >= 0, got {v!r}")
+        elif key == "fps":
             if not (_is_number(v) and v > 0):
                 err(key, f"must be a number > 0, got {v!r}")
         elif not (_is_int(v) and v >= (2 if key == "nframes" else 1)):
             err(key, f"must be an integer >= {2 if key == 'nframes' else 1}, got {v!r}")
     if _is_int(row.get("min_pixels")) and _is_int(row.get("max_pixels")) and row["min_pixels"] > row["max_pixels"]:
         err("min_pixels", "min_pixels > max_pixels")
+    _check_clip_bounds_static(row, video, span if span_ok else None, err)
     overrides_ok = len(errors) == n_before
 
     # --- open the videos (whenever `video` itself is well formed) ---
@@ -357,6 +403,8 @@ def validate_row(
         elif span_frame_range(span, info.fps, info.total_frames) is None:
             err("mask_span", f"span {list(span)} contains no frame of the video ({info.fps:g} fps)")
 
+    if overrides_ok and len(info_list) == 1:
+        overrides_ok = _check_clip_bounds_in_video(row, info_list[0], err)
     if overrides_ok:
         ele = sampling_options(row, cfg)
         sampling = {k: v for k, v in ele.items() if k in ("nframes", "fps", "min_frames", "max_frames")}
@@ -365,8 +413,8 @@ def validate_row(
                 total = sum(i.total_frames for i in info_list)
                 duration = sum(i.total_frames / i.fps for i in info_list)
                 qvu.smart_nframes(dict(ele), total_frames=total, video_fps=total / duration)
-            else:
-                qvu.smart_nframes(dict(ele), total_frames=info_list[0].total_frames, video_fps=info_list[0].fps)
+            else:  # within the clip bounds, as load_video samples
+                qvu.sample_video_frames(dict(ele), total_frames=info_list[0].total_frames, video_fps=info_list[0].fps)
         except Exception as exc:
             err("nframes" if "nframes" in ele else "fps", f"cannot sample {sampling} from this video: {exc}")
     return errors, warnings

@@ -5,9 +5,10 @@ index of each frame, sampling fps). Decoding goes through qwen_vl_utils and only
 are decoded:
 
 - plain rows (MCQA, caption, DarkEventInfer without `mask_span`, pre-rendered MixVidQA): the indices
-  qwen-vl-utils' `fetch_video` picks (`smart_nframes`, then `linspace(0, total - 1, T).round()`),
-  resized to the size `fetch_video` would choose (`video_target_size`, bicubic with antialiasing,
-  then rounded back to uint8);
+  qwen-vl-utils' `fetch_video` picks (`sample_video_frames`: the row's `video_start`/`video_end`
+  clip, then `smart_nframes`, then uniform spacing over the clip's frames), resized to the size
+  `fetch_video` would choose (`video_target_size`, bicubic with antialiasing, then rounded back to
+  uint8), with its sampling fps (`sample_fps` over the clip's frames);
 - DarkEventInfer with `mask_span`: the same, with at least one sampled frame inside the span and every
   frame inside it set to zero (versavid_r1.data.proxy);
 - MixVidQA with two clips: the virtual a/b timeline (versavid_r1.data.proxy); both clips are resized
@@ -29,7 +30,7 @@ from typing import Any, NamedTuple, Optional, Sequence, Union
 import torch
 import qwen_vl_utils as qvu
 
-from versavid_r1.data.config import ROW_VIDEO_OVERRIDES, VideoConfig, segment_range
+from versavid_r1.data.config import CLIP_BOUND_KEYS, ROW_VIDEO_OVERRIDES, VideoConfig, segment_range
 from versavid_r1.data.proxy import (
     draw_segment_seconds,
     ensure_index_in_range,
@@ -46,7 +47,8 @@ from versavid_r1.tasks import DARK_EVENT_INFER, MIX_VID_QA
 @dataclass
 class VideoClip:
     """A sampled video. `frames` uint8 `[T, 3, H, W]`; `timestamps[k]` source seconds of frame k;
-    `sources[k]` its clip (0, or 0/1 for MixVidQA pairs); `fps` the sampling rate (T / duration)."""
+    `sources[k]` its clip (0, or 0/1 for MixVidQA pairs); `fps` the sampling rate (T / duration, the
+    duration of the sampled time range: the clip bounds' when the row has them)."""
 
     frames: torch.Tensor
     timestamps: list[float]
@@ -63,7 +65,8 @@ class VideoClip:
 
     @property
     def duration(self) -> float:
-        """Seconds the clip stands for (source duration, or the virtual timeline's for MixVidQA)."""
+        """Seconds the clip stands for (source duration or the bounded clip's, or the virtual timeline's
+        for MixVidQA)."""
         return self.num_frames / self.fps
 
 
@@ -200,11 +203,6 @@ def _cache_key(row: dict, cfg: VideoConfig, paths: list[str]) -> str:
 
 
 # ------------------------------------------------------------------ loading ----------------------
-def uniform_indices(total_frames: int, nframes: int) -> list[int]:
-    """The frame indices qwen-vl-utils' fetch_video samples: `linspace(0, total - 1, n).round()`."""
-    return torch.linspace(0, total_frames - 1, nframes).round().long().tolist()
-
-
 def _to_uint8(frames: torch.Tensor) -> torch.Tensor:
     if frames.dtype == torch.uint8:
         return frames
@@ -248,30 +246,33 @@ def _load_uncached(row: dict, cfg: VideoConfig, paths: list[str]) -> VideoClip:
     path = paths[0]
     info = video_info(path, cfg.backend)
     total, fps = int(info.total_frames), float(info.fps)
-    nframes = int(qvu.smart_nframes(dict(ele), total_frames=total, video_fps=fps))
-    indices = uniform_indices(total, nframes)
+    indices = qvu.sample_video_frames(dict(ele), total, fps)  # clip bounds, smart_nframes, uniform spacing
+    first, last = qvu.frame_range(ele, total, fps)
+    nframes = len(indices)
 
-    frame_range = None
+    span_range = None
     span = row.get("mask_span")
     if ptype == DARK_EVENT_INFER and span is not None:
-        frame_range = span_frame_range(span, fps, total)
-        if frame_range is None:
+        span_range = span_frame_range(span, fps, total)
+        if span_range is None:
             raise ValueError(f"mask_span {span} contains no frame of {path} ({total} frames at {fps:g} fps)")
-        indices = ensure_index_in_range(indices, frame_range)
+        if not first <= span_range[0] <= span_range[1] <= last:
+            raise ValueError(f"mask_span {span} is not inside the clip bounds of {path} (frames {first}..{last})")
+        indices = ensure_index_in_range(indices, span_range)
 
     frames = qvu.read_video_frames(path, indices, backend=cfg.backend)
     size = _target_size(int(frames.shape[-2]), int(frames.shape[-1]), nframes, ele, cfg)
     frames = _resize(frames, size)
     masked = [False] * nframes
-    if frame_range is not None:
-        masked = [frame_range[0] <= i <= frame_range[1] for i in indices]
+    if span_range is not None:
+        masked = [span_range[0] <= i <= span_range[1] for i in indices]
         if any(masked):
             frames[torch.tensor(masked)] = 0
     return VideoClip(
         frames=frames.contiguous(),
         timestamps=[float(t) for t in qvu.frame_timestamps(indices, fps)],
         sources=[0] * nframes,
-        fps=nframes / max(total, 1e-6) * fps,
+        fps=qvu.sample_fps(nframes, last - first + 1, fps),
         indices=list(indices),
         masked=masked,
         paths=[path],
@@ -279,6 +280,8 @@ def _load_uncached(row: dict, cfg: VideoConfig, paths: list[str]) -> VideoClip:
 
 
 def _load_mix(row: dict, cfg: VideoConfig, paths: list[str], ele: dict) -> VideoClip:
+    if any(k in ele for k in CLIP_BOUND_KEYS):
+        raise ValueError("clip bounds (video_start / video_end) apply to a single video, not a MixVidQA pair")
     infos = [video_info(p, cfg.backend) for p in paths]
     totals = [int(i.total_frames) for i in infos]
     fpss = [float(i.fps) for i in infos]

@@ -6,9 +6,11 @@ override them, an unknown YAML key is an error. The defaults are the paper's inf
 Evaluation): QA at 1 fps up to 128 frames, greedy decoding, up to 2048 new tokens, the think/answer prompt.
 Captioning configs set `nframes: 16` and `video_fps: null`.
 
-Field names follow the training options (`versavid_r1.trainer.args.ScriptArguments`) where they mean the
-same thing (nframes, video_fps, min_pixels, qwen_judge_url, ...), so a training YAML's video section can be
-copied into an eval YAML unchanged.
+The video options (video_root, nframes, video_fps, min/max_frames, pixels, segment_seconds, video_seed,
+video_cache_size, video_backend) and `video_config()` are inherited from `versavid_r1.data.args.VideoArguments`,
+as in training, so a training YAML's video section can be copied into an eval YAML unchanged; only the
+defaults of video_fps (1.0), max_frames (128) and video_cache_size (0) differ. Other names follow the training
+options where they mean the same thing (qwen_judge_url, format_mode, ...).
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Optional, Sequence
 
+from versavid_r1.data.args import VideoArguments
 from versavid_r1.protocol import DEFAULT_CAPTION_JUDGE_PORT, DEFAULT_QWEN_JUDGE_PORT
 from versavid_r1.rewards.format import FORMAT_MODES
 
@@ -40,7 +43,7 @@ class EvalSetupError(ValueError):
 
 
 @dataclass
-class EvalConfig:
+class EvalConfig(VideoArguments):
     # --- what to evaluate -------------------------------------------------------------------------------
     model: Optional[str] = field(
         default=None,
@@ -62,9 +65,6 @@ class EvalConfig:
         default="auto",
         metadata={"help": "Row format: 'mcqa' (video, question, options, answer letter, optional category, id), "
                           "'internal' (the training row schema), or 'auto' (decided per row)."},
-    )
-    video_root: Optional[str] = field(
-        default=None, metadata={"help": "Folder relative video paths are resolved against (default: the JSONL's)."}
     )
     output_dir: str = field(
         default="outputs/eval",
@@ -90,29 +90,16 @@ class EvalConfig:
     mcqa_suffix: bool = field(
         default=True, metadata={"help": "Ask multiple-choice questions for the option's letter (as in training)."}
     )
-    # --- video (versavid_r1.data.VideoConfig) ---------------------------------------------------------
-    nframes: Optional[int] = field(
-        default=16, metadata={"help": "Frames sampled uniformly per video (used when video_fps is null)."}
-    )
+    # --- video: versavid_r1.data.args.VideoArguments; only the paper's QA inference defaults differ ----------
     video_fps: Optional[float] = field(
         default=1.0,
         metadata={"help": "Frames per second to sample (wins over nframes). Paper QA: 1 fps. 0 or null: use "
                           "nframes."},
     )
-    min_frames: int = field(default=4, metadata={"help": "Fewest frames in fps mode."})
     max_frames: int = field(default=128, metadata={"help": "Most frames in fps mode. Paper QA: 128."})
-    min_pixels: int = field(default=128 * 28 * 28, metadata={"help": "Minimum pixels per frame."})
-    max_pixels: int = field(default=196 * 28 * 28, metadata={"help": "Maximum pixels per frame."})
-    total_pixels: Optional[int] = field(
-        default=None, metadata={"help": "Optional pixel budget of a whole video (frames x pixels)."}
-    )
-    segment_seconds: list[float] = field(
-        default_factory=lambda: [1.5, 2.0],
-        metadata={"help": "MixVidQA segment length for rows given as two clips: one value or a min max pair."},
-    )
-    video_seed: int = field(default=42, metadata={"help": "Data seed of the proxy tasks (MixVidQA segments)."})
-    video_backend: Optional[str] = field(
-        default=None, metadata={"help": "Video reader: decord, pyav or torchvision (default: best available)."}
+    video_cache_size: int = field(
+        default=0, metadata={"help": "Decoded clips kept per process (LRU); 0 (default): off, as each evaluation "
+                                     "video is seen once."}
     )
     # --- generation -------------------------------------------------------------------------------------
     backend: str = field(default="hf", metadata={"help": "'hf' (batched transformers generate) or 'vllm'."})
@@ -168,11 +155,7 @@ class EvalConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
         if self.max_samples is not None and self.max_samples < 1:
             raise ValueError(f"max_samples must be >= 1, got {self.max_samples}")
-        if self.video_fps is not None and float(self.video_fps) == 0.0:
-            self.video_fps = None  # a flag cannot say null
-        if isinstance(self.segment_seconds, (int, float)):
-            self.segment_seconds = [float(self.segment_seconds)]
-        self.video_config()  # frame / pixel settings fail here, before anything is loaded
+        super().__post_init__()  # video settings: fail here, before anything is loaded
 
     def check_runnable(self) -> None:
         """The fields a run needs and that have no default."""
@@ -181,19 +164,6 @@ class EvalConfig:
             raise EvalSetupError(f"missing {', '.join(missing)} (in the YAML or as flags)")
         if not os.path.isfile(self.data_path):
             raise EvalSetupError(f"data file not found: {self.data_path}")
-
-    def video_config(self):
-        """The `versavid_r1.data.VideoConfig` of these settings (cache off: each eval video is seen once)."""
-        from versavid_r1.data import VideoConfig
-
-        seg: Any = self.segment_seconds
-        seg = seg[0] if isinstance(seg, (list, tuple)) and len(seg) == 1 else seg
-        return VideoConfig(
-            nframes=self.nframes, fps=self.video_fps, min_frames=self.min_frames, max_frames=self.max_frames,
-            min_pixels=self.min_pixels, max_pixels=self.max_pixels, total_pixels=self.total_pixels,
-            video_root=self.video_root, segment_seconds=seg, seed=self.video_seed, cache_size=0,
-            backend=self.video_backend,
-        )
 
     def reward_config(self):
         """The reward settings the scorer passes to `versavid_r1.rewards.score_rows`.

@@ -4,7 +4,8 @@
   `{"video": ..., "question": ..., "candidates": [...], "answer": <text of the right candidate>}` (some
   tasks add `start`/`end` seconds). Each row becomes an mcqa evaluation row (`formats.py`): options =
   candidates, answer = the letter of the right candidate, category = the task (from the file name),
-  id = "<task>/<index>". Videos are found under `video_dir`: `task_dirs[task]/video` when the task's
+  id = "<task>/<index>", and `start`/`end` become the clip bounds `video_start`/`video_end` (only that
+  clip is sampled). Videos are found under `video_dir`: `task_dirs[task]/video` when the task's
   sub-folder is given, otherwise by searching `video_dir` for a file whose path ends with the row's
   `video` (an ambiguous match is an error that asks for the task's sub-folder).
 - **DREAM-1K style** (`convert_dream1k`): a JSON list or JSONL of items with an id (`idx`/`id`), the
@@ -189,10 +190,17 @@ def _mvbench_row(item: Any, task: str, k: int) -> dict:
         "answer": OPTION_LETTERS[candidates.index(answer)],
         "category": task_category(task),
     }
-    # Clip bounds of some tasks; kept for reference (the loader samples the whole video).
-    for key in ("start", "end"):
-        if item.get(key) is not None:
-            row[key] = item[key]
+    # Clip bounds of some tasks (seconds): the loader samples only that clip (versavid_r1.data.schema).
+    for key, out in (("start", "video_start"), ("end", "video_end")):
+        value = item.get(key)
+        if value is None:
+            continue
+        try:
+            if isinstance(value, bool):
+                raise TypeError(key)
+            row[out] = float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{key!r} must be a number of seconds, got {value!r}") from None
     return row
 
 

@@ -1,7 +1,9 @@
 """`ScriptArguments`: the project's own training options, parsed by `TrlParser` next to GRPOConfig/ModelConfig.
 
 Every option is a flag (`--data_path ...`) and a key of the YAML passed with `--config`. Names must not
-clash with GRPOConfig's or ModelConfig's (hence `video_fps`, `video_seed`, not `fps`, `seed`).
+clash with GRPOConfig's or ModelConfig's. The video options (`video_root`, `nframes`, `video_fps`, pixels,
+`segment_seconds`, `video_seed`, `video_cache_size`, `video_backend`) and `video_config()` come from
+`versavid_r1.data.args.VideoArguments`, shared with evaluation.
 """
 from __future__ import annotations
 
@@ -9,11 +11,12 @@ import os
 from dataclasses import dataclass, field
 from typing import Optional
 
+from versavid_r1.data.args import VideoArguments
 from versavid_r1.protocol import DEFAULT_CAPTION_JUDGE_PORT, DEFAULT_QWEN_JUDGE_PORT
 
 
 @dataclass
-class ScriptArguments:
+class ScriptArguments(VideoArguments):
     # --- data -------------------------------------------------------------------------------------
     data_path: Optional[str] = field(
         default=None, metadata={"help": "Training JSONL (one row per line; see versavid_r1.data.schema)."}
@@ -21,37 +24,12 @@ class ScriptArguments:
     eval_data_path: Optional[str] = field(
         default=None, metadata={"help": "Optional evaluation JSONL (used when eval_strategy != 'no')."}
     )
-    video_root: Optional[str] = field(
-        default=None,
-        metadata={"help": "Folder relative video paths are resolved against (default: the JSONL's folder)."},
-    )
     skip_invalid: bool = field(
         default=False,
         metadata={"help": "Drop rows that fail validation (each is logged) instead of stopping before training."},
     )
     max_train_samples: Optional[int] = field(
         default=None, metadata={"help": "Use only the first N valid rows (smoke tests, demos)."}
-    )
-    # --- video sampling and size (versavid_r1.data.VideoConfig; paper: 16 frames, 128..196 x 28x28 px) ---
-    nframes: Optional[int] = field(default=16, metadata={"help": "Frames sampled uniformly per video."})
-    video_fps: Optional[float] = field(
-        default=None, metadata={"help": "Sample this many frames per second instead of `nframes`."}
-    )
-    min_frames: int = field(default=4, metadata={"help": "Fewest frames in fps mode."})
-    max_frames: int = field(default=768, metadata={"help": "Most frames in fps mode."})
-    min_pixels: int = field(default=128 * 28 * 28, metadata={"help": "Minimum pixels per frame."})
-    max_pixels: int = field(default=196 * 28 * 28, metadata={"help": "Maximum pixels per frame."})
-    total_pixels: Optional[int] = field(
-        default=None, metadata={"help": "Optional pixel budget of a whole video (frames x pixels)."}
-    )
-    segment_seconds: list[float] = field(
-        default_factory=lambda: [1.5, 2.0],
-        metadata={"help": "MixVidQA segment length in seconds: one value or a min max pair."},
-    )
-    video_seed: int = field(default=42, metadata={"help": "Data seed of the proxy tasks (MixVidQA segments)."})
-    video_cache_size: int = field(default=32, metadata={"help": "Decoded clips kept per process (LRU)."})
-    video_backend: Optional[str] = field(
-        default=None, metadata={"help": "Video reader: decord, pyav or torchvision (default: best available)."}
     )
     max_prompt_length: Optional[int] = field(
         default=None,
@@ -129,10 +107,7 @@ class ScriptArguments:
             raise ValueError(f"on_judge_error must be 'raise' or 'skip', got {self.on_judge_error!r}")
         if self.reward_composition not in ("gate", "sum"):
             raise ValueError(f"reward_composition must be 'gate' or 'sum', got {self.reward_composition!r}")
-        if isinstance(self.segment_seconds, (int, float)):
-            self.segment_seconds = [float(self.segment_seconds)]
-        if len(self.segment_seconds) not in (1, 2):
-            raise ValueError("segment_seconds takes one value or a min max pair")
+        super().__post_init__()
 
     def reward_config(self):
         """The `versavid_r1.rewards.RewardConfig` these options describe."""
@@ -155,23 +130,3 @@ class ScriptArguments:
         """Bearer auth for the judges when the key's environment variable is set."""
         key = os.environ.get(self.judge_api_key_env) if self.judge_api_key_env else None
         return {"Authorization": f"Bearer {key}"} if key else None
-
-    def video_config(self):
-        """The `versavid_r1.data.VideoConfig` these options describe."""
-        from versavid_r1.data import VideoConfig
-
-        seg = self.segment_seconds
-        return VideoConfig(
-            nframes=self.nframes,
-            fps=self.video_fps,
-            min_frames=self.min_frames,
-            max_frames=self.max_frames,
-            min_pixels=self.min_pixels,
-            max_pixels=self.max_pixels,
-            total_pixels=self.total_pixels,
-            video_root=self.video_root,
-            segment_seconds=float(seg[0]) if len(seg) == 1 else (float(seg[0]), float(seg[1])),
-            seed=self.video_seed,
-            cache_size=self.video_cache_size,
-            backend=self.video_backend,
-        )

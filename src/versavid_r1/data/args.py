@@ -1,0 +1,77 @@
+"""`VideoArguments`: the video sampling/sizing options as command-line flags and YAML keys.
+
+One dataclass shared by training (`versavid_r1.trainer.args.ScriptArguments`) and evaluation
+(`versavid_r1.eval.config.EvalConfig`), both of which inherit it, so a training YAML's video section
+can be copied into an eval YAML unchanged. Defaults are the paper's training recipe (SPEC.md); a
+subclass re-declares a field only to change its default (evaluation samples QA at 1 fps, up to 128
+frames). Names must not clash with TRL's GRPOConfig / ModelConfig, which are parsed next to them by
+the same `TrlParser` (hence `video_fps`, `video_seed`, not `fps`, `seed`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+from versavid_r1.data.config import VideoConfig
+
+
+@dataclass
+class VideoArguments:
+    video_root: Optional[str] = field(
+        default=None,
+        metadata={"help": "Folder relative video paths are resolved against (default: the JSONL's folder)."},
+    )
+    nframes: Optional[int] = field(
+        default=16, metadata={"help": "Frames sampled uniformly per video (used when video_fps is unset). Paper: 16."}
+    )
+    video_fps: Optional[float] = field(
+        default=None,
+        metadata={"help": "Sample this many frames per second instead of `nframes` (clamped to min_frames.."
+                          "max_frames). 0 or null: use nframes."},
+    )
+    min_frames: int = field(default=4, metadata={"help": "Fewest frames in fps mode."})
+    max_frames: int = field(default=768, metadata={"help": "Most frames in fps mode."})
+    min_pixels: int = field(default=128 * 28 * 28, metadata={"help": "Minimum pixels per frame. Paper: 128x28x28."})
+    max_pixels: int = field(default=196 * 28 * 28, metadata={"help": "Maximum pixels per frame. Paper: 196x28x28."})
+    total_pixels: Optional[int] = field(
+        default=None, metadata={"help": "Optional pixel budget of a whole video (frames x pixels)."}
+    )
+    segment_seconds: list[float] = field(
+        default_factory=lambda: [1.5, 2.0],
+        metadata={"help": "MixVidQA segment length in seconds, for rows given as two clips: one value or a min "
+                          "max pair."},
+    )
+    video_seed: int = field(default=42, metadata={"help": "Data seed of the proxy tasks (MixVidQA segments)."})
+    video_cache_size: int = field(
+        default=32, metadata={"help": "Decoded clips kept per process (LRU); 0 turns the cache off."}
+    )
+    video_backend: Optional[str] = field(
+        default=None, metadata={"help": "Video reader: decord, pyav or torchvision (default: best available)."}
+    )
+
+    def __post_init__(self) -> None:
+        if self.video_fps is not None and float(self.video_fps) == 0.0:
+            self.video_fps = None  # a flag cannot say null
+        if isinstance(self.segment_seconds, (int, float)):
+            self.segment_seconds = [float(self.segment_seconds)]
+        if len(self.segment_seconds) not in (1, 2):
+            raise ValueError("segment_seconds takes one value or a min max pair")
+        self.video_config()  # bad frame / pixel / segment settings fail at parse time, before anything loads
+
+    def video_config(self, video_root: Optional[str] = None, cache_size: Optional[int] = None) -> VideoConfig:
+        """The `VideoConfig` these options describe; `video_root` / `cache_size` override the fields."""
+        seg = [float(x) for x in self.segment_seconds]
+        return VideoConfig(
+            nframes=self.nframes,
+            fps=self.video_fps,
+            min_frames=self.min_frames,
+            max_frames=self.max_frames,
+            min_pixels=self.min_pixels,
+            max_pixels=self.max_pixels,
+            total_pixels=self.total_pixels,
+            video_root=video_root if video_root is not None else self.video_root,
+            segment_seconds=seg[0] if len(seg) == 1 else tuple(seg),
+            seed=self.video_seed,
+            cache_size=cache_size if cache_size is not None else self.video_cache_size,
+            backend=self.video_backend,
+        )
