@@ -9,7 +9,7 @@ Two row formats are read (one JSON object per line):
 
   `options` is a list of 2 to 7 texts (or a mapping "A" -> text); options that already carry their own
   label ("A. runs", "(A) runs") are accepted. `answer` is the letter ("B", "(B)", "B. sits") or the exact
-  text of one option. Other keys (per-row frame/pixel overrides, start/end, ...) are kept.
+  text of one option. Other keys (per-row frame/pixel overrides, clip bounds video_start/video_end in seconds, ...) are kept and used by the loader.
 - **internal**: the training schema (versavid_r1.data.schema: problem, solution, problem_type, video, ...),
   used for captioning (DREAM-1K style), DarkEventInfer-Test and MixVidQA-Test. `category` is optional.
 
