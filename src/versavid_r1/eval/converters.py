@@ -42,6 +42,15 @@ class ConversionReport:
     skipped: list[str] = field(default_factory=list)  # "<source>: <reason>" of rows left out
     missing_videos: list[str] = field(default_factory=list)  # rows written whose video does not exist
 
+    def add(self, row: dict, where: str, missing: Optional[str], drop_missing: bool) -> None:
+        """Keep `row`, noting a missing video; with `drop_missing` such a row is left out instead."""
+        if missing is not None:
+            if drop_missing:
+                self.skipped.append(f"{where}: {missing}")
+                return
+            self.missing_videos.append(f"{where}: {missing}")
+        self.rows.append(row)
+
     def summary(self) -> str:
         lines = [f"{len(self.rows)} rows written, {len(self.skipped)} left out, "
                  f"{len(self.missing_videos)} written with a missing video"]
@@ -161,12 +170,7 @@ def convert_mvbench(
                 continue
             path, problem = _resolve_mvbench_video(str(item["video"]), video_dir, task_dirs.get(task), index)
             row["video"] = str(path)
-            if problem is not None:
-                if drop_missing:
-                    report.skipped.append(f"{where}: {problem}")
-                    continue
-                report.missing_videos.append(f"{where}: {problem}")
-            report.rows.append(row)
+            report.add(row, where, problem, drop_missing)
     return report
 
 
@@ -269,11 +273,6 @@ def convert_dream1k(
         category = _first(item, "source", "dataset")
         if category is not None:
             row["category"] = str(category).split("/")[-1]
-        if not Path(row["video"]).is_file():
-            problem = f"{row['video']} does not exist"
-            if drop_missing:
-                report.skipped.append(f"{where}: {problem}")
-                continue
-            report.missing_videos.append(f"{where}: {problem}")
-        report.rows.append(row)
+        missing = None if Path(row["video"]).is_file() else f"{row['video']} does not exist"
+        report.add(row, where, missing, drop_missing)
     return report
