@@ -19,7 +19,7 @@ from typing import Any, Optional
 
 from versavid_r1 import prompts
 from versavid_r1.data.config import VideoConfig
-from versavid_r1.data.schema import resolve_video_paths
+from versavid_r1.data.rows import resolve_video_paths
 from versavid_r1.tasks import MCQA
 
 

@@ -29,28 +29,33 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Optional, Sequence, Union
+from typing import Any, Iterable, Optional, Sequence
 
 import qwen_vl_utils as qvu
 
 from versavid_r1.answer import ANSWER_CLOSE, ANSWER_OPEN, extract_answer
 from versavid_r1.data.config import CLIP_BOUND_KEYS, ROW_VIDEO_OVERRIDES, VideoConfig, segment_range
 from versavid_r1.data.proxy import span_frame_range
+from versavid_r1.data.rows import (  # noqa: F401  (re-exported: the schema's public names)
+    VIDEO_PATHS_KEY,
+    PathLike,
+    normalize_row,
+    present,
+    resolve_video_paths,
+    row_video_list,
+    sampling_options,
+)
 from versavid_r1.tasks import CAPTION, DARK_EVENT_INFER, MCQA, MIX_VID_QA, PROBLEM_TYPES
 
 logger = logging.getLogger(__name__)
 
 REQUIRED_FIELDS: tuple[str, ...] = ("problem", "solution", "problem_type", "video")
-# Added by load_rows: absolute paths of the row's video(s), always a list (Arrow-friendly).
-VIDEO_PATHS_KEY = "video_paths"
 _ANSWER_RE = re.compile(re.escape(ANSWER_OPEN) + r"(.*?)" + re.escape(ANSWER_CLOSE), re.DOTALL)
 _MCQA_LETTER_RE = re.compile(r"^\(?\s*([A-Ga-g])(?:[\s.,:;)\]]|$)")
 
-PathLike = Union[str, os.PathLike]
 
 
 @dataclass(frozen=True)
@@ -110,83 +115,6 @@ class DataValidationError(ValueError):
         )
 
 
-# ------------------------------------------------------------------ paths ------------------------
-def row_video_list(row: dict) -> list[str]:
-    """The row's `video` as a list of path strings (one, or two for a MixVidQA pair)."""
-    video = row.get("video")
-    return [str(v) for v in video] if isinstance(video, (list, tuple)) else [str(video)]
-
-
-def resolve_video_paths(row: dict, video_root: Optional[PathLike] = None) -> list[str]:
-    """Absolute paths of the row's video(s): `video_paths` if `load_rows` added it, else `video`
-    resolved against `video_root` (default: the current directory)."""
-    given = row.get(VIDEO_PATHS_KEY)
-    if given:
-        return [str(p) for p in given]
-    root = Path(video_root) if video_root is not None else Path.cwd()
-    out = []
-    for v in row_video_list(row):
-        p = Path(os.path.expanduser(v))
-        out.append(str(p if p.is_absolute() else (root / p).resolve()))
-    return out
-
-
-def normalize_row(row: dict, video_root: Optional[PathLike] = None) -> dict:
-    """A copy of a valid row with `video_paths` (absolute, a list), `segment_seconds` as `[min, max]`,
-    `mask_span` and the clip bounds as floats. `video` and every other key are kept as written."""
-    out = dict(row)
-    out[VIDEO_PATHS_KEY] = resolve_video_paths({"video": row.get("video")}, video_root)
-    if out.get("segment_seconds") is not None:
-        out["segment_seconds"] = list(segment_range(out["segment_seconds"]))
-    if out.get("mask_span") is not None:
-        out["mask_span"] = [float(v) for v in out["mask_span"]]
-    for key in CLIP_BOUND_KEYS:
-        if out.get(key) is not None:
-            out[key] = float(out[key])
-    return out
-
-
-# ------------------------------------------------------------------ sampling options -------------
-def _present(row: dict, key: str) -> bool:
-    return row.get(key) is not None
-
-
-def sampling_options(row: dict, cfg: VideoConfig) -> dict:
-    """The qwen-vl-utils video element (`nframes` or `fps` + frame limits, pixel limits, clip bounds)
-    for a row: the config's values with the row's overrides applied."""
-    ele: dict[str, Any] = {}
-    if _present(row, "nframes"):
-        ele["nframes"] = int(row["nframes"])
-    elif _present(row, "fps"):
-        ele["fps"] = float(row["fps"])
-    elif cfg.fps is not None:
-        ele["fps"] = float(cfg.fps)
-    else:
-        ele["nframes"] = int(cfg.nframes)
-    if "fps" in ele:
-        ele["min_frames"] = int(row["min_frames"]) if _present(row, "min_frames") else cfg.min_frames
-        ele["max_frames"] = int(row["max_frames"]) if _present(row, "max_frames") else cfg.max_frames
-    for key in ("min_pixels", "max_pixels", "total_pixels"):
-        value = row[key] if _present(row, key) else getattr(cfg, key)
-        if value is not None:
-            ele[key] = int(value)
-    for key in ("resized_height", "resized_width"):
-        if _present(row, key):
-            ele[key] = int(row[key])
-    for key in CLIP_BOUND_KEYS:
-        if _present(row, key):
-            ele[key] = float(row[key])
-    return ele
-
-
-def pixel_options(ele: dict) -> dict:
-    return {
-        k: ele[k]
-        for k in ("min_pixels", "max_pixels", "total_pixels", "resized_height", "resized_width")
-        if k in ele
-    }
-
-
 # ------------------------------------------------------------------ validation -------------------
 def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
@@ -217,7 +145,7 @@ class _InfoCache:
 def _check_clip_bounds_static(row: dict, video: Any, span: Optional[Sequence[float]], err) -> None:
     """Clip bounds (numbers >= 0 already checked) without opening the video: one video only, start <
     end, and a DarkEventInfer `mask_span` inside them (so the guaranteed black frame is sampled)."""
-    given = [k for k in CLIP_BOUND_KEYS if _present(row, k)]
+    given = [k for k in CLIP_BOUND_KEYS if present(row, k)]
     if not given or not all(_is_number(row[k]) and row[k] >= 0 for k in given):
         return  # absent, or already reported as not a number >= 0
     start, end = row.get("video_start"), row.get("video_end")
@@ -231,7 +159,7 @@ def _check_clip_bounds_static(row: dict, video: Any, span: Optional[Sequence[flo
 
 def _check_clip_bounds_in_video(row: dict, info: Any, err) -> bool:
     """Clip bounds against the opened video: the start lies inside it and the clip holds >= 2 frames."""
-    given = [k for k in CLIP_BOUND_KEYS if _present(row, k)]
+    given = [k for k in CLIP_BOUND_KEYS if present(row, k)]
     if not given:
         return True
     duration = info.total_frames / info.fps
@@ -358,10 +286,10 @@ def validate_row(
 
     # --- per-row overrides ---
     n_before = len(errors)
-    if _present(row, "nframes") and _present(row, "fps"):
+    if present(row, "nframes") and present(row, "fps"):
         err("nframes", "set either nframes or fps, not both")
     for key in ROW_VIDEO_OVERRIDES:
-        if not _present(row, key):
+        if not present(row, key):
             continue
         v = row[key]
         if key in CLIP_BOUND_KEYS:

@@ -40,7 +40,7 @@ from versavid_r1.data.proxy import (
     source_frame,
     span_frame_range,
 )
-from versavid_r1.data.schema import pixel_options, resolve_video_paths, sampling_options
+from versavid_r1.data.rows import pixel_options, resolve_video_paths, sampling_options
 from versavid_r1.tasks import DARK_EVENT_INFER, MIX_VID_QA
 
 
