@@ -133,6 +133,18 @@ def test_microbatching_groups_concurrent_requests(judge):
     assert after["max_batch_seen"] >= 4
 
 
+def test_lone_requests_do_not_wait_for_partners(model_path):
+    """With one client, a request runs at once; the micro-batching wait applies only to concurrent traffic."""
+    settings = QwenJudgeSettings(model=model_path, backend="transformers", device="cpu", max_batch_size=16,
+                                 max_wait_ms=2000, max_new_tokens=4)
+    with BackgroundServer(create_qwen_judge_app(settings)) as srv, httpx.Client(base_url=srv.url, timeout=60) as c:
+        started = time.monotonic()
+        for i in range(3):
+            assert c.post(PREDICT_PATH, json=dei(gt=f"event {i}")).status_code == 200
+        assert time.monotonic() - started < 2.0, "sequential requests waited for partners"
+        assert metrics(srv)["generate_calls"] == 3
+
+
 def test_batched_reply_equals_single_reply(judge):
     """Greedy decoding with left padding: a request's reply does not depend on its batch mates."""
     item = dei(pred="<answer>The woman pours water.</answer>", gt="She fills a cup.")

@@ -2,7 +2,8 @@
 
 Concurrent requests are put on an asyncio queue. One worker task takes the first waiting request,
 then keeps collecting until it has `max_batch_size` requests or `max_wait_ms` has passed (requests
-that are already waiting are taken at once, so under load batches fill without waiting), and runs
+that are already waiting are taken at once, so under load batches fill without waiting; while traffic
+comes one request at a time, a lone request is run at once instead of waiting), and runs
 ONE left-padded `generate` call for them in a single worker thread, so the event loop never blocks.
 Requests with different sampling settings are split into separate calls; the batch generates up to
 the largest `max_new_tokens` asked for and each reply is cut back to its own limit, which for greedy
@@ -66,6 +67,7 @@ class TransformersBackend(JudgeBackend):
         # One thread: the model is used by one generate call at a time.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="judge-generate")
         self._queue: Optional[asyncio.Queue] = None
+        self._last_batch_size = 1  # size of the previous batch: 1 means no concurrent traffic seen
         self._worker: Optional[asyncio.Task] = None
         self._pending = 0
         self.tokenizer = None
@@ -178,6 +180,11 @@ class TransformersBackend(JudgeBackend):
         assert self._queue is not None
         loop = asyncio.get_running_loop()
         batch = [await self._queue.get()]
+        if self._last_batch_size <= 1 and self._queue.empty():
+            # Traffic has been one request at a time: waiting for partners would only add latency.
+            # Once requests overlap, the queue fills during a generate and the wait applies again.
+            self._last_batch_size = 1
+            return batch
         deadline = loop.time() + self.max_wait_s
         while len(batch) < self.max_batch_size:
             if not self._queue.empty():
@@ -190,6 +197,7 @@ class TransformersBackend(JudgeBackend):
                 batch.append(await asyncio.wait_for(self._queue.get(), remaining))
             except asyncio.TimeoutError:
                 break
+        self._last_batch_size = len(batch)
         return batch
 
     async def _run(self) -> None:
