@@ -1,0 +1,148 @@
+#!/usr/bin/env python
+"""Rollout: G completions of one video prompt in ONE batched `generate` (this project) vs G
+sequential `generate` calls (the original design), same model, same inputs, same lengths.
+
+    .venv/bin/python scripts/bench/rollout.py --quick
+    .venv/bin/python scripts/bench/rollout.py                      # 256 new tokens, 5 repeats
+    .venv/bin/python scripts/bench/rollout.py --size small         # a wider CPU model
+
+The prompt is built by the project's own path: an MCQA row on a 30 s mp4 -> versavid_r1.data.load_video
+(16 frames, 128..196 x 28x28 px) -> make_conversation -> trainer.video_inputs.build_prompt_inputs; the
+G copies are collated by `collate_generation_fields` and padded like TRL's `_generate_single_turn`.
+Both sides sample (temperature 1.0) exactly `--new-tokens` tokens (min_new_tokens = max_new_tokens,
+vision tokens suppressed), and both run the vision tower once per completion, as TRL and the
+original do. Tokens/s counts generated tokens only; wall time includes prefill and the vision tower.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common as C  # noqa: E402
+
+
+def build_case(size: str = "tiny", nframes: int = 16, video_seconds: float = 30.0):
+    """(model, processor, PromptVideoInputs, suppress ids) of one MCQA video prompt."""
+    import torch
+
+    from versavid_r1.data import VideoConfig, load_video, make_conversation
+    from versavid_r1.modeling import load_processor, load_vl_model
+
+    vi = C.import_video_inputs()
+    model_dir = C.tiny_vl_model(size)
+    video = C.long_video(video_seconds, fps=30, width=640, height=360, seed=1)
+    row = {"problem": "What does the coloured block do during the video?\nOptions:\nA. It moves\n"
+                      "B. It disappears\nC. It changes size\nD. It stays still",
+           "solution": "<answer>A</answer>", "problem_type": "MCQA", "video": str(video)}
+    cfg = VideoConfig(nframes=nframes, cache_size=0)
+    processor = load_processor(model_dir, padding_side="left")
+    model = load_vl_model(model_dir, dtype=torch.float32, attn_implementation="sdpa").eval()
+    clip = load_video(row, cfg)
+    prompt = vi.build_prompt_inputs(processor, make_conversation(row, cfg), [clip],
+                                    min_pixels=cfg.min_pixels, max_pixels=cfg.max_pixels)
+    suppress = vi.tokens_to_suppress(processor.tokenizer, model.config)
+    return model, processor, prompt, suppress
+
+
+def make_generate(model, processor, prompt, suppress: list[int], copies: int, new_tokens: int):
+    """A no-argument function running ONE generate call over `copies` copies of the prompt."""
+    import torch
+    from transformers import GenerationConfig
+
+    vi = C.import_video_inputs()
+    tok = processor.tokenizer
+    video_token_id = tok.convert_tokens_to_ids("<|video_pad|>")
+    prompt_ids, fields = vi.collate_generation_fields([prompt] * copies, video_token_id)
+    inputs = C.generate_inputs(prompt_ids, fields, tok.pad_token_id)
+    gen_cfg = GenerationConfig(do_sample=True, temperature=1.0, top_p=1.0, top_k=None,
+                               max_new_tokens=new_tokens, min_new_tokens=new_tokens,
+                               pad_token_id=tok.pad_token_id, eos_token_id=model.generation_config.eos_token_id,
+                               suppress_tokens=suppress)
+    width = inputs["input_ids"].shape[1]
+
+    def run() -> int:
+        with torch.inference_mode():
+            out = model.generate(**inputs, generation_config=gen_cfg)
+        produced = out.shape[1] - width
+        if produced != new_tokens or out.shape[0] != copies:
+            raise RuntimeError(f"expected {copies} x {new_tokens} new tokens, got {out.shape[0]} x {produced}")
+        return copies * produced
+
+    return run
+
+
+def run_rollout(size: str = "tiny", generations: int = 8, new_tokens: int = 128, repeats: int = 3,
+                nframes: int = 16, report: "C.Report | None" = None) -> dict:
+    """Measure both designs; returns the figures (seconds are medians).
+
+    Also times both with ONE new token (vision tower + prompt prefill + one step), so the report
+    splits each side into prefill and decode and shows which part batching speeds up."""
+    report = report or C.Report("rollout")
+    model, processor, prompt, suppress = build_case(size, nframes)
+
+    def sequential_of(single):
+        return lambda: sum(single() for _ in range(generations))
+
+    cases = {
+        "batched": make_generate(model, processor, prompt, suppress, generations, new_tokens),
+        "sequential": sequential_of(make_generate(model, processor, prompt, suppress, 1, new_tokens)),
+        "batched_prefill": make_generate(model, processor, prompt, suppress, generations, 1),
+        "sequential_prefill": sequential_of(make_generate(model, processor, prompt, suppress, 1, 1)),
+    }
+    cases["batched_prefill"]()  # warm-up (first calls allocate)
+    times = C.interleaved(cases, repeats, warmup=0)
+    med = {k: C.median(v) for k, v in times.items()}
+    tokens = generations * new_tokens
+    figures = {
+        "model": size, "params": sum(p.numel() for p in model.parameters()),
+        "prompt_tokens": len(prompt.input_ids), "video_grid_thw": prompt.video_fields["video_grid_thw"].tolist(),
+        "generations": generations, "new_tokens": new_tokens, "repeats": repeats,
+        "batched_s": med["batched"], "sequential_s": med["sequential"],
+        "batched_prefill_s": med["batched_prefill"], "sequential_prefill_s": med["sequential_prefill"],
+        "times": times,
+    }
+    figures["batched_tok_s"] = tokens / med["batched"]
+    figures["sequential_tok_s"] = tokens / med["sequential"]
+    figures["ratio"] = med["sequential"] / med["batched"]
+    decode_b = max(med["batched"] - med["batched_prefill"], 1e-9)
+    decode_s = max(med["sequential"] - med["sequential_prefill"], 1e-9)
+    figures["decode_ratio"] = decode_s / decode_b
+    figures["prefill_ratio"] = med["sequential_prefill"] / med["batched_prefill"]
+    figures["prefill_share_batched"] = med["batched_prefill"] / med["batched"]
+    report.add(f"model: {size} ({figures['params'] / 1e6:.2f} M params, {C.torch_threads()} torch thread(s)), "
+               f"prompt {figures['prompt_tokens']} tokens (video grid {figures['video_grid_thw']}), "
+               f"G={generations}, {new_tokens} new tokens each")
+    report.add(f"batched (1 generate x {generations}):   {C.spread(times['batched'])}  "
+               f"{figures['batched_tok_s']:.0f} tok/s")
+    report.add(f"sequential ({generations} generate x 1): {C.spread(times['sequential'])}  "
+               f"{figures['sequential_tok_s']:.0f} tok/s")
+    report.add(f"prefill only (vision tower + prompt + 1 token): batched {C.fmt_s(med['batched_prefill'])}, "
+               f"sequential {C.fmt_s(med['sequential_prefill'])} -> {figures['prefill_ratio']:.2f}x")
+    report.add(f"decode only (the rest): batched {C.fmt_s(decode_b)}, sequential {C.fmt_s(decode_s)} "
+               f"-> {figures['decode_ratio']:.2f}x; prefill is {100 * figures['prefill_share_batched']:.0f}% "
+               f"of the batched call")
+    return figures
+
+
+def main(argv=None) -> int:
+    p = C.base_parser(__doc__)
+    p.add_argument("--size", default="tiny", choices=sorted(C.MODEL_SIZES))
+    p.add_argument("--generations", type=int, default=8)
+    p.add_argument("--new-tokens", type=int, default=None, help="default 64 quick, 256 full")
+    p.add_argument("--nframes", type=int, default=16)
+    a = p.parse_args(argv)
+    C.set_threads(a.threads)
+    report = C.Report("Rollout: batched vs sequential generation")
+    C.header(report, a)
+    new_tokens = a.new_tokens or (64 if a.quick else 256)
+    f = run_rollout(a.size, a.generations, new_tokens, C.repeats_of(a), a.nframes, report)
+    report.data = f
+    report.ratio("rollout_prefill_batched_vs_sequential", f["prefill_ratio"])
+    report.ratio("rollout_decode_batched_vs_sequential", f["decode_ratio"])
+    report.ratio("rollout_batched_vs_sequential", f["ratio"], 4.0)
+    return report.finish(a.json)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
