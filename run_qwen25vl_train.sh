@@ -25,7 +25,8 @@
 #   RUN_NAME           (default: versavid-r1, or versavid-r1-tiny for the embedded default)
 #   NPROC_PER_NODE     processes per node (default: visible GPUs, 1 without GPU). Paper: 6 policy GPUs,
 #                      e.g. CUDA_VISIBLE_DEVICES=0,1,2,3,4,5 with the 72B judge on GPUs 6,7
-#   NNODES, NODE_RANK, MASTER_ADDR, MASTER_PORT   torchrun rendezvous (default: 1, 0, 127.0.0.1, 29500)
+#   NNODES, NODE_RANK, MASTER_ADDR, MASTER_PORT   torchrun rendezvous (default: 1, 0, 127.0.0.1, and
+#                      29500 on several nodes, a free local port on one)
 #   QWEN_JUDGE_URL     Qwen2.5 judge (default: http://127.0.0.1:5000; comma-separated replicas)
 #   CAPTION_JUDGE_URL  AutoDQ caption judge (default: http://127.0.0.1:5200)
 #   DEMO_DIR           where the embedded default keeps its model, judge LM and data (default: demo)
@@ -74,7 +75,6 @@ NPROC_PER_NODE="${NPROC_PER_NODE:-$([[ $NUM_GPUS -gt 0 ]] && echo "$NUM_GPUS" ||
 NNODES="${NNODES:-1}"
 NODE_RANK="${NODE_RANK:-0}"
 MASTER_ADDR="${MASTER_ADDR:-127.0.0.1}"
-MASTER_PORT="${MASTER_PORT:-29500}"
 QWEN_JUDGE_URL="${QWEN_JUDGE_URL:-http://127.0.0.1:5000}"
 CAPTION_JUDGE_URL="${CAPTION_JUDGE_URL:-http://127.0.0.1:5200}"
 
@@ -122,6 +122,9 @@ if [[ $EMBEDDED == 1 ]]; then
 fi
 
 # ---- launch ------------------------------------------------------------------------------------
+if [[ -z "${MASTER_PORT:-}" ]]; then
+  if [[ $NNODES == 1 ]]; then MASTER_PORT="$(free_port)"; else MASTER_PORT=29500; fi
+fi
 LAUNCH=(torchrun --nnodes "$NNODES" --node_rank "$NODE_RANK" --nproc_per_node "$NPROC_PER_NODE"
         --master_addr "$MASTER_ADDR" --master_port "$MASTER_PORT" -m versavid_r1.grpo)
 ARGS=(--config "$CONFIG" --model_name_or_path "$MODEL_PATH" --data_path "$DATA_PATH"
