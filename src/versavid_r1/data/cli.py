@@ -88,6 +88,16 @@ def make_demo_main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 # ------------------------------------------------------------------ builders ---------------------
+def _write_built(rows: list, stats, out: str, media: str) -> int:
+    """Write built rows and say what to run next; exit 1 when nothing could be built."""
+    from versavid_r1.data.builders import write_jsonl
+
+    write_jsonl(rows, out)
+    print(f"{out}: {stats.summary()}")
+    print(f"next: python scripts/validate_data.py {out} --video_root <folder of the {media}>")
+    return 0 if rows else 1
+
+
 def build_dei_main(argv: Optional[Sequence[str]] = None) -> int:
     p = argparse.ArgumentParser(
         description="Build DarkEventInfer rows from COIN-style event annotations (the loader masks the span)."
@@ -105,7 +115,7 @@ def build_dei_main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--subset", default=None, help="only videos of this COIN subset (training / testing)")
     p.add_argument("--seed", type=int, default=42)
     args = p.parse_args(argv)
-    from versavid_r1.data.builders import BuildError, build_dei_rows, load_event_annotations, write_jsonl
+    from versavid_r1.data.builders import BuildError, build_dei_rows, load_event_annotations
 
     try:
         videos = load_event_annotations(args.annotations)
@@ -117,10 +127,7 @@ def build_dei_main(argv: Optional[Sequence[str]] = None) -> int:
     except (BuildError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    write_jsonl(rows, args.out)
-    print(f"{args.out}: {stats.summary()}")
-    print(f"next: python scripts/validate_data.py {args.out} --video_root <folder of the videos>")
-    return 0 if rows else 1
+    return _write_built(rows, stats, args.out, "videos")
 
 
 def build_mix_main(argv: Optional[Sequence[str]] = None) -> int:
@@ -133,7 +140,7 @@ def build_mix_main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--shuffle_order", action="store_true", help="swap a/b (and target) for a seeded half of the pairs")
     p.add_argument("--seed", type=int, default=42)
     args = p.parse_args(argv)
-    from versavid_r1.data.builders import BuildError, build_mixvidqa_rows, read_records, write_jsonl
+    from versavid_r1.data.builders import BuildError, build_mixvidqa_rows, read_records
 
     seg = None
     if args.segment_seconds is not None:
@@ -146,7 +153,4 @@ def build_mix_main(argv: Optional[Sequence[str]] = None) -> int:
     except (BuildError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    write_jsonl(rows, args.out)
-    print(f"{args.out}: {stats.summary()}")
-    print(f"next: python scripts/validate_data.py {args.out} --video_root <folder of the clips>")
-    return 0 if rows else 1
+    return _write_built(rows, stats, args.out, "clips")
