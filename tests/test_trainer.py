@@ -15,7 +15,7 @@ import zlib
 import pytest
 import torch
 
-from versavid_r1.data import VideoConfig, load_rows, load_video, make_conversation
+from versavid_r1.data import load_video, make_conversation
 from versavid_r1.trainer import Qwen25VLGRPOTrainer, decode_rows, rows_to_dataset
 from versavid_r1.trainer.video_inputs import (
     build_prompt_inputs,
@@ -31,48 +31,13 @@ from versavid_r1.trainer.vllm_video import (
     video_requests,
 )
 
-# Tiny video settings: 4 frames of at most 8 tokens (28x28 px each) -> 2 temporal patches.
-VIDEO = dict(nframes=4, min_pixels=4 * 28 * 28, max_pixels=8 * 28 * 28)
-
-
-# --- fixtures ------------------------------------------------------------------------------------------
-@pytest.fixture(scope="session")
-def tiny_dirs(tmp_path_factory):
-    from versavid_r1.tiny_model import build_tiny_qwen2vl, build_tiny_qwen25vl
-
-    base = tmp_path_factory.getbasetemp()
-    return {
-        "qwen2_5_vl": str(build_tiny_qwen25vl(base / "trainer-tiny-qwen25vl", seed=0)),
-        "qwen2_vl": str(build_tiny_qwen2vl(base / "trainer-tiny-qwen2vl", seed=0)),
-    }
-
-
-@pytest.fixture(scope="session")
-def demo_jsonl(tmp_path_factory):
-    from versavid_r1.data.demo import make_demo_dataset
-
-    return make_demo_dataset(tmp_path_factory.getbasetemp() / "trainer-demo-8", n=8, seed=0)
-
-
-@pytest.fixture(scope="session")
-def video_cfg():
-    return VideoConfig(**VIDEO)
-
-
-@pytest.fixture(scope="session")
-def demo_rows(demo_jsonl, video_cfg):
-    rows = load_rows(str(demo_jsonl), video_cfg)
-    assert {r["problem_type"] for r in rows[:4]} == {"MCQA", "DarkEventInfer", "MixVidQA", "caption"}
-    return rows
-
-
 def varied_reward(prompts, completions, **kwargs):
     """A cheap reward with spread inside each group, so every step has non-zero advantages."""
     return [float(zlib.crc32(c[0]["content"].encode()) % 5) for c in completions]
 
 
 def make_trainer(path, rows, video_cfg, tmp_path, reward=varied_reward, peft_config=None, eval_rows=None,
-                 **overrides):
+                 share_prompt_prefill=True, **overrides):
     from transformers import AutoProcessor
     from trl import GRPOConfig
 
@@ -91,6 +56,7 @@ def make_trainer(path, rows, video_cfg, tmp_path, reward=varied_reward, peft_con
         model=model, reward_funcs=reward, args=GRPOConfig(**settings), train_dataset=rows_to_dataset(rows),
         eval_dataset=rows_to_dataset(eval_rows) if eval_rows else None,
         processing_class=processor, video_config=video_cfg, peft_config=peft_config,
+        share_prompt_prefill=share_prompt_prefill,
     )
 
 
@@ -163,9 +129,10 @@ def test_vision_tokens_and_padding_rows_are_suppressed(tiny_dirs):
 
 
 # --- the trainer -----------------------------------------------------------------------------------------
-def test_one_step_trains_the_vision_tower_with_one_batched_generate(tiny_dirs, demo_rows, video_cfg, tmp_path):
+@pytest.mark.parametrize("shared", [True, False], ids=["shared-prefill", "trl-path"])
+def test_one_step_trains_the_vision_tower_with_one_batched_generate(tiny_dirs, demo_rows, video_cfg, tmp_path, shared):
     trainer = make_trainer(tiny_dirs["qwen2_5_vl"], demo_rows[:4], video_cfg, tmp_path,
-                           per_device_train_batch_size=8, num_generations=2)
+                           per_device_train_batch_size=8, num_generations=2, share_prompt_prefill=shared)
     model = trainer.model
     before = vision_params(model)
     assert before, "the tiny model has a vision tower"
@@ -181,10 +148,12 @@ def test_one_step_trains_the_vision_tower_with_one_batched_generate(tiny_dirs, d
     suppress = trainer.generation_config.suppress_tokens
     assert trainer._video_pad_token_id in suppress and trainer._image_pad_token_id in suppress
     trainer.train()
-    # all 8 completions (4 prompts x G=2, all four problem types) came from ONE generate call with video
-    assert len(calls) == 1
-    assert calls[0]["input_ids"][0] == 8 and calls[0]["video_grid_thw"][0] == 8
-    assert calls[0]["second_per_grid_ts"][0] == 8
+    # all 8 completions (4 prompts x G=2, all four problem types) came from ONE generate call
+    assert len(calls) == 1 and calls[0]["input_ids"][0] == 8
+    if shared:  # the video went into the one prefill per unique prompt; generate continues from its cache
+        assert "video_grid_thw" not in calls[0]
+    else:  # TRL's path: the video of every row goes into generate
+        assert calls[0]["video_grid_thw"][0] == 8 and calls[0]["second_per_grid_ts"][0] == 8
     moved = changed(before, model)
     assert len(moved) == len(before), f"vision parameters not updated: {sorted(set(before) - set(moved))[:5]}"
     # the reward saw every problem type of the batch

@@ -174,6 +174,7 @@ def build_trainer(script_args, training_args, model_args, rows=None, eval_rows=N
         peft_config=get_peft_config(model_args),
         video_config=video_config,
         max_prompt_length=script_args.max_prompt_length,
+        share_prompt_prefill=script_args.share_prompt_prefill,
     )
     trainer._versavid_run_info = {
         "script_args": _jsonable(vars(script_args)),

@@ -38,6 +38,14 @@ class ScriptArguments(VideoArguments):
             "are never truncated, as a cut video would no longer match its features. Paper: 8192."
         },
     )
+    share_prompt_prefill: bool = field(
+        default=True,
+        metadata={
+            "help": "With transformers generation (use_vllm false), run each unique prompt (vision tower + prompt "
+            "tokens) once and decode its num_generations completions from a copied KV cache, instead of once per "
+            "completion; batches it cannot share fall back to TRL's path. vLLM shares prefixes by itself."
+        },
+    )
     # --- rewards and judges -------------------------------------------------------------------------
     qwen_judge_url: str = field(
         default=f"http://127.0.0.1:{DEFAULT_QWEN_JUDGE_PORT}",

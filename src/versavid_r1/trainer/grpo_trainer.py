@@ -10,8 +10,9 @@ video has to travel:
   output so they follow TRL's shuffle/split of the generation batch into micro-batches.
 - `_tokenize_prompts`: prompt ids + `pixel_values_videos`/`video_grid_thw`/`second_per_grid_ts` for the one
   batched `generate` call (TRL repeats each prompt G times; all rows go in one call).
-- `_generate_single_turn`: vLLM colocate requests carry the video; a vision token that slipped into a
-  completion is cut (the next forward would fail on it).
+- `_generate_single_turn`: vLLM colocate requests carry the video; with transformers generation the
+  prefill of each unique prompt is shared by its G completions (`shared_prefill.py`); a vision token
+  that slipped into a completion is cut (the next forward would fail on it).
 - `_get_per_token_logps_and_entropies`: every log-prob forward gets the video fields of its rows, cut per
   chunk from per-row tensors (patches of several rows are concatenated, like TRL does for images).
 - `_compute_loss`: makes the micro-batch's per-row video inputs visible to the log-prob forward.
@@ -30,8 +31,11 @@ from typing import Any, Callable, Optional, Sequence
 import torch
 from transformers import ProcessorMixin
 from trl import GRPOTrainer
+from trl.extras.profiling import profiling_context
+from trl.models import unwrap_model_for_generation
 
 from .rows import decode_rows
+from .shared_prefill import completions_until_eos, generate_with_shared_prefill, is_grouped
 from .video_inputs import (
     PromptVideoInputs,
     build_prompt_inputs,
@@ -60,6 +64,10 @@ class Qwen25VLGRPOTrainer(GRPOTrainer):
         conversation_builder: `row -> chat messages`; default `versavid_r1.data.make_conversation`.
         max_prompt_length: prompts longer than this (video tokens included) stop training with an error
             naming the row; prompts are never truncated (a cut video no longer matches its features).
+        share_prompt_prefill: with transformers generation, run each unique prompt (vision tower included)
+            once and decode its G completions from a copied KV cache (`shared_prefill.py`); batches that
+            are not G consecutive copies of each prompt, images, vLLM and continuous batching use TRL's
+            path. `--share_prompt_prefill false` (ScriptArguments) turns it off.
     """
 
     def __init__(
@@ -75,6 +83,7 @@ class Qwen25VLGRPOTrainer(GRPOTrainer):
         video_loader: Optional[Callable[[dict], Sequence[Any]]] = None,
         conversation_builder: Optional[Callable[[dict], list]] = None,
         max_prompt_length: Optional[int] = None,
+        share_prompt_prefill: bool = True,
         **kwargs,
     ):
         # Refused before TRL connects to a server: its client cannot send video (see vllm_video.py).
@@ -88,6 +97,7 @@ class Qwen25VLGRPOTrainer(GRPOTrainer):
         self.video_loader = video_loader or functools.partial(_load_row_videos, cfg=video_config)
         self.conversation_builder = conversation_builder or functools.partial(_make_conversation, cfg=video_config)
         self.max_prompt_length = max_prompt_length
+        self.share_prompt_prefill = share_prompt_prefill
         self._active_videos: Optional[list[PromptVideoInputs]] = None
         super().__init__(
             model=model,
@@ -188,6 +198,9 @@ class Qwen25VLGRPOTrainer(GRPOTrainer):
                 completion_ids, logprobs = super()._generate_single_turn(
                     prompt_ids, images, multimodal_fields, num_generations, has_tool_images
                 )
+        elif self._can_share_prefill(prompt_ids, images, multimodal_fields, num_generations, has_tool_images):
+            # Reason: TRL repeats each prompt G times before generate; prefill each unique prompt only once.
+            completion_ids, logprobs = self._generate_shared_prefill(num_generations), None
         else:
             completion_ids, logprobs = super()._generate_single_turn(
                 prompt_ids, images, multimodal_fields, num_generations, has_tool_images
@@ -252,6 +265,40 @@ class Qwen25VLGRPOTrainer(GRPOTrainer):
             return super()._compute_loss(model, inputs)
 
     # ---------------------------------------------------------------------------------------------------
+    def _can_share_prefill(self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images) -> bool:
+        """Shared prefill only for the plain case: transformers generate, the batch's own rows in TRL's layout
+        (G consecutive copies per prompt), no images, no tool images; anything else takes TRL's path."""
+        rows = self._active_videos
+        if not self.share_prompt_prefill or self.use_vllm or self.use_transformers_continuous_batching:
+            return False
+        if has_tool_images or (images is not None and any(images)) or "pixel_values" in (multimodal_fields or {}):
+            return False
+        if not rows or len(rows) != len(prompt_ids) or not is_grouped(prompt_ids, num_generations):
+            return False
+        return all(list(r.input_ids) == list(p) for r, p in zip(rows, prompt_ids))
+
+    def _generate_shared_prefill(self, num_generations: int) -> list[list[int]]:
+        """G completions per unique row of the active batch, one prefill per unique prompt (rows grouped)."""
+        unique = self._active_videos[::num_generations]
+        prompt_ids, fields = collate_generation_fields(unique, self._video_pad_token_id)
+        with (
+            profiling_context(self, "transformers.generate"),
+            unwrap_model_for_generation(
+                self.model_wrapped,
+                self.accelerator,
+                gather_deepspeed3_params=self.args.ds3_gather_for_generation,
+                generation_kwargs=self.generation_kwargs,
+                gradient_checkpointing_kwargs=self.args.gradient_checkpointing_kwargs,
+            ) as unwrapped_model,
+            torch.no_grad(),
+            self._dist.summon_full_params(self.model_wrapped, recurse=False),
+        ):
+            out, width = generate_with_shared_prefill(
+                unwrapped_model, prompt_ids, fields, num_generations, self.generation_config,
+                self._tokenizer.pad_token_id, self.pad_to_multiple_of, self.accelerator.device,
+            )
+        return completions_until_eos(out[:, width:], self.eos_token_ids)
+
     def _cut_vision_tokens(self, completion_ids, logprobs):
         """End a completion at a sampled vision token (replaced by EOS), which the forward cannot take."""
         banned = self._suppressed_token_ids

@@ -1,0 +1,40 @@
+"""Fixtures shared by the trainer tests (test_trainer.py, test_trainer_prefill.py): the offline tiny models
+and the synthetic demo rows, built once per session."""
+from __future__ import annotations
+
+import pytest
+
+from versavid_r1.data import VideoConfig, load_rows
+
+# Tiny video settings: 4 frames of at most 8 tokens (28x28 px each) -> 2 temporal patches.
+VIDEO = dict(nframes=4, min_pixels=4 * 28 * 28, max_pixels=8 * 28 * 28)
+
+
+@pytest.fixture(scope="session")
+def tiny_dirs(tmp_path_factory):
+    from versavid_r1.tiny_model import build_tiny_qwen2vl, build_tiny_qwen25vl
+
+    base = tmp_path_factory.getbasetemp()
+    return {
+        "qwen2_5_vl": str(build_tiny_qwen25vl(base / "trainer-tiny-qwen25vl", seed=0)),
+        "qwen2_vl": str(build_tiny_qwen2vl(base / "trainer-tiny-qwen2vl", seed=0)),
+    }
+
+
+@pytest.fixture(scope="session")
+def demo_jsonl(tmp_path_factory):
+    from versavid_r1.data.demo import make_demo_dataset
+
+    return make_demo_dataset(tmp_path_factory.getbasetemp() / "trainer-demo-8", n=8, seed=0)
+
+
+@pytest.fixture(scope="session")
+def video_cfg():
+    return VideoConfig(**VIDEO)
+
+
+@pytest.fixture(scope="session")
+def demo_rows(demo_jsonl, video_cfg):
+    rows = load_rows(str(demo_jsonl), video_cfg)
+    assert {r["problem_type"] for r in rows[:4]} == {"MCQA", "DarkEventInfer", "MixVidQA", "caption"}
+    return rows
