@@ -9,8 +9,9 @@ concurrent clients: requests/s, p50/p99 latency and the throughput ratio.
 
 Both servers are the project's own service (src/qwen25_judge_service.py, one process each, started
 here on 127.0.0.1): same app, same prompt building, same verdict parsing, same `max_new_tokens`.
-The baseline runs with `--max-batch-size 1 --max-wait-ms 0`: one generate call per request, one
-request at a time, in arrival order - the serial design of the original Flask judge. (Its HTTP
+The baseline runs with `--max-batch-size 1 --max-wait-ms 0 --no-prefix-cache`: one generate call per
+request over the whole prompt, one request at a time, in arrival order - the serial design of the
+original Flask judge. The project runs with its defaults (prompt-prefix KV cache on). (Its HTTP
 parsing still overlaps the running generate, which favours the baseline slightly.) The load is the
 closed-loop client of versavid_r1.judges.loadtest (N clients sending back to back, the payloads of
 scripts/bench/judge_load_test.py). Runs alternate between the two servers within each repeat.
@@ -34,7 +35,7 @@ class JudgeProcess:
     """src/qwen25_judge_service.py in a child process on a free port (a context manager)."""
 
     def __init__(self, model: str, max_batch_size: int, max_wait_ms: float, max_new_tokens: int = 8,
-                 threads: int = 1, startup_timeout: float = 180.0):
+                 threads: int = 1, startup_timeout: float = 180.0, prefix_cache: bool = True):
         from versavid_r1.judges.server import free_port
 
         self.port = free_port()
@@ -43,7 +44,7 @@ class JudgeProcess:
                     "--backend", "transformers", "--device", "cpu", "--dtype", "float32",
                     "--port", str(self.port), "--max-batch-size", str(max_batch_size),
                     "--max-wait-ms", str(max_wait_ms), "--max-new-tokens", str(max_new_tokens),
-                    "--log-level", "warning"]
+                    "--log-level", "warning", "--prefix-cache" if prefix_cache else "--no-prefix-cache"]
         self.env = dict(os.environ)
         if threads > 0:
             self.env["OMP_NUM_THREADS"] = str(threads)
@@ -100,7 +101,9 @@ def measure(server: JudgeProcess, clients: int, duration_s: float) -> dict:
 
 def in_process_ceiling(model: str, batch: int = 32, repeats: int = 3) -> dict:
     """The same scoring without HTTP (versavid_r1.judges.qwen_app.QwenJudge over the transformers
-    backend): `batch` requests in one micro-batch vs one by one. The ratio HTTP could at best reach."""
+    backend): `batch` requests in one micro-batch (prefix cache on, as the project serves) vs one by
+    one without it (as the baseline server). The ratio HTTP could at best reach."""
+    import dataclasses
     import random
 
     from versavid_r1.judges.backends.base import create_backend
@@ -114,17 +117,21 @@ def in_process_ceiling(model: str, batch: int = 32, repeats: int = 3) -> dict:
     rng = random.Random(0)
     items = [JudgeRequest(**judge_payload(rng)) for _ in range(batch)]
 
+    serial_settings = dataclasses.replace(settings, prefix_cache=False)
+
     async def run() -> dict:
         backend = create_backend(settings)
+        serial_backend = create_backend(serial_settings)
         await backend.start()
-        judge = QwenJudge(settings, backend)
+        await serial_backend.start()
+        judge, serial_judge = QwenJudge(settings, backend), QwenJudge(serial_settings, serial_backend)
         try:
             async def together():
                 await judge.score(items)
 
             async def one_by_one():
                 for it in items:
-                    await judge.score([it])
+                    await serial_judge.score([it])
 
             await together()
             await one_by_one()
@@ -136,6 +143,7 @@ def in_process_ceiling(model: str, batch: int = 32, repeats: int = 3) -> dict:
                     out[name].append(time.perf_counter() - t0)
             return out
         finally:
+            await serial_backend.stop()
             await backend.stop()
 
     times = asyncio.run(run())
@@ -150,7 +158,7 @@ def run_judge_bench(model: str, levels=LEVELS, duration_s: float = 2.0, repeats:
     report = report or C.Report("judge service")
     runs: dict[str, dict[int, list[dict]]] = {"batched": {n: [] for n in levels}, "serial": {n: [] for n in levels}}
     with JudgeProcess(model, max_batch_size, max_wait_ms, threads=threads) as batched, \
-            JudgeProcess(model, 1, 0.0, threads=threads) as serial:
+            JudgeProcess(model, 1, 0.0, threads=threads, prefix_cache=False) as serial:
         servers = {"batched": batched, "serial": serial}
         for srv in servers.values():  # warm-up: first generate calls allocate
             measure(srv, 8, min(1.0, duration_s))

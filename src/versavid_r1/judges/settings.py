@@ -64,6 +64,13 @@ class QwenJudgeSettings:
     cpu_threads: Optional[int] = _opt(None, "transformers on CPU: torch threads; unset = all cores "
                                             "but one, which is left to the HTTP event loop (more "
                                             "threads than free cores made generate 3x slower here)")
+    prefix_cache: bool = _opt(True, "transformers: compute the prompts' shared head (system prompt and "
+                                    "template text) once and reuse its KV cache; --no-prefix-cache "
+                                    "recomputes every prompt in full")
+    prefix_cache_min_tokens: int = _opt(64, "transformers: shortest shared prompt prefix worth caching "
+                                            "(tokens); shorter ones run the plain path")
+    prefix_cache_entries: int = _opt(8, "transformers: prefixes kept (LRU); each holds one prompt "
+                                        "prefix's KV states of every layer")
     # vllm backend
     tensor_parallel_size: int = _opt(1, "vllm: GPUs the model is split over")
     gpu_memory_utilization: float = _opt(0.9, "vllm: share of GPU memory vLLM may use")
@@ -86,7 +93,8 @@ class QwenJudgeSettings:
         if self.backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, not {self.backend!r}")
         for name in ("max_new_tokens", "chat_max_tokens", "max_batch_size", "tensor_parallel_size",
-                     "openai_concurrency", "max_input_tokens"):
+                     "openai_concurrency", "max_input_tokens", "prefix_cache_min_tokens",
+                     "prefix_cache_entries"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1")
         if self.max_wait_ms < 0:

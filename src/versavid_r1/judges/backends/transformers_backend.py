@@ -8,6 +8,9 @@ ONE left-padded `generate` call for them in a single worker thread, so the event
 Requests with different sampling settings are split into separate calls; the batch generates up to
 the largest `max_new_tokens` asked for and each reply is cut back to its own limit, which for greedy
 decoding gives the same text as generating it alone. `stats.generate_calls` counts the calls.
+With `prefix_cache` on (the default), the fixed head of the prompts (system prompt and template text)
+is computed once and reused (versavid_r1.judges.backends.prefix_cache); `generate` then runs only on
+each request's own tokens. Any problem there falls back to the plain call.
 
 Why by hand: transformers' `generate` batches only what one caller hands it, and the serving engines
 that batch across requests (vLLM, TGI) are separate GPU stacks; this queue is the small piece that
@@ -24,6 +27,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from .base import GenRequest, GenResult, JudgeBackend, PromptTooLong
+from .prefix_cache import PrefixCache
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +79,7 @@ class TransformersBackend(JudgeBackend):
         self._eos_ids: list[int] = []
         self._pad_id: int = 0
         self._threads_before: Optional[int] = None
+        self._prefix_cache: Optional[PrefixCache] = None
 
     # --- lifecycle ---------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -142,6 +147,9 @@ class TransformersBackend(JudgeBackend):
                 eos_ids.append(t)
         self.tokenizer, self.model = tok, model
         self._eos_ids, self._pad_id = eos_ids, int(tok.pad_token_id)
+        if getattr(s, "prefix_cache", False) and not model.config.is_encoder_decoder:
+            self._prefix_cache = PrefixCache(model, s.prefix_cache_min_tokens, s.prefix_cache_entries)
+            self.stats.extra.update(self._prefix_cache.stats())
         log.info("loaded %s on %s (%s), eos ids %s", s.model, model.device, dtype, eos_ids)
 
     # --- requests ----------------------------------------------------------------------------------
@@ -235,12 +243,10 @@ class TransformersBackend(JudgeBackend):
             finally:
                 self._pending -= len(group)
 
-    def _generate_batch(self, group: list[_Item]) -> list[GenResult]:
-        """Runs in the worker thread: one generate call for the whole group."""
+    def _plain_inputs(self, group: list[_Item]):
+        """The left-padded prompts of the group: (input_ids, attention_mask)."""
         import torch
-        from transformers import GenerationConfig
 
-        tok, model = self.tokenizer, self.model
         width = max(len(it.input_ids) for it in group)
         input_ids = torch.full((len(group), width), self._pad_id, dtype=torch.long)
         attention = torch.zeros((len(group), width), dtype=torch.long)
@@ -248,6 +254,42 @@ class TransformersBackend(JudgeBackend):
             n = len(it.input_ids)
             input_ids[i, width - n:] = torch.tensor(it.input_ids, dtype=torch.long)
             attention[i, width - n:] = 1
+        return input_ids, attention
+
+    def _generate_ids(self, group: list[_Item], gen_cfg):
+        """One generate call; returns (output ids, input width). Uses cached prompt prefixes when it
+        can, else (or if that path fails) the plain left-padded call."""
+        import torch
+
+        model = self.model
+        pc = self._prefix_cache
+        if pc is not None and pc.disabled_reason is None:
+            try:
+                with torch.inference_mode():
+                    batch = pc.build([tuple(it.input_ids) for it in group], self._pad_id)
+                    if batch is not None:
+                        out = model.generate(input_ids=batch.input_ids.to(model.device),
+                                             attention_mask=batch.attention_mask.to(model.device),
+                                             past_key_values=batch.past_key_values,
+                                             generation_config=gen_cfg)
+                        return out, batch.input_ids.shape[1]
+            except Exception as exc:  # a model whose cache differs: log once, then stay on the plain path
+                pc.disabled_reason = f"{type(exc).__name__}: {exc}"
+                log.warning("prefix cache disabled, plain generate from now on: %s", pc.disabled_reason)
+            finally:
+                self.stats.extra.update(pc.stats())
+        input_ids, attention = self._plain_inputs(group)
+        with torch.inference_mode():
+            out = model.generate(input_ids=input_ids.to(model.device),
+                                 attention_mask=attention.to(model.device),
+                                 generation_config=gen_cfg)
+        return out, input_ids.shape[1]
+
+    def _generate_batch(self, group: list[_Item]) -> list[GenResult]:
+        """Runs in the worker thread: one generate call for the whole group."""
+        from transformers import GenerationConfig
+
+        tok = self.tokenizer
         first = group[0].request
         sample = first.temperature > 0
         gen_cfg = GenerationConfig(
@@ -260,10 +302,7 @@ class TransformersBackend(JudgeBackend):
             eos_token_id=self._eos_ids or None,
         )
         t0 = time.perf_counter()
-        with torch.inference_mode():
-            out = model.generate(input_ids=input_ids.to(model.device),
-                                 attention_mask=attention.to(model.device),
-                                 generation_config=gen_cfg)
+        out, width = self._generate_ids(group, gen_cfg)
         self.stats.generate_seconds += time.perf_counter() - t0
         self.stats.generate_calls += 1
         self.stats.batched_requests += len(group)
