@@ -1,10 +1,10 @@
-"""Fixtures shared by the trainer tests (test_trainer.py, test_trainer_prefill.py): the offline tiny models
-and the synthetic demo rows, built once per session."""
+"""Fixtures shared by several test modules: the offline tiny models and the synthetic demo rows (built once
+per session, used by the trainer tests) and a clean decoded-clip cache (the data tests)."""
 from __future__ import annotations
 
 import pytest
 
-from versavid_r1.data import VideoConfig, load_rows
+from versavid_r1.data import VideoConfig, clear_video_cache, load_rows
 
 # Tiny video settings: 4 frames of at most 8 tokens (28x28 px each) -> 2 temporal patches.
 VIDEO = dict(nframes=4, min_pixels=4 * 28 * 28, max_pixels=8 * 28 * 28)
@@ -38,3 +38,11 @@ def demo_rows(demo_jsonl, video_cfg):
     rows = load_rows(str(demo_jsonl), video_cfg)
     assert {r["problem_type"] for r in rows[:4]} == {"MCQA", "DarkEventInfer", "MixVidQA", "caption"}
     return rows
+
+
+@pytest.fixture
+def fresh_video_cache():
+    """An empty decoded-clip cache before and after the test, so cache counts and hits are the test's own."""
+    clear_video_cache()
+    yield
+    clear_video_cache()

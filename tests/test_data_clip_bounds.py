@@ -14,7 +14,6 @@ import torch
 from versavid_r1.data import (
     DataValidationError,
     VideoConfig,
-    clear_video_cache,
     load_rows,
     load_video,
     validate_file,
@@ -47,11 +46,7 @@ def indexed_video(tmp_path_factory) -> str:
     return str(write_mp4(tmp_path_factory.mktemp("clip") / "indexed.mp4", frames, fps=FPS))
 
 
-@pytest.fixture(autouse=True)
-def _fresh_cache():
-    clear_video_cache()
-    yield
-    clear_video_cache()
+pytestmark = pytest.mark.usefixtures("fresh_video_cache")
 
 
 def row(video, ptype="caption", **extra):

@@ -16,11 +16,7 @@ RED, BLUE = (220, 30, 30), (30, 30, 220)
 SMALL = dict(min_pixels=28 * 28, max_pixels=28 * 28 * 4)
 
 
-@pytest.fixture(autouse=True)
-def _fresh_cache():
-    clear_video_cache()
-    yield
-    clear_video_cache()
+pytestmark = pytest.mark.usefixtures("fresh_video_cache")
 
 
 @pytest.fixture

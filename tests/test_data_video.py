@@ -14,7 +14,6 @@ from versavid_r1 import prompts
 from versavid_r1.data import (
     VideoConfig,
     clean_messages,
-    clear_video_cache,
     load_rows,
     load_video,
     make_conversation,
@@ -31,11 +30,7 @@ def ramp_video(path, n=37, fps=10, h=48, w=64):
     return write_mp4(path, np.stack([np.broadcast_to(30 + 4 * i + x, (h, w, 3)).astype(np.uint8) for i in range(n)]), fps)
 
 
-@pytest.fixture(autouse=True)
-def _fresh_cache():
-    clear_video_cache()
-    yield
-    clear_video_cache()
+pytestmark = pytest.mark.usefixtures("fresh_video_cache")
 
 
 @pytest.fixture
