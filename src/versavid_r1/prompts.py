@@ -28,6 +28,8 @@ DEI_QUESTION: Final = (
 CAPTION_QUESTION: Final = (
     "Describe what happens in this video in detail, in the order in which the events occur."
 )
+# The DREAM-1K captioning prompt, used when a converted benchmark row carries none.
+DREAM1K_CAPTION_QUESTION: Final = "Describe the video in detail."
 
 # --- Caption reward keyword term (SPEC.md): case-insensitive substring matches in the answer. ---
 TEMPORAL_PHRASES: Final[tuple[str, ...]] = (

@@ -28,10 +28,10 @@ from pathlib import Path
 from typing import Any, Iterable, Optional
 
 from versavid_r1.answer import wrap_answer
+from versavid_r1.prompts import DREAM1K_CAPTION_QUESTION
 from versavid_r1.rewards.mcqa import OPTION_LETTERS
 from versavid_r1.tasks import CAPTION
 
-DEFAULT_CAPTION_QUESTION = "Describe the video in detail."
 PLACEHOLDERS = ("", "<placeholder>")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".webm", ".mkv", ".mov", ".gif", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv")
 
@@ -259,8 +259,8 @@ def convert_dream1k(
                                                                         for e in events)):
             report.skipped.append(f"{where}: events must be a list of non-empty texts")
             continue
-        prompt = question or str(_first(item, "text.prompt", "prompt") or DEFAULT_CAPTION_QUESTION)
-        prompt = prompt.replace("<video>", "").strip() or DEFAULT_CAPTION_QUESTION
+        prompt = question or str(_first(item, "text.prompt", "prompt") or DREAM1K_CAPTION_QUESTION)
+        prompt = prompt.replace("<video>", "").strip() or DREAM1K_CAPTION_QUESTION
         row: dict[str, Any] = {
             "id": f"dream1k/{idx}",
             "problem": prompt,
