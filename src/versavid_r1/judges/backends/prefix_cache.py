@@ -1,7 +1,7 @@
 """Prompt-prefix KV cache for the `transformers` judge backend.
 
-Every judge prompt starts with the same system prompt and template text (373 of the 396 tokens of a
-DarkEventInfer prompt, 231 of 260 for MixVidQA). On a CPU that prefill is compute-bound and costs the
+Every judge prompt starts with the same system prompt and template text (with the tiny tokenizer, 301
+of the ~396 tokens of a DarkEventInfer prompt and 178 of ~260 for MixVidQA). On a CPU that prefill is compute-bound and costs the
 same per request batched or not, so it capped micro-batching. This module computes the key/value
 states of such a shared prefix once (one forward of the prefix), keeps them in a small LRU, and builds
 for each batch a `DynamicCache` whose rows hold their own prefix (rows may have different prefixes:

@@ -191,7 +191,6 @@ class TransformersBackend(JudgeBackend):
         if self._last_batch_size <= 1 and self._queue.empty():
             # Traffic has been one request at a time: waiting for partners would only add latency.
             # Once requests overlap, the queue fills during a generate and the wait applies again.
-            self._last_batch_size = 1
             return batch
         deadline = loop.time() + self.max_wait_s
         while len(batch) < self.max_batch_size:
