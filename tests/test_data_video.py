@@ -180,3 +180,24 @@ def test_processor_kwargs_keep_frames_and_fps(tmp_path, video):
         t, h, w = out["video_grid_thw"][k].tolist()
         assert (t * 2, h * patch, w * patch) == (clip.num_frames, *clip.frames.shape[-2:])  # not resized again
         assert out["second_per_grid_ts"][k] == pytest.approx(2 / clip.fps)
+
+
+def test_validation_warms_the_loaders_video_info(tmp_path, video, monkeypatch):
+    """Training validates the data first; the loader then reuses that info instead of opening each video again."""
+    from versavid_r1.data import load_rows
+
+    opened = []
+    real = qwen_vl_utils.get_video_info
+
+    def spy(path, backend=None):
+        opened.append(path)
+        return real(path, backend=backend)
+
+    monkeypatch.setattr(qwen_vl_utils, "get_video_info", spy)
+    data = tmp_path / "data.jsonl"
+    data.write_text(json.dumps(row(video)) + "\n")
+    cfg = VideoConfig(nframes=4, **SMALL)
+    (loaded,) = load_rows(str(data), cfg)
+    assert len(opened) == 1
+    assert load_video(loaded, cfg).num_frames == 4
+    assert len(opened) == 1, "the loader opened the video again for its info"

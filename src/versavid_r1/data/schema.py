@@ -37,7 +37,12 @@ from typing import Any, Iterable, Optional, Sequence
 import qwen_vl_utils as qvu
 
 from versavid_r1.answer import ANSWER_CLOSE, ANSWER_OPEN, extract_answer
-from versavid_r1.data.config import CLIP_BOUND_KEYS, ROW_VIDEO_OVERRIDES, VideoConfig, segment_range
+from versavid_r1.data.config import (
+    CLIP_BOUND_KEYS,
+    ROW_VIDEO_OVERRIDES,
+    VideoConfig,
+    segment_range,
+)
 from versavid_r1.data.proxy import span_frame_range
 from versavid_r1.data.rows import (  # noqa: F401  (re-exported: the schema's public names)
     VIDEO_PATHS_KEY,
@@ -48,6 +53,7 @@ from versavid_r1.data.rows import (  # noqa: F401  (re-exported: the schema's pu
     row_video_list,
     sampling_options,
 )
+from versavid_r1.data.video import video_info
 from versavid_r1.tasks import CAPTION, DARK_EVENT_INFER, MCQA, MIX_VID_QA, PROBLEM_TYPES
 
 logger = logging.getLogger(__name__)
@@ -125,7 +131,9 @@ def _is_int(v: Any) -> bool:
 
 
 class _InfoCache:
-    """`get_video_info` once per path (per validation run), errors remembered too."""
+    """Video info once per path (per validation run), errors remembered too. Successful reads go through
+    the loader's process-wide cache (`video.video_info`), so training does not open each video again
+    for its info after validating it."""
 
     def __init__(self, backend: Optional[str]):
         self.backend = backend
@@ -134,7 +142,7 @@ class _InfoCache:
     def get(self, path: str):
         if path not in self._items:
             try:
-                self._items[path] = qvu.get_video_info(path, backend=self.backend)
+                self._items[path] = video_info(path, backend=self.backend)
             except FileNotFoundError:
                 self._items[path] = RuntimeError(f"video file not found: {path}")
             except Exception as exc:  # VideoReadError, or a backend's own exception
