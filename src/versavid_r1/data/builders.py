@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Optional, Sequence
 
-from versavid_r1.answer import wrap_answer
+from versavid_r1.answer import strip_answer_tags, wrap_answer
 from versavid_r1.data.config import segment_range
 from versavid_r1.prompts import DEI_QUESTION
 from versavid_r1.tasks import DARK_EVENT_INFER, MIX_VID_QA
@@ -119,7 +119,10 @@ def _segment(raw: dict) -> EventSegment:
     caption = raw.get("caption", raw.get("label", raw.get("sentence")))
     if not isinstance(caption, str) or not caption.strip():
         raise ValueError("segment without a caption / label")
-    return EventSegment(_num(start), _num(end), caption.strip())
+    caption = strip_answer_tags(caption)  # a caption already in <answer> tags is wrapped once, not twice
+    if not caption:
+        raise ValueError("segment with an empty caption inside <answer> tags")
+    return EventSegment(_num(start), _num(end), caption)
 
 
 def load_event_annotations(path: str | Path) -> list[VideoEvents]:
@@ -265,6 +268,14 @@ def build_mixvidqa_rows(
         if rec["target"] not in ("a", "b"):
             errors.append(f"{where}: target must be 'a' or 'b', got {rec['target']!r}")
             continue
+        try:  # an answer already in <answer> tags is wrapped once; nested or repeated tags are refused
+            answer = strip_answer_tags(rec["answer"])
+        except ValueError as exc:
+            errors.append(f"{where}: answer: {exc}")
+            continue
+        if not answer:
+            errors.append(f"{where}: answer: empty inside its <answer> tags")
+            continue
         seg = rec.get("segment_seconds", segment_seconds)
         if seg is not None:
             try:
@@ -278,7 +289,7 @@ def build_mixvidqa_rows(
         row = {
             "id": str(rec.get("id", f"mix-{k:06d}")),
             "problem": rec["question"].strip(),
-            "solution": wrap_answer(rec["answer"].strip()),
+            "solution": wrap_answer(answer),
             "problem_type": MIX_VID_QA,
             "video": [clip_template.format(clip=a), clip_template.format(clip=b)],
             "target": target,
