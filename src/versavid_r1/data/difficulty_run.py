@@ -87,9 +87,15 @@ def _prepare(batch: Sequence[dict], generator, cfg: FilterConfig, vcfg) -> tuple
 
 def score_batch(batch: Sequence[tuple[dict, list[str]]], cfg: FilterConfig, client) -> list[dict]:
     """One record per (item, its completions), scored with the training reward code and judges."""
+    from versavid_r1.rewards import JudgeError
+
     rows = [item["row"] for item, comps in batch for _ in comps]
     flat = [c for _, comps in batch for c in comps]
-    fields = asyncio.run(_score(rows, flat, cfg, client))
+    try:
+        fields = asyncio.run(_score(rows, flat, cfg, client))
+    except JudgeError as exc:  # a request the judge rejects (4xx): keep the completions, report, score later
+        log.error("scoring a batch failed: %s", exc)
+        return [_record(item, cfg, status=JUDGE_ERROR, error=str(exc)) for item, _ in batch]
     records, k = [], 0
     for item, comps in batch:
         scored = fields[k:k + len(comps)]
