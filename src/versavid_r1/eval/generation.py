@@ -61,7 +61,7 @@ def sampling_settings(cfg) -> dict[str, Any]:
     """The sampler of training rollouts (TRL passes temperature, top_p, top_k 0 = off and repetition_penalty 1
     explicitly). Set here too because transformers fills every generation setting left unset from the
     checkpoint's own generation_config.json: Qwen2.5-VL-Instruct ships top_k 1 (argmax, so n samples would
-    all be the same) and a repetition penalty of 1.05."""
+    all be the same) and a repetition penalty of 1.05 (docs/stack.md)."""
     return {"temperature": float(cfg.temperature), "top_p": float(cfg.top_p), "top_k": int(getattr(cfg, "top_k", 0)),
             "repetition_penalty": float(getattr(cfg, "repetition_penalty", 1.0))}
 
