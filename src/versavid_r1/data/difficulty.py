@@ -84,6 +84,8 @@ class FilterConfig(EvalConfig):
         if self.max_samples is not None or self.data_format == "mcqa":
             raise ValueError("difficulty filtering reads every row of a training JSONL: max_samples and "
                              "data_format mcqa are evaluation options")
+        if self.rescore_only and self.overwrite:
+            raise ValueError("--rescore_only decides from the saved records; --overwrite would delete them")
         if int(self.num_samples) < 2:
             raise ValueError(f"num_samples must be >= 2, got {self.num_samples}")
         for name in ("max_pass_rate", "min_pass_rate"):

@@ -221,12 +221,12 @@ def run_filter(cfg: FilterConfig, generator=None) -> dict[str, Any]:
     cfg.check_runnable()
     out = Path(cfg.output_dir)
     items, invalid = load_items(cfg)
+    if cfg.rescore_only and not (out / RUN_CONFIG).is_file():
+        raise EvalSetupError(f"--rescore_only: no records in {out} (run without it first)")
+    prepare_output(out, cfg)  # records made with other sampling settings are refused, also for rescoring
     if cfg.rescore_only:
-        if not (out / RUN_CONFIG).is_file():
-            raise EvalSetupError(f"--rescore_only: no records in {out} (run without it first)")
         stats: dict[str, int] = {"rows": len(items)}
     else:
-        prepare_output(out, cfg)
         stats = sample_and_score(cfg, items, out, generator)
     report = write_outputs(cfg, items, invalid, out)
     report["run"] = stats
