@@ -180,8 +180,8 @@ def build_mixture(
     counts = quotas([s.weight for s in sources], size)
     rows = [row for _, row in draw(pools, counts, seed)]
     report = MixtureReport(seed=seed, size=size, sources=[
-        {"source": s.label(default_path), "path": s.path or default_path, "problem_type": s.problem_type, "weight": float(s.weight),
-         "available": len(p), "drawn": c} for s, p, c in zip(sources, pools, counts)])
+        {"source": s.label(default_path), "path": s.path or default_path, "problem_type": s.problem_type,
+         "weight": float(s.weight), "available": len(p), "drawn": c} for s, p, c in zip(sources, pools, counts)])
     for line in report.lines():
         log.info(line)
     return rows, report

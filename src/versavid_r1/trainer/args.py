@@ -24,8 +24,8 @@ class ScriptArguments(VideoArguments):
     data_mixture: Optional[list[str]] = field(
         default=None,
         metadata={
-            "help": "Train on several sources in set proportions instead of data_path alone (versavid_r1.data.mixture). "
-            "YAML: a list of {path, weight, problem_type (optional)}; flags: [TYPE@]PATH=WEIGHT ... (a source "
+            "help": "Train on several sources in set proportions instead of data_path alone "
+            "(versavid_r1.data.mixture). YAML: a list of {path, weight, problem_type (optional)}; flags: [TYPE@]PATH=WEIGHT ... (a source "
             "without a path uses data_path). Each source gets exactly size x weight / total weight rows, drawn "
             "without replacement (a smaller source repeats), seeded by data_seed (else seed)."
         },
