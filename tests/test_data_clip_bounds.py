@@ -20,7 +20,7 @@ from versavid_r1.data import (
     video_cache_info,
 )
 from versavid_r1.eval.config import EvalConfig
-from versavid_r1.eval.converters import convert_mvbench
+from versavid_r1.eval.mvbench import convert_mvbench
 from versavid_r1.eval.formats import load_eval_items
 from versavid_r1.video_writer import solid_color_frames, write_mp4
 

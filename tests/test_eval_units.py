@@ -144,13 +144,14 @@ def test_convert_mvbench(tmp_path, capsys):
     assert [it.ok for it in items] == [True, True, True]
     assert items[0].row["solution"] == "<answer>B</answer>" and "B. Ran." in items[0].row["problem"]
 
-    # Same file name in two places: ambiguous unless the task's folder is named.
+    # A task MVBench does not have, same file name in two places: ambiguous unless the task's folder is named.
     _video(vids / "other" / "AB12.mp4")
-    assert mvbench_main(["--json", str(jdir / "action_sequence.json"), "--video_dir", str(vids),
-                         "--out", str(out)]) == 1
+    custom = jdir / "my_task.json"
+    custom.write_text((jdir / "action_sequence.json").read_text())
+    assert mvbench_main(["--json", str(custom), "--video_dir", str(vids), "--out", str(out)]) == 1
     assert "--task_dir" in capsys.readouterr().err
-    assert mvbench_main(["--json", str(jdir / "action_sequence.json"), "--video_dir", str(vids), "--task_dir",
-                         "action_sequence=star/Charades_v1_480", "--drop_missing", "--out", str(out)]) == 0
+    assert mvbench_main(["--json", str(custom), "--video_dir", str(vids), "--task_dir",
+                         "my_task=star/Charades_v1_480", "--drop_missing", "--out", str(out)]) == 0
     assert len(out.read_text().splitlines()) == 1
 
 

@@ -110,10 +110,9 @@ def build_trainer(script_args, training_args, model_args, rows=None, eval_rows=N
     video_config = script_args.video_config()
 
     # 2. data
+    mixture = None
     if rows is None:
-        rows = preflight.load_training_rows(script_args.data_path, video_config, script_args.skip_invalid)
-        if script_args.max_train_samples:
-            rows = rows[: script_args.max_train_samples]
+        rows, mixture = preflight.load_training_data(script_args, training_args, video_config)
     if eval_rows is None and script_args.eval_data_path and training_args.eval_strategy != "no":
         eval_rows = preflight.load_training_rows(
             script_args.eval_data_path, video_config, script_args.skip_invalid, what="evaluation"
@@ -183,6 +182,7 @@ def build_trainer(script_args, training_args, model_args, rows=None, eval_rows=N
         "model": model_path,
         "attn_implementation": model.config._attn_implementation,
         "rows": len(rows),
+        "data_mixture": mixture,
         "world_size": training_args.world_size,
     }
     return trainer

@@ -51,3 +51,56 @@ def solid_color_frames(color: tuple[int, int, int], n: int, height: int, width: 
     frames = np.empty((n, height, width, 3), dtype=np.uint8)
     frames[...] = np.asarray(color, dtype=np.uint8)
     return frames
+
+
+JPEG_SUFFIXES = (".jpg", ".jpeg")
+
+
+def jpeg_frames(folder: Union[str, Path]) -> list[Path]:
+    """The JPEG frames of a folder in frame order: numbered names (`00001.jpg`, `frame_12.jpg`) by number, the
+    rest by name. Raises ValueError for a folder without JPEGs."""
+    import re
+
+    files = [p for p in Path(folder).iterdir() if p.suffix.lower() in JPEG_SUFFIXES and p.is_file()]
+    if not files:
+        raise ValueError(f"{folder}: no .jpg frames in this folder")
+
+    def key(p: Path):
+        digits = re.findall(r"\d+", p.stem)
+        return (0, int(digits[-1]), p.name) if digits else (1, 0, p.name)
+
+    return sorted(files, key=key)
+
+
+def remux_jpeg_folder(folder: Union[str, Path], out: Union[str, Path], fps: float) -> Path:
+    """A folder of JPEG frames as a Motion-JPEG video (.mkv) at `fps`, frame k at k / fps seconds.
+
+    The JPEG files become the video's packets unchanged (no decoding, no re-encoding), so a decoder returns the
+    same pixels as decoding each file; every frame must have the first frame's size. Written to a temporary
+    name and renamed, so an existing `out` is always complete.
+    """
+    from PIL import Image
+
+    frames = jpeg_frames(folder)
+    with Image.open(frames[0]) as first:
+        width, height = first.size
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp.mkv")
+    rate = Fraction(fps).limit_denominator(1000)
+    with av.open(str(tmp), mode="w") as container:
+        stream = container.add_stream("mjpeg", rate=rate)
+        stream.width, stream.height = width, height
+        stream.pix_fmt = "yuvj420p"  # container metadata only: the decoder reads each JPEG's own format
+        stream.time_base = 1 / rate
+        for k, path in enumerate(frames):
+            with Image.open(path) as img:
+                if img.size != (width, height):
+                    raise ValueError(f"{path}: {img.size[0]}x{img.size[1]} frame in a {width}x{height} folder")
+            packet = av.Packet(path.read_bytes())
+            packet.stream = stream
+            packet.pts = packet.dts = k
+            packet.time_base = stream.time_base
+            container.mux(packet)
+    tmp.replace(out)
+    return out

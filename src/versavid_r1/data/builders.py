@@ -25,9 +25,9 @@ import random
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any, Callable, Iterable, Optional, Sequence
 
-from versavid_r1.answer import wrap_answer
+from versavid_r1.answer import strip_answer_tags, wrap_answer
 from versavid_r1.data.config import segment_range
 from versavid_r1.prompts import DEI_QUESTION
 from versavid_r1.tasks import DARK_EVENT_INFER, MIX_VID_QA
@@ -59,10 +59,28 @@ class BuildStats:
     inputs: int = 0
     rows: int = 0
     skipped: Counter = field(default_factory=Counter)
+    # DarkEventInfer with the videos at hand: videos whose real duration was read / that were absent, and one
+    # line per annotated event that does not fit inside its real video (those are never masked).
+    checked: int = 0
+    unchecked: int = 0
+    unfit: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         skipped = ", ".join(f"{k}: {v}" for k, v in sorted(self.skipped.items())) or "none"
         return f"{self.inputs} inputs -> {self.rows} rows (skipped: {skipped})"
+
+
+@dataclass(frozen=True)
+class RealDuration:
+    """A video's duration as the loader sees it (frames / fps), and the slack of half a frame that the data
+    validation allows at its end (`versavid_r1.data.schema`)."""
+
+    seconds: float
+    fps: float
+
+    @property
+    def tolerance(self) -> float:
+        return 0.5 / self.fps
 
 
 # ------------------------------------------------------------------ reading ----------------------
@@ -119,7 +137,10 @@ def _segment(raw: dict) -> EventSegment:
     caption = raw.get("caption", raw.get("label", raw.get("sentence")))
     if not isinstance(caption, str) or not caption.strip():
         raise ValueError("segment without a caption / label")
-    return EventSegment(_num(start), _num(end), caption.strip())
+    caption = strip_answer_tags(caption)  # a caption already in <answer> tags is wrapped once, not twice
+    if not caption:
+        raise ValueError("segment with an empty caption inside <answer> tags")
+    return EventSegment(_num(start), _num(end), caption)
 
 
 def load_event_annotations(path: str | Path) -> list[VideoEvents]:
@@ -163,24 +184,35 @@ def load_event_annotations(path: str | Path) -> list[VideoEvents]:
 
 
 # ------------------------------------------------------------------ DarkEventInfer ---------------
+PAST_REAL_END = "event past the end of the real video"
+
+
+def _past_real_end(s: EventSegment, real: Optional[RealDuration]) -> bool:
+    return real is not None and 0 <= s.start < s.end and s.end > real.seconds + real.tolerance
 def dei_candidates(
     video: VideoEvents,
     min_span: float = 1.0,
     max_span: float = 10.0,
     min_context: float = 1.0,
     require_neighbors: bool = True,
+    real: Optional[RealDuration] = None,
 ) -> tuple[list[EventSegment], Counter]:
-    """The events of a video that may be masked, and why the others may not."""
+    """The events of a video that may be masked, and why the others may not. With `real` (the video file's
+    own duration) that duration replaces the annotated one, and an event reaching past it is refused."""
     segs = sorted(video.segments, key=lambda s: (s.start, s.end))
     why: Counter = Counter()
     ok: list[EventSegment] = []
+    duration = video.duration if real is None else real.seconds
     for k, s in enumerate(segs):
-        others = segs[:k] + segs[k + 1 :]
-        if not (0 <= s.start < s.end <= video.duration + 1e-6):
+        # Events past the real video's end are not in the video: they give no context either.
+        others = [o for o in segs[:k] + segs[k + 1:] if not _past_real_end(o, real)]
+        if _past_real_end(s, real):
+            why[PAST_REAL_END] += 1
+        elif not (0 <= s.start < s.end <= duration + (1e-6 if real is None else real.tolerance)):
             why["span outside the video or reversed"] += 1
         elif not (min_span <= s.end - s.start <= max_span):
             why["span length out of bounds"] += 1
-        elif s.start < min_context or video.duration - s.end < min_context:
+        elif s.start < min_context or duration - s.end < min_context:
             why["too little context before or after"] += 1
         elif any(o.start < s.end and s.start < o.end for o in others):
             why["overlaps another event"] += 1
@@ -205,8 +237,15 @@ def build_dei_rows(
     seed: int = 42,
     subset: Optional[str] = None,
     question: str = DEI_QUESTION,
+    real_duration: Optional[Callable[[str], Optional[RealDuration]]] = None,
 ) -> tuple[list[dict], BuildStats]:
-    """DarkEventInfer rows (at most `per_video` per video, distinct events) and build statistics."""
+    """DarkEventInfer rows (at most `per_video` per video, distinct events) and build statistics.
+
+    `real_duration(video path of the row)`: the duration of the video file when it is at hand (None when
+    absent). Annotated durations can be wrong (COIN's are rounded, some videos were re-cut), and a span past
+    the real end would mask nothing; with the file, its duration decides, and each event that does not fit
+    is listed in `stats.unfit` and counted in `stats.skipped` (the video may still give a row from another
+    event)."""
     if min_span <= 0 or max_span < min_span:
         raise ValueError("need 0 < min_span <= max_span")
     stats = BuildStats()
@@ -215,7 +254,19 @@ def build_dei_rows(
         if subset is not None and video.subset != subset:
             continue
         stats.inputs += 1
-        candidates, why = dei_candidates(video, min_span, max_span, min_context, require_neighbors)
+        path = video.video or video_template.format(video_id=video.video_id)
+        real = real_duration(path) if real_duration is not None else None
+        if real_duration is not None:
+            stats.checked += real is not None
+            stats.unchecked += real is None
+        candidates, why = dei_candidates(video, min_span, max_span, min_context, require_neighbors, real)
+        if why[PAST_REAL_END]:
+            stats.skipped[PAST_REAL_END] += why[PAST_REAL_END]
+            stats.unfit.extend(
+                f"{video.video_id} ({path}): event [{s.start:g}, {s.end:g}] s {s.caption!r} ends after the video "
+                f"({real.seconds:.3f} s; annotated duration {video.duration:g} s)"
+                for s in sorted(video.segments, key=lambda s: s.start) if _past_real_end(s, real)
+            )
         if not candidates:
             stats.skipped["videos without a maskable event"] += 1
             continue
@@ -227,7 +278,7 @@ def build_dei_rows(
                 "problem": question,
                 "solution": wrap_answer(s.caption),
                 "problem_type": DARK_EVENT_INFER,
-                "video": video.video or video_template.format(video_id=video.video_id),
+                "video": path,
                 "mask_span": [round(s.start, 3), round(s.end, 3)],
             })
             stats.rows += 1
@@ -265,6 +316,14 @@ def build_mixvidqa_rows(
         if rec["target"] not in ("a", "b"):
             errors.append(f"{where}: target must be 'a' or 'b', got {rec['target']!r}")
             continue
+        try:  # an answer already in <answer> tags is wrapped once; nested or repeated tags are refused
+            answer = strip_answer_tags(rec["answer"])
+        except ValueError as exc:
+            errors.append(f"{where}: answer: {exc}")
+            continue
+        if not answer:
+            errors.append(f"{where}: answer: empty inside its <answer> tags")
+            continue
         seg = rec.get("segment_seconds", segment_seconds)
         if seg is not None:
             try:
@@ -278,7 +337,7 @@ def build_mixvidqa_rows(
         row = {
             "id": str(rec.get("id", f"mix-{k:06d}")),
             "problem": rec["question"].strip(),
-            "solution": wrap_answer(rec["answer"].strip()),
+            "solution": wrap_answer(answer),
             "problem_type": MIX_VID_QA,
             "video": [clip_template.format(clip=a), clip_template.format(clip=b)],
             "target": target,

@@ -114,20 +114,49 @@ def build_dei_main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--per_video", type=int, default=1, help="rows per video (distinct events)")
     p.add_argument("--subset", default=None, help="only videos of this COIN subset (training / testing)")
     p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--video_root", default=None,
+                   help="folder the rows' video paths are relative to (default: the output's folder, as in training); "
+                        "videos found there are opened and their real duration replaces the annotated one")
+    p.add_argument("--backend", default=None, help="video reader for the duration check (decord / pyav)")
     args = p.parse_args(argv)
     from versavid_r1.data.builders import BuildError, build_dei_rows, load_event_annotations
 
+    root = Path(args.video_root) if args.video_root else Path(args.out).resolve().parent
     try:
         videos = load_event_annotations(args.annotations)
         rows, stats = build_dei_rows(
             videos, video_template=args.video_template, min_span=args.min_span, max_span=args.max_span,
             min_context=args.min_context, require_neighbors=not args.allow_edge_events,
             per_video=args.per_video, seed=args.seed, subset=args.subset,
+            real_duration=lambda path: _real_duration(root / path, args.backend),
         )
     except (BuildError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    print(f"real durations: {stats.checked} videos opened under {root}, {stats.unchecked} not found there "
+          "(their annotated durations are trusted)")
+    if stats.unfit:
+        print(f"{len(stats.unfit)} annotated events end after their video and were not used:")
+        for line in stats.unfit[:20]:
+            print(f"  {line}")
+        if len(stats.unfit) > 20:
+            print(f"  ... and {len(stats.unfit) - 20} more")
     return _write_built(rows, stats, args.out, "videos")
+
+
+def _real_duration(path: Path, backend: Optional[str]):
+    """The video's duration as the loader sees it (through its per-process info cache), None when the file is
+    absent. An unreadable file is an error: the row would fail validation later anyway."""
+    from versavid_r1.data.builders import RealDuration
+    from versavid_r1.data.video import video_info
+
+    if not path.is_file():
+        return None
+    try:
+        info = video_info(str(path), backend=backend)
+    except Exception as exc:  # VideoReadError or a backend's own exception
+        raise ValueError(f"cannot read {path} to check its duration: {type(exc).__name__}: {exc}") from exc
+    return RealDuration(seconds=info.total_frames / info.fps, fps=float(info.fps))
 
 
 def build_mix_main(argv: Optional[Sequence[str]] = None) -> int:

@@ -36,7 +36,7 @@ from typing import Any, Iterable, Optional, Sequence
 
 import qwen_vl_utils as qvu
 
-from versavid_r1.answer import ANSWER_CLOSE, ANSWER_OPEN, extract_answer
+from versavid_r1.answer import ANSWER_CLOSE, ANSWER_OPEN, answer_tag_problem, extract_answer
 from versavid_r1.data.config import (
     CLIP_BOUND_KEYS,
     ROW_VIDEO_OVERRIDES,
@@ -223,6 +223,8 @@ def validate_row(
             err("solution", "must be a string")
         elif not _ANSWER_RE.search(solution):
             err("solution", "the ground truth must be inside <answer>…</answer>")
+        elif answer_tag_problem(solution) is not None:
+            err("solution", str(answer_tag_problem(solution)))
         elif not extract_answer(solution):
             err("solution", "the <answer>…</answer> is empty")
         elif ptype == MCQA and not _MCQA_LETTER_RE.match(extract_answer(solution)):

@@ -6,7 +6,8 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from .converters import ConversionReport, convert_dream1k, convert_mvbench, write_jsonl
+from .converters import ConversionReport, convert_dream1k, write_jsonl
+from .mvbench import FRAME_FOLDER_FPS, MVBENCH_TASKS, convert_mvbench
 
 
 def _finish(report: ConversionReport, out: str) -> int:
@@ -31,27 +32,49 @@ def _task_dirs(pairs: Sequence[str]) -> dict[str, str]:
 
 def mvbench_main(argv: Optional[Sequence[str]] = None) -> int:
     p = argparse.ArgumentParser(
-        description="Convert MVBench-style task files (question, candidates, answer text, video) into the "
-                    "evaluation's mcqa rows (video, question, options, answer letter, category, id).")
-    p.add_argument("--json", nargs="+", required=True,
-                   help="task JSON files, or a folder holding them (e.g. MVBench/json)")
-    p.add_argument("--video_dir", required=True, help="folder the videos were unpacked into (e.g. MVBench/video)")
+        description="Convert MVBench (its json/ task files and video/ folders, as downloaded and unzipped) into the "
+                    "evaluation's mcqa rows (video, question, options, answer letter, category, id). The 20 tasks' "
+                    "video folders are known; the frame-folder task (episodic_reasoning) is turned into videos.")
+    p.add_argument("--root", default=None,
+                   help="the MVBench folder holding json/ and video/ (instead of --json and --video_dir)")
+    p.add_argument("--json", nargs="+", default=None,
+                   help="task JSON files, or a folder holding them (default: ROOT/json)")
+    p.add_argument("--video_dir", default=None, help="folder the video zips were unpacked into (default: ROOT/video)")
+    p.add_argument("--tasks", nargs="+", default=None, metavar="TASK",
+                   help=f"only these tasks (json stems: {', '.join(t.name for t in MVBENCH_TASKS[:3])}, ...)")
     p.add_argument("--task_dir", action="append", default=[], metavar="TASK=SUBDIR",
-                   help="sub-folder of a task's videos under --video_dir (default: search by file name)")
+                   help="the task's video folder under --video_dir, when it is not where MVBench puts it")
+    p.add_argument("--frames_dir", default=None,
+                   help="where frame folders become videos (default: next to --out, OUT_frames/); kept for reruns")
+    p.add_argument("--frame_fps", type=float, default=FRAME_FOLDER_FPS,
+                   help=f"rate of the frame folders (MVBench's TVQA frames: {FRAME_FOLDER_FPS:g} fps)")
     p.add_argument("--drop_missing", action="store_true",
                    help="leave out rows whose video is missing (default: keep them; the evaluation counts them "
                         "as unreadable)")
     p.add_argument("--out", required=True, help="output JSONL")
     a = p.parse_args(argv)
+    json_given = a.json or ([str(Path(a.root) / "json")] if a.root else None)
+    video_dir = a.video_dir or (str(Path(a.root) / "video") if a.root else None)
+    if not json_given or not video_dir:
+        p.error("give --root MVBench, or --json and --video_dir")
     files = []
-    for given in a.json:
+    for given in json_given:
         path = Path(given)
         files.extend(sorted(path.glob("*.json")) if path.is_dir() else [path])
+    if a.tasks:
+        unknown = sorted(set(a.tasks) - {f.stem for f in files})
+        if unknown:
+            print(f"error: no task file for {', '.join(unknown)} in {json_given}", file=sys.stderr)
+            return 1
+        files = [f for f in files if f.stem in set(a.tasks)]
     if not files:
-        print(f"error: no JSON files in {a.json}", file=sys.stderr)
+        print(f"error: no JSON files in {json_given}", file=sys.stderr)
         return 1
+    out = Path(a.out)
+    frames_dir = a.frames_dir or str(out.with_name(out.stem + "_frames"))
     try:
-        report = convert_mvbench(files, a.video_dir, _task_dirs(a.task_dir), drop_missing=a.drop_missing)
+        report = convert_mvbench(files, video_dir, _task_dirs(a.task_dir), drop_missing=a.drop_missing,
+                                 frames_dir=frames_dir, frame_fps=a.frame_fps)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

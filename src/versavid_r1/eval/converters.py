@@ -1,13 +1,7 @@
 """Benchmark annotation files -> evaluation JSONL rows (scripts/convert_mvbench.py, scripts/convert_dream1k.py).
 
-- **MVBench style** (`convert_mvbench`): a folder of per-task JSON files, each a list of
-  `{"video": ..., "question": ..., "candidates": [...], "answer": <text of the right candidate>}` (some
-  tasks add `start`/`end` seconds). Each row becomes an mcqa evaluation row (`formats.py`): options =
-  candidates, answer = the letter of the right candidate, category = the task (from the file name),
-  id = "<task>/<index>", and `start`/`end` become the clip bounds `video_start`/`video_end` (only that
-  clip is sampled). Videos are found under `video_dir`: `task_dirs[task]/video` when the task's
-  sub-folder is given, otherwise by searching `video_dir` for a file whose path ends with the row's
-  `video` (an ambiguous match is an error that asks for the task's sub-folder).
+- **MVBench** (`versavid_r1.eval.mvbench.convert_mvbench`, which knows the benchmark's layout): uses the
+  helpers here (`ConversionReport`, `VideoIndex`, `read_json_or_jsonl`, `task_category`).
 - **DREAM-1K style** (`convert_dream1k`): a JSON list or JSONL of items with an id (`idx`/`id`), the
   reference caption (`description`, `caption`, `response`, or `text.response`), optional `events`
   (also under `extra_info.events`), a subset name (`source` or `dataset`, used as category) and the video
@@ -29,7 +23,6 @@ from typing import Any, Iterable, Optional
 
 from versavid_r1.answer import wrap_answer
 from versavid_r1.prompts import DREAM1K_CAPTION_QUESTION
-from versavid_r1.rewards.mcqa import OPTION_LETTERS
 from versavid_r1.tasks import CAPTION
 
 PLACEHOLDERS = ("", "<placeholder>")
@@ -41,6 +34,7 @@ class ConversionReport:
     rows: list[dict] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # "<source>: <reason>" of rows left out
     missing_videos: list[str] = field(default_factory=list)  # rows written whose video does not exist
+    notes: list[str] = field(default_factory=list)  # other things the converter did (printed with the summary)
 
     def add(self, row: dict, where: str, missing: Optional[str], drop_missing: bool) -> None:
         """Keep `row`, noting a missing video; with `drop_missing` such a row is left out instead."""
@@ -53,7 +47,7 @@ class ConversionReport:
 
     def summary(self) -> str:
         lines = [f"{len(self.rows)} rows written, {len(self.skipped)} left out, "
-                 f"{len(self.missing_videos)} written with a missing video"]
+                 f"{len(self.missing_videos)} written with a missing video", *self.notes]
         for title, items in (("left out", self.skipped), ("missing video", self.missing_videos)):
             for text in items[:20]:
                 lines.append(f"  {title}: {text}")
@@ -122,90 +116,6 @@ class VideoIndex:
 def task_category(stem: str) -> str:
     """'action_sequence' -> 'Action Sequence'."""
     return " ".join(w.capitalize() for w in stem.replace("-", "_").split("_") if w)
-
-
-# ------------------------------------------------------------------ MVBench -----------------------------
-def _resolve_mvbench_video(video: str, video_dir: Path, task_dir: Optional[str], index: Optional[VideoIndex]):
-    """(path, problem): the video's path, and why it could not be found uniquely (or None)."""
-    if task_dir is not None:
-        path = video_dir / task_dir / video
-        return path, (None if path.is_file() else f"{path} does not exist")
-    direct = video_dir / video
-    if direct.is_file():
-        return direct, None
-    found = index.find(video) if index is not None else []
-    if len(found) == 1:
-        return found[0], None
-    if len(found) > 1:
-        raise ValueError(
-            f"video {video!r} matches {len(found)} files under {video_dir} ({', '.join(map(str, found[:3]))}...); "
-            "name the task's sub-folder with --task_dir TASK=SUBDIR"
-        )
-    hint = " (a folder of frames: render it to a video file first)" if any(
-        p.is_dir() for p in (direct, video_dir / Path(video).name)) else ""
-    return direct, f"{video} not found under {video_dir}{hint}"
-
-
-def convert_mvbench(
-    json_files: Iterable[str | os.PathLike],
-    video_dir: str | os.PathLike,
-    task_dirs: Optional[dict[str, str]] = None,
-    drop_missing: bool = False,
-) -> ConversionReport:
-    """MVBench-style task files -> mcqa evaluation rows (see the module docstring)."""
-    video_dir = Path(video_dir).resolve()
-    task_dirs = dict(task_dirs or {})
-    report = ConversionReport()
-    index: Optional[VideoIndex] = None
-    for json_file in sorted(Path(p) for p in json_files):
-        task = json_file.stem
-        if task not in task_dirs and index is None:
-            index = VideoIndex(video_dir)
-        for k, item in enumerate(read_json_or_jsonl(json_file)):
-            where = f"{json_file.name}[{k}]"
-            try:
-                row = _mvbench_row(item, task, k)
-            except ValueError as exc:
-                report.skipped.append(f"{where}: {exc}")
-                continue
-            path, problem = _resolve_mvbench_video(str(item["video"]), video_dir, task_dirs.get(task), index)
-            row["video"] = str(path)
-            report.add(row, where, problem, drop_missing)
-    return report
-
-
-def _mvbench_row(item: Any, task: str, k: int) -> dict:
-    if not isinstance(item, dict):
-        raise ValueError(f"expected an object, got {type(item).__name__}")
-    for key in ("video", "question", "candidates", "answer"):
-        if item.get(key) in (None, "", []):
-            raise ValueError(f"missing {key!r}")
-    candidates = [str(c).strip() for c in item["candidates"]]
-    if not 2 <= len(candidates) <= len(OPTION_LETTERS):
-        raise ValueError(f"{len(candidates)} candidates (2 to {len(OPTION_LETTERS)} supported)")
-    answer = str(item["answer"]).strip()
-    if candidates.count(answer) != 1:
-        raise ValueError(f"answer {answer!r} is not exactly one of the candidates {candidates}")
-    row = {
-        "id": f"{task}/{k}",
-        "video": item["video"],
-        "question": str(item["question"]).strip(),
-        "options": candidates,
-        "answer": OPTION_LETTERS[candidates.index(answer)],
-        "category": task_category(task),
-    }
-    # Clip bounds of some tasks (seconds): the loader samples only that clip (versavid_r1.data.schema).
-    for key, out in (("start", "video_start"), ("end", "video_end")):
-        value = item.get(key)
-        if value is None:
-            continue
-        try:
-            if isinstance(value, bool):
-                raise TypeError(key)
-            row[out] = float(value)
-        except (TypeError, ValueError):
-            raise ValueError(f"{key!r} must be a number of seconds, got {value!r}") from None
-    return row
 
 
 # ------------------------------------------------------------------ DREAM-1K ----------------------------

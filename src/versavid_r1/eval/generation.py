@@ -50,6 +50,21 @@ class _Generator:
     def generate(self, inputs: Sequence[PromptVideoInputs]) -> list[str]:
         raise NotImplementedError
 
+    def generate_samples(self, inputs: Sequence[PromptVideoInputs], n: int) -> list[list[str]]:
+        """`n` sampled completions per prompt (difficulty filtering): each prompt repeated `n` times in one
+        batched call, so the copies draw different tokens from the shared random stream."""
+        flat = self.generate([x for x in inputs for _ in range(n)])
+        return [flat[k * n:(k + 1) * n] for k in range(len(inputs))]
+
+
+def sampling_settings(cfg) -> dict[str, Any]:
+    """The sampler of training rollouts (TRL passes temperature, top_p, top_k 0 = off and repetition_penalty 1
+    explicitly). Set here too because transformers fills every generation setting left unset from the
+    checkpoint's own generation_config.json: Qwen2.5-VL-Instruct ships top_k 1 (argmax, so n samples would
+    all be the same) and a repetition penalty of 1.05 (docs/stack.md)."""
+    return {"temperature": float(cfg.temperature), "top_p": float(cfg.top_p), "top_k": int(getattr(cfg, "top_k", 0)),
+            "repetition_penalty": float(getattr(cfg, "repetition_penalty", 1.0))}
+
 
 class HFGenerator(_Generator):
     def __init__(self, model, processor, cfg):
@@ -62,7 +77,7 @@ class HFGenerator(_Generator):
         self.eos_ids = [eos] if isinstance(eos, int) else list(eos or [self.tokenizer.eos_token_id])
         pad_id = self.tokenizer.pad_token_id
         self.pad_id = int(pad_id if pad_id is not None else self.eos_ids[0])
-        sampling = {"temperature": cfg.temperature, "top_p": cfg.top_p} if cfg.do_sample else {}
+        sampling = sampling_settings(cfg) if cfg.do_sample else {}
         self.generation_config = GenerationConfig(
             do_sample=bool(cfg.do_sample), max_new_tokens=int(cfg.max_new_tokens), eos_token_id=self.eos_ids,
             pad_token_id=self.pad_id, suppress_tokens=tokens_to_suppress(self.tokenizer, model.config), **sampling,
@@ -125,17 +140,32 @@ class VLLMGenerator(_Generator):
         params.update(max_tokens=int(cfg.max_new_tokens), seed=int(cfg.seed),
                       temperature=float(cfg.temperature) if cfg.do_sample else 0.0,
                       top_p=float(cfg.top_p) if cfg.do_sample else 1.0)
+        if cfg.do_sample:
+            sampler = sampling_settings(cfg)
+            params["repetition_penalty"] = sampler["repetition_penalty"]
+            if sampler["top_k"] > 0:  # vLLM's default considers every token, like top_k 0 in transformers
+                params["top_k"] = sampler["top_k"]
         self.sampling_params = vllm.SamplingParams(**params)
 
     def generate(self, inputs: Sequence[PromptVideoInputs]) -> list[str]:
+        return [texts[0] for texts in self._run(inputs, self.sampling_params)]
+
+    def generate_samples(self, inputs: Sequence[PromptVideoInputs], n: int) -> list[list[str]]:
+        """`n` completions per prompt as one request with `SamplingParams.n`: vLLM seeds the k-th sample with
+        seed + k, so the samples differ (n copies of a request with one seed would all be the same)."""
+        params = self.sampling_params.clone()
+        params.n = int(n)
+        return self._run(inputs, params)
+
+    def _run(self, inputs: Sequence[PromptVideoInputs], params) -> list[list[str]]:
         from versavid_r1.trainer.vllm_video import build_video_request
 
         if not inputs:
             return []
         requests = [build_video_request(x.input_ids, x.frames, x.fps) for x in inputs]
-        outputs = self.llm.generate(requests, self.sampling_params, use_tqdm=False)
+        outputs = self.llm.generate(requests, params, use_tqdm=False)
         self.calls += 1
-        return [o.outputs[0].text for o in outputs]
+        return [[c.text for c in o.outputs] for o in outputs]
 
 
 def make_generator(cfg, out_dir: str, processor=None, model=None) -> _Generator:

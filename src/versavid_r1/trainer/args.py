@@ -21,6 +21,19 @@ class ScriptArguments(VideoArguments):
     data_path: Optional[str] = field(
         default=None, metadata={"help": "Training JSONL (one row per line; see versavid_r1.data.schema)."}
     )
+    data_mixture: Optional[list[str]] = field(
+        default=None,
+        metadata={
+            "help": "Train on several sources in set proportions instead of data_path alone "
+            "(versavid_r1.data.mixture). YAML: a list of {path, weight, problem_type (optional)}; flags: [TYPE@]PATH=WEIGHT ... (a source "
+            "without a path uses data_path). Each source gets exactly size x weight / total weight rows, drawn "
+            "without replacement (a smaller source repeats), seeded by data_seed (else seed)."
+        },
+    )
+    mixture_size: Optional[int] = field(
+        default=None,
+        metadata={"help": "Rows per epoch of data_mixture (default: all valid rows of all its sources)."},
+    )
     eval_data_path: Optional[str] = field(
         default=None, metadata={"help": "Optional evaluation JSONL (used when eval_strategy != 'no')."}
     )
@@ -115,6 +128,12 @@ class ScriptArguments(VideoArguments):
             raise ValueError(f"on_judge_error must be 'raise' or 'skip', got {self.on_judge_error!r}")
         if self.reward_composition not in ("gate", "sum"):
             raise ValueError(f"reward_composition must be 'gate' or 'sum', got {self.reward_composition!r}")
+        if self.data_mixture is not None:  # a bad source fails at parse time; kept as mappings for the run record
+            from versavid_r1.data.mixture import parse_mixture
+
+            self.data_mixture = [vars(s).copy() for s in parse_mixture(self.data_mixture)]
+        if self.mixture_size is not None and self.mixture_size < 1:
+            raise ValueError(f"mixture_size must be >= 1, got {self.mixture_size}")
         super().__post_init__()
 
     def reward_config(self):

@@ -74,6 +74,36 @@ def load_training_rows(path: Optional[str], video_config, skip_invalid: bool, wh
     return rows
 
 
+def load_training_data(script_args, training_args, video_config) -> tuple[list[dict], Optional[dict]]:
+    """The training rows of a run (`data_path`, or the `data_mixture` of several sources) and, for a mixture,
+    its report (rows drawn per source, logged here and recorded in versavid_run.json). `max_train_samples`
+    keeps the first N rows (of the shuffled mixture)."""
+    report = None
+    if script_args.data_mixture:
+        from versavid_r1.data import DataValidationError
+        from versavid_r1.data.mixture import build_mixture, parse_mixture
+
+        sources = parse_mixture(script_args.data_mixture)
+        if script_args.data_path and all(s.path for s in sources):
+            log.info("data_path %s is not used: every data_mixture source names its own file", script_args.data_path)
+        seed = training_args.data_seed if training_args.data_seed is not None else training_args.seed
+        try:
+            rows, mix = build_mixture(
+                sources, lambda path: load_training_rows(path, video_config, script_args.skip_invalid),
+                seed=seed, size=script_args.mixture_size, default_path=script_args.data_path,
+            )
+        except DataValidationError:
+            raise
+        except ValueError as err:  # a source without rows or without a path
+            raise PreflightError(str(err)) from None
+        report = mix.to_dict()
+    else:
+        rows = load_training_rows(script_args.data_path, video_config, script_args.skip_invalid)
+    if script_args.max_train_samples:
+        rows = rows[: script_args.max_train_samples]
+    return rows, report
+
+
 def _split_urls(urls: str | Sequence[str]) -> list[str]:
     items = urls.split(",") if isinstance(urls, str) else list(urls)
     return [u.strip().rstrip("/") for u in items if u and u.strip()]
