@@ -22,6 +22,7 @@ from versavid_r1.trainer.video_inputs import (
     PromptVideoInputs,
     build_prompt_inputs,
     collate_generation_fields,
+    temporal_patch_size,
     tokens_to_suppress,
 )
 
@@ -31,6 +32,10 @@ VLLM_MISSING = (
     "--backend vllm needs the `vllm` package, which is not installed here (it needs a CUDA machine: "
     "pip install -e '.[gpu]'). Use --backend hf (transformers generate) instead."
 )
+
+
+# vLLM's smallest default `max_num_batched_tokens` for its offline `LLM` on a GPU; raised for long videos.
+VLLM_MIN_BATCHED_TOKENS = 8192
 
 
 class _Generator:
@@ -107,13 +112,14 @@ class VLLMGenerator(_Generator):
             import vllm
         except ImportError as exc:
             raise ImportError(VLLM_MISSING) from exc
-        from versavid_r1.trainer.vllm_video import suppress_with_logit_bias
+        from versavid_r1.trainer.vllm_video import suppress_with_logit_bias, video_config_engine_kwargs
 
         super().__init__(processor, cfg)
         kwargs: dict[str, Any] = {
             "model": model_dir, "tensor_parallel_size": cfg.vllm_tensor_parallel_size,
             "gpu_memory_utilization": cfg.vllm_gpu_memory_utilization, "seed": cfg.seed,
-            "limit_mm_per_prompt": {"video": 1, "image": 0},
+            # one video, the configured pixel bounds, an encoder budget that holds the longest video
+            **video_config_engine_kwargs(cfg.video_config(), max_num_batched_tokens=VLLM_MIN_BATCHED_TOKENS),
         }
         if cfg.dtype != "auto":
             kwargs["dtype"] = cfg.dtype
@@ -132,7 +138,9 @@ class VLLMGenerator(_Generator):
 
         if not inputs:
             return []
-        requests = [build_video_request(x.input_ids, x.frames, x.fps) for x in inputs]
+        tps = temporal_patch_size(self.processor)
+        requests = [build_video_request(x.input_ids, x.frames, x.second_per_grid_ts, video_token_id=self.video_token_id,
+                                        temporal_patch_size=tps) for x in inputs]
         outputs = self.llm.generate(requests, self.sampling_params, use_tqdm=False)
         self.calls += 1
         return [o.outputs[0].text for o in outputs]
