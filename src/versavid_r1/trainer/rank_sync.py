@@ -15,12 +15,14 @@ only errors that stay fatal are exchanged here.
 """
 from __future__ import annotations
 
+import logging
 from typing import Callable, Optional, TypeVar
 
 import torch
 import torch.distributed as dist
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 class RankFailure(RuntimeError):
@@ -55,7 +57,9 @@ def raise_if_any_rank_failed(error: Optional[BaseException], what: str) -> None:
     if error is not None:
         raise error
     detail = "; ".join(f"rank {rank}: {msg}" for rank, msg in failed)
-    raise RankFailure(f"{what} failed on another process ({detail}); stopping every process")
+    message = f"{what} failed on another process ({detail}); stopping every process"
+    log.error(message)  # at once: a launcher may stop this process as soon as the failing rank exits
+    raise RankFailure(message)
 
 
 def all_ranks_agree(flag: bool) -> bool:
