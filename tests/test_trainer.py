@@ -38,7 +38,7 @@ def varied_reward(prompts, completions, **kwargs):
 
 
 def make_trainer(path, rows, video_cfg, tmp_path, reward=varied_reward, peft_config=None, eval_rows=None,
-                 share_prompt_prefill=True, **overrides):
+                 share_prompt_prefill=True, max_prompt_length=None, **overrides):
     from transformers import AutoProcessor
     from trl import GRPOConfig
 
@@ -57,7 +57,7 @@ def make_trainer(path, rows, video_cfg, tmp_path, reward=varied_reward, peft_con
         model=model, reward_funcs=reward, args=GRPOConfig(**settings), train_dataset=rows_to_dataset(rows),
         eval_dataset=rows_to_dataset(eval_rows) if eval_rows else None,
         processing_class=processor, video_config=video_cfg, peft_config=peft_config,
-        share_prompt_prefill=share_prompt_prefill,
+        share_prompt_prefill=share_prompt_prefill, max_prompt_length=max_prompt_length,
     )
 
 

@@ -168,6 +168,31 @@ def test_engine_bounds_fit_one_video_of_the_configured_size():
     assert qa["max_num_batched_tokens"] == 64 * 196  # a 128-frame QA video fits vLLM's encoder budget
 
 
+def test_trls_colocated_engine_is_built_with_the_video_bounds(tiny_dirs, demo_rows, video_cfg, tmp_path,
+                                                              monkeypatch):
+    """TRL's own `VLLMGeneration._init_vllm` runs; the `vllm.LLM` it calls records its arguments (no GPU here)."""
+    import trl.generation.vllm_generation as trl_vllm
+    from test_trainer import make_trainer
+
+    built = {}
+
+    class RecordingLLM:  # where vllm.LLM would start an engine
+        def __init__(self, **kwargs):
+            built.update(kwargs)
+
+    monkeypatch.setattr(trl_vllm, "is_vllm_available", lambda: True)
+    monkeypatch.setattr(trl_vllm, "LLM", RecordingLLM, raising=False)
+    trainer = make_trainer(tiny_dirs["qwen2_5_vl"], demo_rows[:2], video_cfg, tmp_path, use_vllm=True,
+                           vllm_mode="colocate", max_completion_length=16, max_prompt_length=500)
+    assert built["limit_mm_per_prompt"] == {"image": 0, "video": 1}
+    assert built["mm_processor_kwargs"] == {"min_pixels": video_cfg.min_pixels, "max_pixels": video_cfg.max_pixels}
+    assert built["max_num_batched_tokens"] == 4096  # TRL's value, above this video's need
+    assert built["max_model_len"] == 500 + 16  # vllm_max_model_length unset: prompt + completion, not 128k
+    assert built["model"] == tiny_dirs["qwen2_5_vl"]
+    assert trl_vllm.LLM is RecordingLLM, "TRL's constructor is restored after the trainer is built"
+    assert isinstance(trainer.vllm_generation.llm, RecordingLLM)
+
+
 # --- vLLM itself (CPU is enough for its input processing) -----------------------------------------------------
 @pytest.mark.slow
 @pytest.mark.skipif(importlib.util.find_spec("vllm") is None, reason="vLLM is not installed (GPU extra)")
