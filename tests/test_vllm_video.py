@@ -166,6 +166,9 @@ def test_engine_bounds_fit_one_video_of_the_configured_size():
     assert max_video_tokens(16, 153664) == 8 * 196 == kw["max_num_batched_tokens"]
     qa = video_config_engine_kwargs(VideoConfig(fps=1.0, max_frames=128, **PAPER_PIXELS), max_num_batched_tokens=8192)
     assert qa["max_num_batched_tokens"] == 64 * 196  # a 128-frame QA video fits vLLM's encoder budget
+    loose = VideoConfig(fps=2.0, max_frames=768, **PAPER_PIXELS)  # 384 grids: bounded by the context instead
+    assert video_config_engine_kwargs(loose, max_num_batched_tokens=4096, max_model_len=10240)[
+        "max_num_batched_tokens"] == 10240
 
 
 def test_trls_colocated_engine_is_built_with_the_video_bounds(tiny_dirs, demo_rows, video_cfg, tmp_path,

@@ -7,8 +7,9 @@ and a batch is concatenated with `collate_generation_fields`, as in the trainer'
 - `HFGenerator`: transformers `generate` on the left-padded batch, greedy by default; vision placeholder
   tokens and embedding rows past the tokenizer are suppressed (`tokens_to_suppress`), as in training.
 - `VLLMGenerator`: vLLM's offline `LLM.generate` with the trainer's video request
-  (`versavid_r1.trainer.vllm_video.build_video_request`: the same expanded token ids plus the frames).
-  vLLM is imported only when this backend is chosen; it is not installable on CPU machines.
+  (`versavid_r1.trainer.vllm_video.build_video_request`: the frames and metadata the processor saw, one
+  placeholder per video) on an engine sized for one video of the configured frames and pixels. vLLM is
+  imported only when this backend is chosen (GPU machines with the gpu extra).
 """
 from __future__ import annotations
 
@@ -119,7 +120,8 @@ class VLLMGenerator(_Generator):
             "model": model_dir, "tensor_parallel_size": cfg.vllm_tensor_parallel_size,
             "gpu_memory_utilization": cfg.vllm_gpu_memory_utilization, "seed": cfg.seed,
             # one video, the configured pixel bounds, an encoder budget that holds the longest video
-            **video_config_engine_kwargs(cfg.video_config(), max_num_batched_tokens=VLLM_MIN_BATCHED_TOKENS),
+            **video_config_engine_kwargs(cfg.video_config(), max_num_batched_tokens=VLLM_MIN_BATCHED_TOKENS,
+                                         max_model_len=cfg.vllm_max_model_len),
         }
         if cfg.dtype != "auto":
             kwargs["dtype"] = cfg.dtype

@@ -1,23 +1,25 @@
-"""vLLM colocate mode with video: the request this project sends, and the hook that sends it.
+"""vLLM colocate mode with video: the request this project sends, the engine it is sent to, and the hook.
 
 TRL 1.16's `VLLMGeneration.generate` (colocate mode) builds ``{"prompt_token_ids": ids}`` requests and
-attaches only images as multimodal data. For a video prompt vLLM needs
-``multi_modal_data={"video": frames}`` next to the token ids, whose `<|video_pad|>` run is already expanded
-(vLLM recognises an expanded placeholder run and does not expand it again, as it does for TRL's images).
+attaches only images as multimodal data. For a video prompt vLLM 0.31 needs the video as a
+``(frames, metadata)`` item and ONE `<|video_pad|>` per video in the token ids (it expands it itself and would
+expand an already expanded run a second time): `build_video_request` (facts: docs/stack.md, "vLLM 0.31 and
+video prompts"). Evaluation's `--backend vllm` sends the same request.
 
 Rather than copy TRL's colocate code, `video_requests` swaps `VLLMGeneration.llm` for a thin proxy while
 one batch is generated: the proxy adds each row's video to the request TRL built, in the same order, and
 forwards everything else to the real `vllm.LLM`. With tensor parallelism TRL gathers the prompts of the TP
 group before calling `llm.generate`; the proxy gathers the videos of the group the same way.
 
-vLLM cannot run on the project's CPU machines; `build_video_request` is unit-tested, the rest is small
-on purpose. TRL's *server* mode cannot carry video at all (`VLLMClient.generate` sends token ids and image
+The engine TRL builds is sized for one bounded video per prompt (`trainer_engine_context` wraps the
+`vllm.LLM` constructor TRL calls). `build_video_request` is tested against vLLM's processing
+(tests/test_vllm_video.py); generation itself needs a GPU. TRL's *server* mode cannot carry video at all (`VLLMClient.generate` sends token ids and image
 features only), so the trainer refuses `vllm_mode="server"` at start.
 """
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Optional, Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 import torch
@@ -126,19 +128,26 @@ def max_video_tokens(max_frames: int, max_pixels: int, spatial_factor: int = 28,
 
 
 def video_engine_kwargs(
-    max_frames: int, min_pixels: int, max_pixels: int, max_num_batched_tokens: Optional[int] = None
+    max_frames: int,
+    min_pixels: int,
+    max_pixels: int,
+    max_num_batched_tokens: Optional[int] = None,
+    max_model_len: Optional[int] = None,
 ) -> dict:
     """`vllm.LLM` arguments that size the engine for this project's prompts: one video, bounded pixels.
 
-    Without them vLLM 0.31 budgets (and profiles memory for) the worst video its processor allows: no image,
-    and a 14-frame video at the processor's default max of 16,384 tokens per frame, about 115k tokens (the
-    vision tower's activations for that are reserved at start). With them: `limit_mm_per_prompt` one video
-    and no image; `mm_processor_kwargs` the pixel bounds (vLLM's largest video becomes 14 frames of
-    `max_pixels`; our requests pass `do_resize=False`, so the frames keep the trainer's size); and an encoder
-    budget (`max_num_batched_tokens`, at least the given value) that holds a video of `max_frames` frames,
-    else vLLM refuses it ("exceeds the pre-allocated encoder cache size").
+    Without them vLLM 0.31 budgets (and profiles memory for) the worst video its processor allows: images
+    too, and a 14-frame video at the processor's default max of 16,384 tokens per 2-frame grid, 114,688
+    tokens when the context allows it. With them: `limit_mm_per_prompt` one video and no image;
+    `mm_processor_kwargs` the pixel bounds (vLLM's largest video becomes 14 frames of `max_pixels`; our
+    requests pass `do_resize=False`, so the frames keep the trainer's size); and an encoder budget
+    (`max_num_batched_tokens`, at least the given value) that holds a video of `max_frames` frames (no more
+    than the context `max_model_len` can hold), else vLLM refuses it ("exceeds the pre-allocated encoder
+    cache size").
     """
     need = max_video_tokens(max_frames, max_pixels)
+    if max_model_len:
+        need = min(need, int(max_model_len))
     return {
         "limit_mm_per_prompt": {"image": 0, "video": 1},
         "mm_processor_kwargs": {"min_pixels": int(min_pixels), "max_pixels": int(max_pixels)},
@@ -146,11 +155,14 @@ def video_engine_kwargs(
     }
 
 
-def video_config_engine_kwargs(video_config, max_num_batched_tokens: Optional[int] = None) -> dict:
+def video_config_engine_kwargs(
+    video_config, max_num_batched_tokens: Optional[int] = None, max_model_len: Optional[int] = None
+) -> dict:
     """`video_engine_kwargs` for a `versavid_r1.data.VideoConfig`: its frame count (`nframes`, or `max_frames`
     when sampling by fps) and pixel bounds."""
     frames = video_config.max_frames if video_config.fps is not None else video_config.nframes
-    return video_engine_kwargs(frames, video_config.min_pixels, video_config.max_pixels, max_num_batched_tokens)
+    return video_engine_kwargs(frames, video_config.min_pixels, video_config.max_pixels, max_num_batched_tokens,
+                               max_model_len)
 
 
 @contextlib.contextmanager
@@ -191,11 +203,11 @@ def trainer_engine_context(args, video_config, max_prompt_length: Optional[int])
     `max_prompt_length + max_completion_length` unless `vllm_max_model_length` is set."""
     if args is None or not args.use_vllm or args.vllm_mode != "colocate":
         return contextlib.nullcontext()
+    context = max_prompt_length + int(args.max_completion_length) if max_prompt_length else None
     if video_config is None:  # custom loader and prompt builder: only the item limits are known
         video = {"limit_mm_per_prompt": {"image": 0, "video": 1}}
     else:
-        video = video_config_engine_kwargs(video_config)
-    context = max_prompt_length + int(args.max_completion_length) if max_prompt_length else None
+        video = video_config_engine_kwargs(video_config, max_model_len=args.vllm_max_model_length or context)
     return colocated_engine_kwargs(video, max_model_len=context)
 
 
@@ -216,7 +228,8 @@ class _VideoLLMProxy:
             gathered = [None] * self._tp_size
             torch.distributed.all_gather_object(gathered, videos, group=self._tp_group)
             videos = [v for part in gathered for v in part]
-        return self._llm.generate(add_videos_to_requests(list(prompts), videos, **self._request_kwargs), *args, **kwargs)
+        requests = add_videos_to_requests(list(prompts), videos, **self._request_kwargs)
+        return self._llm.generate(requests, *args, **kwargs)
 
     def __getattr__(self, name):
         return getattr(self._llm, name)
