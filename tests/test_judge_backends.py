@@ -3,6 +3,7 @@
 Verdicts and scores are tested through the Qwen2.5 judge's `openai` backend forwarding to the
 OpenAI-compatible stub, whose scripted replies stand in for a judge model."""
 import asyncio
+import functools
 import importlib.util
 from pathlib import Path
 
@@ -11,9 +12,10 @@ import pytest
 
 from openai_stub_server import HTTPError, StubChat, prompt_field, serve_stub
 from versavid_r1.judges import QwenJudgeSettings, create_qwen_judge_app, qwen_settings_from_args
-from versavid_r1.judges.backends.base import GenRequest
+from versavid_r1.judges.backends.base import GenRequest, UnsupportedRequest
 from versavid_r1.judges.backends.openai_backend import chat_kwargs
-from versavid_r1.judges.backends.vllm_backend import VLLMBackend, engine_kwargs, sampling_kwargs
+from versavid_r1.judges.backends.transformers_backend import TransformersBackend
+from versavid_r1.judges.backends.vllm_backend import VLLMBackend, engine_kwargs, sampling_kwargs, sampling_params
 from versavid_r1.judges.server import BackgroundServer
 from versavid_r1.protocol import EMPTY, PREDICT_BATCH_PATH, PREDICT_PATH, UNPARSEABLE, JudgeBatchResponse
 
@@ -128,6 +130,32 @@ def test_vllm_engine_and_sampling_arguments():
     assert sampled == {"n": 1, "max_tokens": 64, "temperature": 0.7, "top_p": 0.9, "seed": 3, "stop": ["\n"]}
     assert chat_kwargs("m", GenRequest(messages=[{"role": "user", "content": "x"}], max_new_tokens=8)) == {
         "model": "m", "messages": [{"role": "user", "content": "x"}], "max_tokens": 8, "temperature": 0.0, "n": 1}
+
+
+def test_vllm_backend_enforces_response_format_as_vllms_server_does():
+    """An OpenAI `response_format` becomes vLLM 0.31 structured output (the mapping of vLLM's own server,
+    `structured_outputs_from_response_format`): JSON mode is enforced, not dropped."""
+    ask = functools.partial(GenRequest, messages=[], max_new_tokens=8)
+    assert sampling_kwargs(ask(response_format={"type": "json_object"}))["structured_outputs"] == {"json_object": True}
+    schema = {"type": "object", "properties": {"events": {"type": "array"}}}
+    assert sampling_kwargs(ask(response_format={"type": "json_schema", "json_schema": {"name": "e", "schema": schema}})
+                           )["structured_outputs"] == {"json": schema}
+    assert "structured_outputs" not in sampling_kwargs(ask(response_format={"type": "text"}))
+    assert "structured_outputs" not in sampling_kwargs(ask())
+    for bad in ({"type": "json_schema", "json_schema": {"name": "e"}}, {"type": "grammar"}):
+        with pytest.raises(UnsupportedRequest):
+            sampling_kwargs(ask(response_format=bad))
+    assert VLLMBackend.enforces_response_format and not TransformersBackend.enforces_response_format
+
+
+@pytest.mark.skipif(importlib.util.find_spec("vllm") is None, reason="vLLM is not installed (GPU extra)")
+def test_vllm_accepts_the_structured_output_parameters():
+    from vllm import SamplingParams
+    from vllm.sampling_params import StructuredOutputsParams
+
+    params = sampling_params(SamplingParams, StructuredOutputsParams,
+                             GenRequest(messages=[], max_new_tokens=8, response_format={"type": "json_object"}))
+    assert params.structured_outputs.json_object is True and params.max_tokens == 8
 
 
 @pytest.mark.skipif(importlib.util.find_spec("vllm") is not None, reason="vLLM is installed")

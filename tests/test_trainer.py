@@ -15,6 +15,7 @@ import zlib
 import pytest
 import torch
 
+from test_vllm_video import hf_processor_as_vllm
 from versavid_r1.data import load_video, make_conversation
 from versavid_r1.trainer import Qwen25VLGRPOTrainer, decode_rows, rows_to_dataset
 from versavid_r1.trainer.video_inputs import (
@@ -37,7 +38,7 @@ def varied_reward(prompts, completions, **kwargs):
 
 
 def make_trainer(path, rows, video_cfg, tmp_path, reward=varied_reward, peft_config=None, eval_rows=None,
-                 share_prompt_prefill=True, **overrides):
+                 share_prompt_prefill=True, max_prompt_length=None, **overrides):
     from transformers import AutoProcessor
     from trl import GRPOConfig
 
@@ -56,7 +57,7 @@ def make_trainer(path, rows, video_cfg, tmp_path, reward=varied_reward, peft_con
         model=model, reward_funcs=reward, args=GRPOConfig(**settings), train_dataset=rows_to_dataset(rows),
         eval_dataset=rows_to_dataset(eval_rows) if eval_rows else None,
         processing_class=processor, video_config=video_cfg, peft_config=peft_config,
-        share_prompt_prefill=share_prompt_prefill,
+        share_prompt_prefill=share_prompt_prefill, max_prompt_length=max_prompt_length,
     )
 
 
@@ -283,16 +284,23 @@ def test_sampled_vision_token_ends_the_completion(tiny_dirs, demo_rows, video_cf
 
 # --- vLLM ------------------------------------------------------------------------------------------------
 def test_vllm_video_request_layout():
+    """vLLM 0.31's form (checked against its processor in test_vllm_video.py): one placeholder per video,
+    (frames [T, H, W, 3], metadata) per video, no resize or re-sampling."""
     frames = torch.randint(0, 255, (4, 3, 56, 84), dtype=torch.uint8)
-    req = build_video_request([1, 2, 3], [frames], [2.0])
-    video = req["multi_modal_data"]["video"]
+    spec = dict(video_token_id=9, temporal_patch_size=2)
+    req = build_video_request([1, 9, 9, 9, 3], [frames], [0.5], **spec)
+    video, meta = req["multi_modal_data"]["video"]
     assert video.shape == (4, 56, 84, 3) and video.dtype.name == "uint8"
     assert (torch.from_numpy(video).permute(0, 3, 1, 2) == frames).all()
-    assert req["prompt_token_ids"] == [1, 2, 3]
-    assert req["mm_processor_kwargs"] == {"fps": 2.0, "do_resize": False, "do_sample_frames": False}
-    assert build_video_request([1], [], []) == {"prompt_token_ids": [1]}
-    out = add_videos_to_requests([{"prompt_token_ids": [1]}, {"prompt_token_ids": [2]}], [None, ([frames], [1.0])])
-    assert "multi_modal_data" not in out[0] and out[1]["mm_processor_kwargs"]["fps"] == 1.0
+    assert req["prompt_token_ids"] == [1, 9, 3]
+    assert meta["fps"] == 4.0 and meta["frames_indices"] == [0, 1, 2, 3] and meta["do_sample_frames"] is False
+    assert req["mm_processor_kwargs"] == {"do_resize": False, "do_sample_frames": False}
+    assert build_video_request([1], [], [], **spec) == {"prompt_token_ids": [1]}
+    with pytest.raises(ValueError, match="placeholder run"):
+        build_video_request([1, 3], [frames], [0.5], **spec)
+    out = add_videos_to_requests([{"prompt_token_ids": [1]}, {"prompt_token_ids": [2, 9, 9]}],
+                                 [None, ([frames], [2.0])], **spec)
+    assert "multi_modal_data" not in out[0] and out[1]["multi_modal_data"]["video"][1]["fps"] == 1.0
     kwargs = suppress_with_logit_bias({"logit_bias": {"7": 1.0}, "seed": 3}, [9, 10])
     assert kwargs == {"logit_bias": {7: 1.0, 9: -100.0, 10: -100.0}, "seed": 3}
 
@@ -338,10 +346,12 @@ def test_vllm_colocate_generation_sends_the_video(tiny_dirs, demo_rows, video_cf
     assert gen.llm is fake, "the proxy is removed after the call"
     assert len(fake.requests) == 4
     for req, row in zip(fake.requests, out["videos"]):
-        video = req["multi_modal_data"]["video"]
+        video, _ = req["multi_modal_data"]["video"]
         assert torch.equal(torch.from_numpy(video).permute(0, 3, 1, 2), row.frames[0])
-        assert req["prompt_token_ids"] == row.input_ids  # placeholders already expanded
-        assert req["mm_processor_kwargs"]["fps"] == pytest.approx(row.fps[0])
+        # what vLLM 0.31 makes of the request (oracle: its processing replayed with the HF processor)
+        seen = hf_processor_as_vllm(trainer.processing_class, req)
+        assert seen["prompt_token_ids"] == row.input_ids
+        assert torch.equal(seen["second_per_grid_ts"], row.video_fields["second_per_grid_ts"])
     assert fake.sampling["logit_bias"][trainer._video_pad_token_id] == -100.0
     assert out["completion_ids"][0].tolist()[:3] == [11, 12, 716]
 
@@ -351,6 +361,6 @@ def test_vllm_server_mode_is_refused_at_start(tiny_dirs, demo_rows, video_cfg, t
         make_trainer(tiny_dirs["qwen2_5_vl"], demo_rows[:2], video_cfg, tmp_path, use_vllm=True, vllm_mode="server")
     gen = types.SimpleNamespace(mode="server")
     with pytest.raises(ValueError, match="cannot carry video"):
-        with video_requests(gen, []):
+        with video_requests(gen, [], video_token_id=1, temporal_patch_size=2):
             pass
     assert "colocate" in SERVER_MODE_MESSAGE

@@ -133,6 +133,20 @@ def test_configs_parse_and_follow_the_paper():
     assert script.video_config().min_pixels == 3136 and script.reward_config().composition == "gate"
 
 
+def test_paper_config_samples_like_the_authors_and_bounds_its_checkpoints(tmp_path):
+    """Through the entry point's own parser (use_cpu only so that bf16 parses on a CPU machine)."""
+    path = ROOT / "configs" / "grpo_paper_8xA800.yaml"
+    _, training, _ = parse(["--config", str(path), "--output_dir", str(tmp_path), "--use_cpu", "true"])
+    # transformers' GenerationConfig defaults, as the authors' generate call used them (TRL's own top_k is 0)
+    assert (training.temperature, training.top_k, training.top_p) == (1.0, 50, 1.0)
+    assert training.save_total_limit == 3 and training.save_steps == 50  # ~100 GB per ZeRO-3 checkpoint
+    assert training.steps_per_generation == 1 and training.gradient_accumulation_steps == 4
+    text = path.read_text()
+    comment = text[text.index("# steps_per_generation"):text.index("steps_per_generation: 1")]
+    assert all(word in comment for word in ("memory", "throughput", "off-policy", "on-policy"))
+    assert "100 GB" in text
+
+
 def test_resume_flag_semantics(tmp_path):
     out = tmp_path / "run"
     assert resolve_resume("auto", str(out)) is None

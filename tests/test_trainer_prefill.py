@@ -88,6 +88,32 @@ def test_batches_that_are_not_g_copies_per_prompt_use_trls_path(tiny_dirs, demo_
     assert completions_until_eos(ids, [9]) == [[5, 9], [5, 6, 7, 8]]
 
 
+def test_a_cache_implementation_takes_trls_path_and_the_default_shares(tiny_dirs, demo_rows, video_cfg, tmp_path,
+                                                                        caplog):
+    """GRPOConfig `cache_implementation` and the shared prefill's ready cache cannot go together in transformers
+    ("Passing both `cache_implementation` ... and `past_key_values` ... is unsupported"): such a run generates on
+    TRL's path, saying so once; without one, the shared prefill runs."""
+    trainer = make_trainer(tiny_dirs["qwen2_5_vl"], demo_rows[:2], video_cfg, tmp_path, per_device_train_batch_size=4,
+                           num_generations=2, max_completion_length=4, cache_implementation="static")
+    assert trainer.share_prompt_prefill and trainer.generation_config.cache_implementation == "static"
+    ds = trainer.train_dataset
+    batch = [ds[i] for i in (0, 0, 1, 1)]
+    counter = VisionCounter(trainer.model)
+    try:
+        with caplog.at_level("WARNING", logger="versavid_r1.trainer.grpo_trainer"):
+            for _ in range(2):
+                out = trainer._generate_and_score_completions(batch)
+                assert out["completion_ids"].shape[0] == 4
+        assert counter.calls == [(4, False)] * 2, "TRL's path (every copy encoded), no error"
+        assert sum("cache_implementation='static'" in r.getMessage() for r in caplog.records) == 1
+        counter.reset()
+        trainer.generation_config.cache_implementation = None  # the default
+        trainer._generate_and_score_completions(batch)
+        assert counter.calls == [(2, False)], "shared prefill: each unique video encoded once"
+    finally:
+        counter.close()
+
+
 def test_sampled_training_step_with_shared_prefill_trains_the_vision_tower(tiny_dirs, demo_rows, video_cfg,
                                                                            tmp_path):
     trainer = make_trainer(tiny_dirs["qwen2_5_vl"], demo_rows[:2], video_cfg, tmp_path,

@@ -71,22 +71,29 @@ class VideoClip:
 
 
 # ------------------------------------------------------------------ processor kwargs -------------
-def video_metadata(clip: VideoClip) -> dict:
-    """transformers `VideoMetadata` fields for an already-sampled clip.
+def frames_metadata(frames: torch.Tensor, fps: float) -> dict:
+    """transformers `VideoMetadata` fields describing `frames` (uint8 [T, 3, H, W]) as a whole video at `fps`.
 
     transformers 5.x computes Qwen2.5-VL's `second_per_grid_ts` (temporal position ids) from
-    `metadata.sampled_fps = len(frames_indices) / total_num_frames * fps`; describing the clip as a
-    `T`-frame video at `clip.fps` makes that exactly `clip.fps`. Without metadata it assumes 24 fps.
+    `metadata.sampled_fps = len(frames_indices) / total_num_frames * fps`; describing already-sampled
+    frames as a `T`-frame video at `fps` makes that exactly `fps`, so second_per_grid_ts =
+    temporal_patch_size / fps. Without metadata it assumes 24 fps. vLLM's Qwen2.5-VL processor takes the
+    same dict next to the frames (`versavid_r1.trainer.vllm_video`).
     """
-    t, _, h, w = clip.frames.shape
+    t, _, h, w = frames.shape
     return {
         "total_num_frames": int(t),
-        "fps": float(clip.fps),
+        "fps": float(fps),
         "frames_indices": list(range(int(t))),
         "height": int(h),
         "width": int(w),
-        "duration": float(t / clip.fps),
+        "duration": float(t / fps),
     }
+
+
+def video_metadata(clip: VideoClip) -> dict:
+    """transformers `VideoMetadata` fields for an already-sampled clip at its sampling fps (`frames_metadata`)."""
+    return frames_metadata(clip.frames, clip.fps)
 
 
 def video_processor_kwargs(clips: Union[VideoClip, Sequence[VideoClip]]) -> dict:

@@ -7,8 +7,9 @@ and a batch is concatenated with `collate_generation_fields`, as in the trainer'
 - `HFGenerator`: transformers `generate` on the left-padded batch, greedy by default; vision placeholder
   tokens and embedding rows past the tokenizer are suppressed (`tokens_to_suppress`), as in training.
 - `VLLMGenerator`: vLLM's offline `LLM.generate` with the trainer's video request
-  (`versavid_r1.trainer.vllm_video.build_video_request`: the same expanded token ids plus the frames).
-  vLLM is imported only when this backend is chosen; it is not installable on CPU machines.
+  (`versavid_r1.trainer.vllm_video.build_video_request`: the frames and metadata the processor saw, one
+  placeholder per video) on an engine sized for one video of the configured frames and pixels. vLLM is
+  imported only when this backend is chosen (GPU machines with the gpu extra).
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from versavid_r1.trainer.video_inputs import (
     PromptVideoInputs,
     build_prompt_inputs,
     collate_generation_fields,
+    temporal_patch_size,
     tokens_to_suppress,
 )
 
@@ -31,6 +33,10 @@ VLLM_MISSING = (
     "--backend vllm needs the `vllm` package, which is not installed here (it needs a CUDA machine: "
     "pip install -e '.[gpu]'). Use --backend hf (transformers generate) instead."
 )
+
+
+# vLLM's smallest default `max_num_batched_tokens` for its offline `LLM` on a GPU; raised for long videos.
+VLLM_MIN_BATCHED_TOKENS = 8192
 
 
 class _Generator:
@@ -122,13 +128,15 @@ class VLLMGenerator(_Generator):
             import vllm
         except ImportError as exc:
             raise ImportError(VLLM_MISSING) from exc
-        from versavid_r1.trainer.vllm_video import suppress_with_logit_bias
+        from versavid_r1.trainer.vllm_video import suppress_with_logit_bias, video_config_engine_kwargs
 
         super().__init__(processor, cfg)
         kwargs: dict[str, Any] = {
             "model": model_dir, "tensor_parallel_size": cfg.vllm_tensor_parallel_size,
             "gpu_memory_utilization": cfg.vllm_gpu_memory_utilization, "seed": cfg.seed,
-            "limit_mm_per_prompt": {"video": 1, "image": 0},
+            # one video, the configured pixel bounds, an encoder budget that holds the longest video
+            **video_config_engine_kwargs(cfg.video_config(), max_num_batched_tokens=VLLM_MIN_BATCHED_TOKENS,
+                                         max_model_len=cfg.vllm_max_model_len),
         }
         if cfg.dtype != "auto":
             kwargs["dtype"] = cfg.dtype
@@ -162,7 +170,9 @@ class VLLMGenerator(_Generator):
 
         if not inputs:
             return []
-        requests = [build_video_request(x.input_ids, x.frames, x.fps) for x in inputs]
+        tps = temporal_patch_size(self.processor)
+        requests = [build_video_request(x.input_ids, x.frames, x.second_per_grid_ts, video_token_id=self.video_token_id,
+                                        temporal_patch_size=tps) for x in inputs]
         outputs = self.llm.generate(requests, params, use_tqdm=False)
         self.calls += 1
         return [[c.text for c in o.outputs] for o in outputs]

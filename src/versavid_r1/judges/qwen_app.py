@@ -31,7 +31,14 @@ from ..protocol import (
     EMPTY, HEALTH_PATH, PREDICT_BATCH_PATH, PREDICT_PATH, UNPARSEABLE, Health, JudgeBatchRequest,
     JudgeBatchResponse, JudgeRequest, JudgeResult,
 )
-from .backends.base import BackendError, GenRequest, JudgeBackend, PromptTooLong, create_backend
+from .backends.base import (
+    BackendError,
+    GenRequest,
+    JudgeBackend,
+    PromptTooLong,
+    UnsupportedRequest,
+    create_backend,
+)
 from .prompting import judge_messages
 from .security import check_len, make_auth_dependency, new_app
 from .settings import QwenJudgeSettings
@@ -78,7 +85,7 @@ class ChatCompletionRequest(BaseModel):
     stream: Literal[False, None] = Field(default=None, description="streaming is not served")
     stop: Union[str, list[str], None] = None
     seed: Optional[int] = None
-    # Accepted for compatibility; JSON mode is enforced only by the openai backend's upstream.
+    # Enforced by the vllm backend (structured output) and the openai backend's upstream; ignored by transformers.
     response_format: Optional[dict[str, Any]] = None
 
 
@@ -198,11 +205,13 @@ def create_qwen_judge_app(settings: QwenJudgeSettings, backend: Optional[JudgeBa
         stop = [req.stop] if isinstance(req.stop, str) else req.stop
         gen = GenRequest(messages=messages, max_new_tokens=max_tokens, temperature=req.temperature,
                          top_p=req.top_p, stop=stop or None, seed=req.seed,
-                         response_format=req.response_format if backend.name == "openai" else None)
+                         response_format=req.response_format if backend.enforces_response_format else None)
         try:
             out = await backend.generate(gen)
         except PromptTooLong as exc:
             raise HTTPException(422, detail=str(exc)) from exc
+        except UnsupportedRequest as exc:
+            raise HTTPException(400, detail=str(exc)) from exc
         except BackendError as exc:
             raise HTTPException(503, detail=str(exc)) from exc
         return {

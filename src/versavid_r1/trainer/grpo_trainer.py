@@ -34,8 +34,14 @@ from trl import GRPOTrainer
 from trl.extras.profiling import profiling_context
 from trl.models import unwrap_model_for_generation
 
+from .rank_sync import all_ranks_agree, fail_together
 from .rows import decode_rows
-from .shared_prefill import completions_until_eos, generate_with_shared_prefill, is_grouped
+from .shared_prefill import (
+    completions_until_eos,
+    generate_with_shared_prefill,
+    is_grouped,
+    unsupported_by_shared_prefill,
+)
 from .video_inputs import (
     PromptVideoInputs,
     build_prompt_inputs,
@@ -43,9 +49,10 @@ from .video_inputs import (
     collate_video_fields,
     mm_token_type_ids,
     row_key,
+    temporal_patch_size,
     tokens_to_suppress,
 )
-from .vllm_video import SERVER_MODE_MESSAGE, suppress_with_logit_bias, video_requests
+from .vllm_video import SERVER_MODE_MESSAGE, suppress_with_logit_bias, trainer_engine_context, video_requests
 
 log = logging.getLogger(__name__)
 
@@ -99,15 +106,17 @@ class Qwen25VLGRPOTrainer(GRPOTrainer):
         self.max_prompt_length = max_prompt_length
         self.share_prompt_prefill = share_prompt_prefill
         self._active_videos: Optional[list[PromptVideoInputs]] = None
-        super().__init__(
-            model=model,
-            reward_funcs=reward_funcs,
-            args=args,
-            train_dataset=train_dataset,
-            eval_dataset=eval_dataset,
-            processing_class=processing_class,
-            **kwargs,
-        )
+        # Reason: a colocated vLLM engine sized for one bounded video per prompt (vllm_video.py).
+        with trainer_engine_context(args, video_config, max_prompt_length):
+            super().__init__(
+                model=model,
+                reward_funcs=reward_funcs,
+                args=args,
+                train_dataset=train_dataset,
+                eval_dataset=eval_dataset,
+                processing_class=processing_class,
+                **kwargs,
+            )
         if not isinstance(self.processing_class, ProcessorMixin) or self._video_pad_token_id is None:
             raise TypeError(
                 "Qwen25VLGRPOTrainer needs a Qwen2(.5)-VL processor (AutoProcessor) whose tokenizer has "
@@ -172,7 +181,8 @@ class Qwen25VLGRPOTrainer(GRPOTrainer):
     # --- overrides ---------------------------------------------------------------------------------------
     def _generate_and_score_completions(self, inputs):
         # Reason: decode the videos once per batch and carry them, per row, into generation and the loss.
-        inputs, videos = self._build_video_batch(inputs)
+        # A failure on one rank stops every rank with its message (no collective-timeout hang; rank_sync.py).
+        inputs, videos = fail_together(lambda: self._build_video_batch(inputs), "loading the video batch")
         with self._videos_active(videos):
             output = super()._generate_and_score_completions(inputs)
         output["videos"] = videos  # a per-row list: TRL's shuffle/split keep it aligned with the rows
@@ -192,13 +202,18 @@ class Qwen25VLGRPOTrainer(GRPOTrainer):
     def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images=False):
         # Reason: vLLM colocate requests must carry the video; sampled vision tokens would break the forward.
         rows = self._active_videos
-        if self.use_vllm and rows and any(r.frames for r in rows):
-            videos = [(r.frames, r.fps) if r.frames else None for r in rows]
-            with video_requests(self.vllm_generation, videos):
+        if self.use_vllm and rows is not None:
+            # Every rank installs the proxy (rows without video send none), so TP groups gather alike.
+            videos = [(r.frames, r.second_per_grid_ts) if r.frames else None for r in rows]
+            with video_requests(self.vllm_generation, videos, video_token_id=self._video_pad_token_id,
+                                temporal_patch_size=temporal_patch_size(self.processing_class)):
                 completion_ids, logprobs = super()._generate_single_turn(
                     prompt_ids, images, multimodal_fields, num_generations, has_tool_images
                 )
-        elif self._can_share_prefill(prompt_ids, images, multimodal_fields, num_generations, has_tool_images):
+        elif self._shared_prefill_enabled() and all_ranks_agree(
+            self._can_share_prefill(prompt_ids, images, multimodal_fields, num_generations, has_tool_images)
+        ):
+            # Same path on every rank: under ZeRO-3 the two paths run different forwards (rank_sync.py).
             # Reason: TRL repeats each prompt G times before generate; prefill each unique prompt only once.
             completion_ids, logprobs = self._generate_shared_prefill(num_generations), None
         else:
@@ -265,11 +280,24 @@ class Qwen25VLGRPOTrainer(GRPOTrainer):
             return super()._compute_loss(model, inputs)
 
     # ---------------------------------------------------------------------------------------------------
+    def _shared_prefill_enabled(self) -> bool:
+        """The settings allow the shared prefill (the same answer on every rank: no collective needed): transformers
+        generate, no continuous batching, no tools (their extra turns differ per rank), a cache it can combine with."""
+        if not self.share_prompt_prefill or self.use_vllm or self.use_transformers_continuous_batching or self.tools:
+            return False
+        reason = unsupported_by_shared_prefill(self.generation_config)
+        if reason is not None:
+            if not getattr(self, "_prefill_fallback_logged", False):
+                log.warning("shared prompt prefill off: %s", reason)
+                self._prefill_fallback_logged = True
+            return False
+        return True
+
     def _can_share_prefill(self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images) -> bool:
-        """Shared prefill only for the plain case: transformers generate, the batch's own rows in TRL's layout
-        (G consecutive copies per prompt), no images, no tool images; anything else takes TRL's path."""
+        """This rank's batch suits the shared prefill: the batch's own rows in TRL's layout (G consecutive copies
+        per prompt), no images, no tool images; anything else takes TRL's path."""
         rows = self._active_videos
-        if not self.share_prompt_prefill or self.use_vllm or self.use_transformers_continuous_batching:
+        if not self._shared_prefill_enabled():
             return False
         if has_tool_images or (images is not None and any(images)) or "pixel_values" in (multimodal_fields or {}):
             return False

@@ -34,6 +34,20 @@ def is_grouped(prompt_ids: Sequence[Sequence[int]], group_size: int) -> bool:
     return True
 
 
+def unsupported_by_shared_prefill(generation_config) -> Optional[str]:
+    """Why `generate_with_shared_prefill` cannot run with this generation config (None when it can).
+
+    It hands `generate` a ready `DynamicCache`; transformers refuses a `cache_implementation` (GRPOConfig's
+    `cache_implementation`: "static", "offloaded", ...) next to a given cache ("Passing both
+    `cache_implementation` ... and `past_key_values` ... is unsupported"), so such runs take TRL's path.
+    """
+    impl = getattr(generation_config, "cache_implementation", None)
+    if impl is not None:
+        return (f"cache_implementation={impl!r} is set; transformers cannot combine it with the shared prefill's "
+                "ready KV cache, so generation takes TRL's path (each prompt prefilled per completion)")
+    return None
+
+
 def left_pad_batch(
     prompt_ids: Sequence[Sequence[int]],
     fields: dict[str, Any],

@@ -35,9 +35,10 @@ class PromptVideoInputs:
     """`pixel_values_videos` [P, D], `video_grid_thw` [n, 3], and (Qwen2.5-VL) `second_per_grid_ts` [n];
     empty for a prompt without video. CPU tensors."""
     frames: list[torch.Tensor] = field(default_factory=list)
-    """The decoded uint8 frames [T, 3, H, W] of each video, at the size the processor saw (for vLLM)."""
-    fps: list[float] = field(default_factory=list)
-    """Sampling fps of each video (frames per second of the decoded clip)."""
+    """The uint8 frames [T, 3, H, W] of each video exactly as the processor saw them (aligned; for vLLM)."""
+    second_per_grid_ts: list[float] = field(default_factory=list)
+    """Seconds of video per temporal grid (temporal_patch_size frames) of each video, as the processor was told
+    through the video metadata; vLLM's request is derived from the same numbers (`vllm_video`)."""
 
 
 def vision_token_ids(tokenizer, config=None) -> list[int]:
@@ -76,37 +77,57 @@ def _spatial_factor(processor) -> int:
     return int(vp.patch_size) * int(vp.merge_size)
 
 
-def video_processor_kwargs(
-    processor,
-    clips: Sequence[Any],
-    min_pixels: Optional[int] = None,
-    max_pixels: Optional[int] = None,
-) -> dict:
-    """`videos_kwargs` for the processor so that it uses the clips as decoded.
+def align_frames(
+    processor, frames: torch.Tensor, min_pixels: Optional[int] = None, max_pixels: Optional[int] = None
+) -> torch.Tensor:
+    """`frames` (uint8 [T, 3, H, W]) as the processor must see them: both sides multiples of patch*merge (28).
 
-    - The loader already resized the frames (``VideoConfig`` frame/pixel limits, like qwen-vl-utils): when
-      both sides are multiples of patch*merge (28) the processor must not resize again (its own
-      min/max pixels would silently override the configured ones). Otherwise it resizes within the given
-      pixel limits.
-    - `video_metadata` carries the clip's sampling fps, from which Qwen2.5-VL derives
-      `second_per_grid_ts` (the temporal spacing of the 3D position ids); without it transformers assumes
-      24 fps.
-    - Frames are never re-sampled (`do_sample_frames=False`).
+    The default loader already sizes frames so (qwen-vl-utils' rule); a custom `video_loader` may not. Such
+    frames are resized HERE, once, to the size the processor's own resize would pick (transformers'
+    `smart_resize` within `[min_pixels, max_pixels]`, the processor's `size` when not given), with the
+    loader's interpolation (qwen-vl-utils bicubic + antialias, rounded to uint8). The processor then runs
+    with `do_resize=False` and vLLM gets these same frames (it cannot take unaligned ones with
+    `do_resize=False`), so the policy's two generation paths and the loss see identical pixels.
     """
     factor = _spatial_factor(processor)
-    aligned = all(c.frames.shape[-2] % factor == 0 and c.frames.shape[-1] % factor == 0 for c in clips)
-    kwargs: dict[str, Any] = {"do_sample_frames": False, "cap_pixels_per_frame": False}
-    if aligned:
-        kwargs["do_resize"] = False
-    else:
-        kwargs["do_resize"] = True
-        if min_pixels is not None and max_pixels is not None:
-            kwargs["size"] = {"shortest_edge": int(min_pixels), "longest_edge": int(max_pixels)}
-    # transformers' VideoMetadata of an already-sampled clip: sampled_fps == clip.fps
-    from versavid_r1.data.video import video_metadata
+    height, width = int(frames.shape[-2]), int(frames.shape[-1])
+    if height % factor == 0 and width % factor == 0:
+        return frames
+    import qwen_vl_utils as qvu
+    from transformers.models.qwen2_vl.video_processing_qwen2_vl import smart_resize
 
-    kwargs["video_metadata"] = [video_metadata(c) for c in clips]
-    return kwargs
+    size = processor.video_processor.size
+    lo = int(min_pixels if min_pixels is not None else size["shortest_edge"])
+    hi = int(max_pixels if max_pixels is not None else size["longest_edge"])
+    target = smart_resize(height, width, factor=factor, min_pixels=lo, max_pixels=hi)
+    return qvu.resize_frames(frames, target).to(torch.uint8)
+
+
+def video_processor_kwargs(processor, frames: Sequence[torch.Tensor], second_per_grid_ts: Sequence[float]) -> dict:
+    """`videos_kwargs` for the processor so that it uses the (aligned) frames as given.
+
+    - `do_resize=False`: the frames are already sized (`align_frames`); the processor's own min/max pixels
+      would otherwise silently override the configured ones.
+    - `video_metadata` (`video_metadata_at`) makes transformers compute exactly `second_per_grid_ts` (the
+      temporal spacing of the 3D position ids); without metadata it assumes 24 fps.
+    - Frames are never re-sampled (`do_sample_frames=False`).
+    """
+    tps = temporal_patch_size(processor)
+    return {
+        "do_sample_frames": False,
+        "do_resize": False,
+        "cap_pixels_per_frame": False,
+        "video_metadata": [video_metadata_at(f, s, tps) for f, s in zip(frames, second_per_grid_ts)],
+    }
+
+
+def video_metadata_at(frames: torch.Tensor, second_per_grid_ts: float, temporal_patch: int) -> dict:
+    """Video metadata of already-sampled `frames` from which the processor (transformers', and vLLM's call of
+    it) computes exactly `second_per_grid_ts`: the frames described as a whole video at
+    fps = temporal_patch / second_per_grid_ts (`versavid_r1.data.video.frames_metadata`)."""
+    from versavid_r1.data.video import frames_metadata
+
+    return frames_metadata(frames, temporal_patch / float(second_per_grid_ts))
 
 
 def render_prompt(processor, messages: list[dict], chat_template_kwargs: Optional[dict] = None) -> str:
@@ -116,6 +137,16 @@ def render_prompt(processor, messages: list[dict], chat_template_kwargs: Optiona
     )
 
 
+def temporal_patch_size(processor) -> int:
+    """Frames per temporal grid of the processor's video patches (2 for Qwen2-VL and Qwen2.5-VL)."""
+    return int(processor.video_processor.temporal_patch_size)
+
+
+def clip_second_per_grid_ts(processor, clip: Any) -> float:
+    """Seconds per temporal grid of a decoded clip at its own sampling fps: temporal_patch_size / fps."""
+    return temporal_patch_size(processor) / float(clip.fps)
+
+
 def build_prompt_inputs(
     processor,
     messages: list[dict],
@@ -123,8 +154,15 @@ def build_prompt_inputs(
     min_pixels: Optional[int] = None,
     max_pixels: Optional[int] = None,
     chat_template_kwargs: Optional[dict] = None,
+    second_per_grid_ts: Optional[Sequence[float]] = None,
 ) -> PromptVideoInputs:
-    """Run the processor on one prompt and its decoded clips (`VideoClip`: frames uint8 [T,3,H,W], fps)."""
+    """Run the processor on one prompt and its decoded clips (`VideoClip`: frames uint8 [T,3,H,W], fps).
+
+    Frames that are not 28-aligned are resized first (`align_frames`). `second_per_grid_ts` (one per clip)
+    sets the temporal spacing the processor computes (through the metadata fps); default: each clip's own,
+    `clip_second_per_grid_ts` (real seconds). A caller with another time encoding passes its values here,
+    and the vLLM request follows (it reads `PromptVideoInputs.second_per_grid_ts`).
+    """
     text = render_prompt(processor, messages, chat_template_kwargs)
     n_placeholders = text.count(processor.video_token)
     if n_placeholders != len(clips):
@@ -135,24 +173,27 @@ def build_prompt_inputs(
     if not clips:
         ids = processor.tokenizer(text, add_special_tokens=False)["input_ids"]
         return PromptVideoInputs(input_ids=list(ids))
-    frames = [c.frames if isinstance(c.frames, torch.Tensor) else torch.as_tensor(c.frames) for c in clips]
-    for f in frames:
+    frames = []
+    for c in clips:
+        f = c.frames if isinstance(c.frames, torch.Tensor) else torch.as_tensor(c.frames)
         if f.dtype != torch.uint8 or f.ndim != 4 or f.shape[1] != 3:
             raise ValueError(f"video frames must be uint8 [T, 3, H, W], got {tuple(f.shape)} {f.dtype}")
+        frames.append(align_frames(processor, f, min_pixels, max_pixels))
+    spg = [clip_second_per_grid_ts(processor, c) for c in clips] if second_per_grid_ts is None else second_per_grid_ts
+    spg = [float(x) for x in spg]
+    if len(spg) != len(clips):
+        raise ValueError(f"{len(clips)} videos but {len(spg)} second_per_grid_ts values")
     out = processor(
         text=[text],
         videos=frames,
         return_tensors="pt",
-        videos_kwargs=video_processor_kwargs(processor, clips, min_pixels, max_pixels),
+        videos_kwargs=video_processor_kwargs(processor, frames, spg),
     )
     fields = {k: out[k] for k in VIDEO_FIELDS if k in out and out[k] is not None}
     if "second_per_grid_ts" in fields and not isinstance(fields["second_per_grid_ts"], torch.Tensor):
         fields["second_per_grid_ts"] = torch.tensor(fields["second_per_grid_ts"], dtype=torch.float32)
     return PromptVideoInputs(
-        input_ids=out["input_ids"][0].tolist(),
-        video_fields=fields,
-        frames=frames,
-        fps=[float(c.fps) for c in clips],
+        input_ids=out["input_ids"][0].tolist(), video_fields=fields, frames=frames, second_per_grid_ts=spg
     )
 
 

@@ -1,23 +1,25 @@
-"""vLLM colocate mode with video: the request this project sends, and the hook that sends it.
+"""vLLM colocate mode with video: the request this project sends, the engine it is sent to, and the hook.
 
 TRL 1.16's `VLLMGeneration.generate` (colocate mode) builds ``{"prompt_token_ids": ids}`` requests and
-attaches only images as multimodal data. For a video prompt vLLM needs
-``multi_modal_data={"video": frames}`` next to the token ids, whose `<|video_pad|>` run is already expanded
-(vLLM recognises an expanded placeholder run and does not expand it again, as it does for TRL's images).
+attaches only images as multimodal data. For a video prompt vLLM 0.31 needs the video as a
+``(frames, metadata)`` item and ONE `<|video_pad|>` per video in the token ids (it expands it itself and would
+expand an already expanded run a second time): `build_video_request` (facts: docs/stack.md, "vLLM 0.31 and
+video prompts"). Evaluation's `--backend vllm` sends the same request.
 
 Rather than copy TRL's colocate code, `video_requests` swaps `VLLMGeneration.llm` for a thin proxy while
 one batch is generated: the proxy adds each row's video to the request TRL built, in the same order, and
 forwards everything else to the real `vllm.LLM`. With tensor parallelism TRL gathers the prompts of the TP
 group before calling `llm.generate`; the proxy gathers the videos of the group the same way.
 
-vLLM cannot run on the project's CPU machines; `build_video_request` is unit-tested, the rest is small
-on purpose. TRL's *server* mode cannot carry video at all (`VLLMClient.generate` sends token ids and image
+The engine TRL builds is sized for one bounded video per prompt (`trainer_engine_context` wraps the
+`vllm.LLM` constructor TRL calls). `build_video_request` is tested against vLLM's processing
+(tests/test_vllm_video.py); generation itself needs a GPU. TRL's *server* mode cannot carry video at all (`VLLMClient.generate` sends token ids and image
 features only), so the trainer refuses `vllm_mode="server"` at start.
 """
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Optional, Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 import torch
@@ -37,34 +39,72 @@ def frames_for_vllm(frames: torch.Tensor) -> np.ndarray:
     return np.ascontiguousarray(frames.detach().cpu().permute(0, 2, 3, 1).numpy().astype(np.uint8, copy=False))
 
 
+def collapse_video_runs(prompt_token_ids: Sequence[int], video_token_id: int) -> list[int]:
+    """The prompt with each run of `<|video_pad|>` cut to one token, as vLLM 0.31 expects token prompts.
+
+    vLLM 0.31's multimodal processor always replaces the FIRST placeholder token of each video with the
+    video's full run (`_apply_token_matches_with_placeholders`); it does not recognise a run that is already
+    expanded, so the trainer's expanded ids would come out with 2N-1 pads (measured). From one pad it
+    rebuilds exactly the trainer's ids (same grid -> same run length).
+    """
+    out: list[int] = []
+    for tid in prompt_token_ids:
+        tid = int(tid)
+        if tid == video_token_id and out and out[-1] == video_token_id:
+            continue
+        out.append(tid)
+    return out
+
+
 def build_video_request(
     prompt_token_ids: Sequence[int],
     frames: Sequence[torch.Tensor],
-    fps: Sequence[float],
+    second_per_grid_ts: Sequence[float],
+    *,
+    video_token_id: int,
+    temporal_patch_size: int,
 ) -> dict:
-    """One vLLM request (a `TokensPrompt` dict) for a prompt with its decoded videos.
+    """One vLLM 0.31 request (a `TokensPrompt` dict) for a prompt with its videos, as the trainer processed them.
 
-    - `multi_modal_data["video"]`: one array per video (a single array when there is one), frames exactly
-      as the trainer's processor saw them, so vLLM computes the same `video_grid_thw` and the expanded
-      `<|video_pad|>` run in `prompt_token_ids` matches.
-    - `mm_processor_kwargs`: `fps` is the clip's sampling fps (Qwen2.5-VL's `second_per_grid_ts` =
-      temporal_patch_size / fps); `do_resize=False` and `do_sample_frames=False` keep vLLM's HF processor
-      from resizing or re-sampling frames the loader already prepared.
+    - `prompt_token_ids`: the trainer's ids with each video's placeholder run collapsed to one token
+      (`collapse_video_runs`); vLLM expands it again from the grid it computes.
+    - `multi_modal_data["video"]`: per video a `(frames [T, H, W, 3] uint8, metadata)` tuple, the form
+      Qwen2.5-VL's vLLM processor requires (`video_needs_metadata`; a bare array is refused since vLLM PR
+      #47736). The frames are exactly those the trainer's processor saw (aligned); the metadata is the one
+      the trainer gave transformers (`video_inputs.video_metadata_at`), so vLLM's call of the same HF
+      processor computes the same `second_per_grid_ts`, grid and token count, whatever time encoding the
+      caller chose (it passes the `second_per_grid_ts` it used).
+    - `mm_processor_kwargs`: `do_resize=False` and `do_sample_frames=False`, as in the trainer's call (vLLM
+      drops the metadata's own `do_sample_frames` before calling transformers; without `do_resize=False` it
+      would re-fit the frames into the processor's default pixel range).
     """
-    request: dict[str, Any] = {"prompt_token_ids": list(prompt_token_ids)}
+    from .video_inputs import video_metadata_at
+
+    ids = [int(t) for t in prompt_token_ids]
     if not frames:
-        return request
-    if len(frames) != len(fps):
-        raise ValueError(f"{len(frames)} videos but {len(fps)} fps values")
-    arrays = [frames_for_vllm(f) for f in frames]
-    request["multi_modal_data"] = {"video": arrays[0] if len(arrays) == 1 else arrays}
-    fps_value: Any = float(fps[0]) if len(set(fps)) == 1 else [float(x) for x in fps]
-    request["mm_processor_kwargs"] = {"fps": fps_value, "do_resize": False, "do_sample_frames": False}
-    return request
+        return {"prompt_token_ids": ids}
+    if len(frames) != len(second_per_grid_ts):
+        raise ValueError(f"{len(frames)} videos but {len(second_per_grid_ts)} second_per_grid_ts values")
+    ids = collapse_video_runs(ids, video_token_id)
+    if ids.count(video_token_id) != len(frames):
+        raise ValueError(
+            f"the prompt has {ids.count(video_token_id)} video placeholder run(s) for {len(frames)} video(s)"
+        )
+    items = [
+        (frames_for_vllm(f), {**video_metadata_at(f, s, temporal_patch_size), "do_sample_frames": False})
+        for f, s in zip(frames, second_per_grid_ts)
+    ]
+    return {
+        "prompt_token_ids": ids,
+        "multi_modal_data": {"video": items[0] if len(items) == 1 else items},
+        "mm_processor_kwargs": {"do_resize": False, "do_sample_frames": False},
+    }
 
 
-def add_videos_to_requests(requests: list[dict], videos: Sequence[Optional[tuple]]) -> list[dict]:
-    """Attach `videos[i]` = (frames list, fps list) or None to TRL's `requests[i]` (same order, same length)."""
+def add_videos_to_requests(
+    requests: list[dict], videos: Sequence[Optional[tuple]], *, video_token_id: int, temporal_patch_size: int
+) -> list[dict]:
+    """Attach `videos[i]` = (frames list, second_per_grid_ts list) or None to TRL's `requests[i]` (same order)."""
     if len(requests) != len(videos):
         raise ValueError(f"{len(requests)} vLLM requests but {len(videos)} video entries")
     out = []
@@ -74,17 +114,110 @@ def add_videos_to_requests(requests: list[dict], videos: Sequence[Optional[tuple
             continue
         if "multi_modal_data" in request:
             raise ValueError("a prompt with both images and videos is not supported with vLLM")
-        frames, fps = video
-        out.append({**request, **build_video_request(request["prompt_token_ids"], frames, fps)})
+        frames, seconds = video
+        out.append({**request, **build_video_request(
+            request["prompt_token_ids"], frames, seconds,
+            video_token_id=video_token_id, temporal_patch_size=temporal_patch_size,
+        )})
     return out
+
+
+def max_video_tokens(max_frames: int, max_pixels: int, spatial_factor: int = 28, temporal_patch: int = 2) -> int:
+    """Most prompt tokens one video can take: ceil(frames / temporal_patch) grids of max_pixels // factor^2 tokens."""
+    return -(-int(max_frames) // int(temporal_patch)) * (int(max_pixels) // (int(spatial_factor) ** 2))
+
+
+def video_engine_kwargs(
+    max_frames: int,
+    min_pixels: int,
+    max_pixels: int,
+    max_num_batched_tokens: Optional[int] = None,
+    max_model_len: Optional[int] = None,
+) -> dict:
+    """`vllm.LLM` arguments that size the engine for this project's prompts: one video, bounded pixels.
+
+    Without them vLLM 0.31 budgets (and profiles memory for) the worst video its processor allows: images
+    too, and a 14-frame video at the processor's default max of 16,384 tokens per 2-frame grid, 114,688
+    tokens when the context allows it. With them: `limit_mm_per_prompt` one video and no image;
+    `mm_processor_kwargs` the pixel bounds (vLLM's largest video becomes 14 frames of `max_pixels`; our
+    requests pass `do_resize=False`, so the frames keep the trainer's size); and an encoder budget
+    (`max_num_batched_tokens`, at least the given value) that holds a video of `max_frames` frames (no more
+    than the context `max_model_len` can hold), else vLLM refuses it ("exceeds the pre-allocated encoder
+    cache size").
+    """
+    need = max_video_tokens(max_frames, max_pixels)
+    if max_model_len:
+        need = min(need, int(max_model_len))
+    return {
+        "limit_mm_per_prompt": {"image": 0, "video": 1},
+        "mm_processor_kwargs": {"min_pixels": int(min_pixels), "max_pixels": int(max_pixels)},
+        "max_num_batched_tokens": max(int(max_num_batched_tokens or 0), need),
+    }
+
+
+def video_config_engine_kwargs(
+    video_config, max_num_batched_tokens: Optional[int] = None, max_model_len: Optional[int] = None
+) -> dict:
+    """`video_engine_kwargs` for a `versavid_r1.data.VideoConfig`: its frame count (`nframes`, or `max_frames`
+    when sampling by fps) and pixel bounds."""
+    frames = video_config.max_frames if video_config.fps is not None else video_config.nframes
+    return video_engine_kwargs(frames, video_config.min_pixels, video_config.max_pixels, max_num_batched_tokens,
+                               max_model_len)
+
+
+@contextlib.contextmanager
+def colocated_engine_kwargs(video: dict, max_model_len: Optional[int] = None):
+    """While active, TRL's colocate `VLLMGeneration` builds its `vllm.LLM` with `video` engine arguments added.
+
+    TRL 1.16 passes a fixed set of arguments to `vllm.LLM` (`VLLMGeneration._init_vllm`; GRPOConfig has no
+    field for `limit_mm_per_prompt` or `mm_processor_kwargs`), so the constructor TRL calls is wrapped, not
+    copied: TRL's own `max_num_batched_tokens` (4096) is kept unless a video needs more, and
+    `max_model_len` (GRPOConfig `vllm_max_model_length`) falls back to `max_model_len` when unset (TRL would
+    leave the model's 128k context).
+    """
+    import trl.generation.vllm_generation as trl_vllm
+
+    original = getattr(trl_vllm, "LLM", None)
+    if original is None:  # vLLM not installed: TRL raises its own ImportError before building an engine
+        yield
+        return
+
+    def build(*args, **kwargs):
+        extra = dict(video)
+        extra["max_num_batched_tokens"] = max(int(kwargs.get("max_num_batched_tokens") or 0),
+                                              int(extra.get("max_num_batched_tokens") or 0))
+        if kwargs.get("max_model_len") is None and max_model_len:
+            extra["max_model_len"] = int(max_model_len)
+        return original(*args, **{**kwargs, **extra})
+
+    trl_vllm.LLM = build
+    try:
+        yield
+    finally:
+        trl_vllm.LLM = original
+
+
+def trainer_engine_context(args, video_config, max_prompt_length: Optional[int]):
+    """`colocated_engine_kwargs` for a training run (a no-op unless `use_vllm` in colocate mode): one video of
+    the video config's frames (`nframes`, or `max_frames` when sampling by fps) and pixel bounds, context
+    `max_prompt_length + max_completion_length` unless `vllm_max_model_length` is set."""
+    if args is None or not args.use_vllm or args.vllm_mode != "colocate":
+        return contextlib.nullcontext()
+    context = max_prompt_length + int(args.max_completion_length) if max_prompt_length else None
+    if video_config is None:  # custom loader and prompt builder: only the item limits are known
+        video = {"limit_mm_per_prompt": {"image": 0, "video": 1}}
+    else:
+        video = video_config_engine_kwargs(video_config, max_model_len=args.vllm_max_model_length or context)
+    return colocated_engine_kwargs(video, max_model_len=context)
 
 
 class _VideoLLMProxy:
     """Stands in for `vllm.LLM` during one `VLLMGeneration.generate` call; adds the videos to its requests."""
 
-    def __init__(self, llm, videos: list, tp_group=None, tp_size: int = 1):
+    def __init__(self, llm, videos: list, request_kwargs: dict, tp_group=None, tp_size: int = 1):
         self._llm = llm
         self._videos = videos
+        self._request_kwargs = request_kwargs
         self._tp_group = tp_group
         self._tp_size = tp_size
 
@@ -95,21 +228,24 @@ class _VideoLLMProxy:
             gathered = [None] * self._tp_size
             torch.distributed.all_gather_object(gathered, videos, group=self._tp_group)
             videos = [v for part in gathered for v in part]
-        return self._llm.generate(add_videos_to_requests(list(prompts), videos), *args, **kwargs)
+        requests = add_videos_to_requests(list(prompts), videos, **self._request_kwargs)
+        return self._llm.generate(requests, *args, **kwargs)
 
     def __getattr__(self, name):
         return getattr(self._llm, name)
 
 
 @contextlib.contextmanager
-def video_requests(vllm_generation, videos: list):
-    """While active, `vllm_generation.generate(...)` sends `videos[i]` with prompt i (colocate mode)."""
+def video_requests(vllm_generation, videos: list, *, video_token_id: int, temporal_patch_size: int):
+    """While active, `vllm_generation.generate(...)` sends `videos[i]` = (frames, second_per_grid_ts) or None with
+    prompt i (colocate mode)."""
     if getattr(vllm_generation, "mode", "colocate") != "colocate":
         raise ValueError(SERVER_MODE_MESSAGE)
     llm = vllm_generation.llm
     vllm_generation.llm = _VideoLLMProxy(
         llm,
         videos,
+        {"video_token_id": int(video_token_id), "temporal_patch_size": int(temporal_patch_size)},
         tp_group=getattr(vllm_generation, "tp_group", None),
         tp_size=int(getattr(vllm_generation, "tensor_parallel_size", 1) or 1),
     )

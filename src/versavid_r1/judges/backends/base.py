@@ -20,6 +20,11 @@ class PromptTooLong(ValueError):
         self.index = index
 
 
+class UnsupportedRequest(ValueError):
+    """A request option the backend cannot honour, e.g. an unknown `response_format` (the service answers 400,
+    so a client can fall back instead of trusting a setting that was dropped)."""
+
+
 @dataclass
 class GenRequest:
     """One chat generation. temperature 0 means greedy decoding."""
@@ -29,7 +34,7 @@ class GenRequest:
     temperature: float = 0.0
     top_p: float = 1.0
     stop: Optional[list[str]] = None
-    response_format: Optional[dict] = None   # passed on by the openai backend only
+    response_format: Optional[dict] = None   # honoured by backends with `enforces_response_format`
     seed: Optional[int] = None
 
     def sampling_key(self) -> tuple:
@@ -67,6 +72,7 @@ class JudgeBackend(abc.ABC):
     """A chat model behind the judge. Subclasses implement `_generate_many`."""
 
     name: str = "base"
+    enforces_response_format: bool = False   # the backend constrains replies to a requested `response_format`
 
     def __init__(self, model_name: str):
         self.model_name = model_name
@@ -96,7 +102,7 @@ class JudgeBackend(abc.ABC):
         self.stats.requests += len(requests)
         try:
             return await self._generate_many(requests)
-        except (PromptTooLong, asyncio.CancelledError):
+        except (PromptTooLong, UnsupportedRequest, asyncio.CancelledError):
             raise
         except BackendError:
             self.stats.errors += 1

@@ -24,6 +24,7 @@ def chat_kwargs(model: str, req: GenRequest) -> dict:
 
 class OpenAIBackend(JudgeBackend):
     name = "openai"
+    enforces_response_format = True  # forwarded to the upstream server
 
     def __init__(self, settings):
         super().__init__(settings.model_name)

@@ -11,7 +11,9 @@ import asyncio
 import itertools
 import logging
 
-from .base import BackendError, GenRequest, GenResult, JudgeBackend, PromptTooLong
+from typing import Optional
+
+from .base import BackendError, GenRequest, GenResult, JudgeBackend, PromptTooLong, UnsupportedRequest
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +40,31 @@ def engine_kwargs(settings) -> dict:
     return kw
 
 
+def structured_output_kwargs(response_format: Optional[dict]) -> Optional[dict]:
+    """Keyword arguments of vllm 0.31's `StructuredOutputsParams` for an OpenAI `response_format` (None: free text).
+
+    The same mapping as vLLM's own OpenAI server (`structured_outputs_from_response_format`): `json_object` ->
+    `json_object=True` (any JSON object), `json_schema` -> `json=<schema>`. Decoding is then constrained, so a
+    client (AutoDQ) that asks for JSON gets it; an unsupported type is refused rather than ignored.
+    """
+    kind = (response_format or {}).get("type")
+    if kind in (None, "text"):
+        return None
+    if kind == "json_object":
+        return {"json_object": True}
+    if kind == "json_schema":
+        schema = (response_format.get("json_schema") or {}).get("schema")
+        if not isinstance(schema, dict):
+            raise UnsupportedRequest("response_format json_schema needs a json_schema.schema object")
+        return {"json": schema}
+    raise UnsupportedRequest(f"response_format type {kind!r} is not supported (text, json_object, json_schema)")
+
+
 def sampling_kwargs(req: GenRequest) -> dict:
-    """Keyword arguments of vllm.SamplingParams for one request (greedy when temperature is 0)."""
+    """Keyword arguments of vllm.SamplingParams for one request (greedy when temperature is 0).
+
+    `structured_outputs` holds `StructuredOutputsParams` keyword arguments (`sampling_params` builds the object).
+    """
     kw = {"n": 1, "max_tokens": int(req.max_new_tokens), "temperature": float(req.temperature)}
     if req.temperature > 0:
         kw["top_p"] = float(req.top_p)
@@ -47,23 +72,36 @@ def sampling_kwargs(req: GenRequest) -> dict:
             kw["seed"] = int(req.seed)
     if req.stop:
         kw["stop"] = list(req.stop)
+    structured = structured_output_kwargs(req.response_format)
+    if structured is not None:
+        kw["structured_outputs"] = structured
     return kw
+
+
+def sampling_params(SamplingParams, StructuredOutputsParams, req: GenRequest):
+    """The `vllm.SamplingParams` of one request (`sampling_kwargs`, structured output made an object)."""
+    kw = sampling_kwargs(req)
+    if "structured_outputs" in kw:
+        kw["structured_outputs"] = StructuredOutputsParams(**kw["structured_outputs"])
+    return SamplingParams(**kw)
 
 
 def import_vllm():
     try:
         from vllm import AsyncEngineArgs, SamplingParams
+        from vllm.sampling_params import StructuredOutputsParams
         try:
             from vllm import AsyncLLMEngine as Engine
         except ImportError:  # newer releases name the V1 engine AsyncLLM
             from vllm.v1.engine.async_llm import AsyncLLM as Engine
     except ImportError as exc:
         raise RuntimeError(f"{VLLM_MISSING} ({exc})") from exc
-    return AsyncEngineArgs, SamplingParams, Engine
+    return AsyncEngineArgs, SamplingParams, StructuredOutputsParams, Engine
 
 
 class VLLMBackend(JudgeBackend):
     name = "vllm"
+    enforces_response_format = True  # structured output (sampling_kwargs)
 
     def __init__(self, settings):
         super().__init__(settings.model_name)
@@ -71,16 +109,18 @@ class VLLMBackend(JudgeBackend):
         self.engine = None
         self.tokenizer = None
         self._SamplingParams = None
+        self._StructuredOutputsParams = None
         self._ids = itertools.count()
         self._inflight = 0
 
     async def start(self) -> None:
-        AsyncEngineArgs, SamplingParams, Engine = import_vllm()
+        AsyncEngineArgs, SamplingParams, StructuredOutputsParams, Engine = import_vllm()
         from transformers import AutoTokenizer
 
         s = self.settings
         self.tokenizer = AutoTokenizer.from_pretrained(s.model, trust_remote_code=s.trust_remote_code)
         self._SamplingParams = SamplingParams
+        self._StructuredOutputsParams = StructuredOutputsParams
         self.engine = Engine.from_engine_args(AsyncEngineArgs(**engine_kwargs(s)))
         self.ready = True
         log.info("vLLM engine ready: %s", engine_kwargs(s))
@@ -107,7 +147,7 @@ class VLLMBackend(JudgeBackend):
             ids = self.encode(req.messages)
         except PromptTooLong as exc:
             raise PromptTooLong(str(exc), index=index) from None
-        params = self._SamplingParams(**sampling_kwargs(req))
+        params = sampling_params(self._SamplingParams, self._StructuredOutputsParams, req)
         request_id = f"judge-{next(self._ids)}"
         final = None
         self._inflight += 1
