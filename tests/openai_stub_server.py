@@ -11,7 +11,8 @@ API such as gpt-3.5-turbo or a `vllm serve` endpoint).
 
 Every request is recorded in `requests` (the JSON body plus the Authorization header).
 `reject_json_mode=True` answers 400 to requests carrying `response_format`, like servers without
-JSON mode. `api_key` makes it require that bearer token.
+JSON mode; a callable taking the request JSON rejects only the requests it returns True for (e.g. an
+over-long prompt that a server rejects in JSON mode). `api_key` makes it require that bearer token.
 """
 from __future__ import annotations
 
@@ -120,7 +121,8 @@ class StubChat:
             self.requests.append({**body, "_auth": auth, **(extra or {})})
         if self.api_key is not None and auth != f"Bearer {self.api_key}":
             return JSONResponse({"error": {"message": "bad key", "type": "auth"}}, status_code=401)
-        if self.reject_json_mode and body.get("response_format"):
+        reject = self.reject_json_mode(body) if callable(self.reject_json_mode) else self.reject_json_mode
+        if reject and body.get("response_format"):
             return JSONResponse({"error": {"message": "response_format is not supported",
                                            "type": "invalid_request_error"}}, status_code=400)
         self.active += 1
