@@ -228,3 +228,42 @@ def test_bad_options_exit_2_within_a_second(script, argv, needle):
     imported = {line.rsplit("|", 1)[-1].strip().split(".")[0] for line in out.stderr.splitlines() if "|" in line}
     assert not imported & {"torch", "transformers", "fastapi", "uvicorn", "openai", "pydantic"}, imported
     assert elapsed < 1.0, f"{elapsed:.2f} s"
+
+
+# --- the launcher's start-up wait confirms the service it started ---------------------------------------------
+def test_the_start_up_wait_refuses_a_stale_service_on_the_port(tmp_path, monkeypatch):
+    """Two services on one port: a stale one (in this process) answers /health while the one the launcher
+    just started (the real entry script) cannot bind. `python -m versavid_r1.judges.wait --pid` refuses it
+    at once instead of reporting the stale judge as ready. The started script, bound on every interface
+    without an API key, warns about it first."""
+    from versavid_r1.judges.wait import ServiceNotReady, wait_until_ready
+
+    monkeypatch.setenv("OPENAI_API_KEY", "unused")
+    monkeypatch.delenv("VERSAVID_JUDGE_API_KEY", raising=False)
+    settings = CaptionJudgeSettings(base_url="http://127.0.0.1:9/v1", instance_token="stale-run")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
+    with BackgroundServer(create_caption_judge_app(settings)) as stale:
+        log = tmp_path / "caption_judge.log"
+        with open(log, "w") as fh:
+            started = subprocess.Popen(
+                [sys.executable, str(ROOT / "src" / "gpt35_judge_service.py"), "--host", "0.0.0.0", "--port",
+                 str(stale.port), "--base-url", "http://127.0.0.1:9/v1", "--instance-token", "new-run"],
+                stdout=fh, stderr=subprocess.STDOUT, env=env)
+        try:
+            out = subprocess.run([sys.executable, "-m", "versavid_r1.judges.wait", stale.url, "--pid", str(started.pid),
+                                  "--name", "caption judge", "--log", str(log), "--timeout", "60"],
+                                 capture_output=True, text=True, env=env, timeout=90)
+            assert out.returncode == 1, out.stdout + out.stderr
+            assert "another service answers" in out.stderr and "not the caption judge that was started" in out.stderr
+            assert f"not the started process {started.pid}" in out.stderr and "stale judge" in out.stderr
+            started.wait(timeout=60)
+        finally:
+            if started.poll() is None:
+                started.kill()
+        text = log.read_text()
+        assert "without an API key" in text and "0.0.0.0" in text, text[-2000:]
+        assert "address already in use" in text.lower(), text[-2000:]
+        # The right pid (this process runs the stale one) or instance token passes; a wrong token does not.
+        assert wait_until_ready(stale.url, timeout=10, pid=os.getpid(), instance="stale-run") < 10
+        with pytest.raises(ServiceNotReady, match="reports instance 'stale-run', not 'new-run'"):
+            wait_until_ready(stale.url, timeout=10, instance="new-run")
