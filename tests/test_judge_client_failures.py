@@ -46,13 +46,14 @@ def test_a_trickling_judge_cannot_stretch_the_deadline(trickle_headers):
     deadline ends the request at timeout_s (issue 15: a 3 s timeout took 150 s)."""
     body = json.dumps({"output": 1.0, "verdict": "True", "raw": "True"}).encode().ljust(60)
     with TricklingServer(body, interval_s=0.1, trickle_headers=trickle_headers) as srv:
-        client = client_for(srv.url, timeout_s=0.6, retries=1, backoff_s=0.01)
+        client = client_for(srv.url, timeout_s=0.6, retries=0)
         t0 = time.perf_counter()
         with pytest.raises(JudgeError, match=r"timed out.*deadline 0.6 s") as info:
             score(client, [mix("a red ball")])
         elapsed = time.perf_counter() - t0
-    assert elapsed < 2 * 0.6 + 0.5, f"2 attempts of a 0.6 s deadline took {elapsed:.2f} s (6 s each without it)"
-    assert info.value.attempts == 2 and srv.connections == 2
+    # slack for a loaded CI machine; without the deadline the reply takes 6 s
+    assert elapsed < 0.6 + 1.5, f"a 0.6 s deadline took {elapsed:.2f} s"
+    assert info.value.attempts == 1 and srv.connections == 1
 
 
 # --- unparseable verdicts are judge failures ----------------------------------------------------------------

@@ -22,8 +22,7 @@ from versavid_r1 import tasks
 from versavid_r1.protocol import SUSPECTED_INJECTION, UNPARSEABLE, CaptionResult, ItemError
 from versavid_r1.rewards.injection import injection_hits
 from versavid_r1.rewards.judge_items import (
-    OUTAGE_FAILURE, PERMANENT_FAILURE, UNPARSEABLE_FAILURE, JudgeError, JudgeFailure, JudgeItem,
-    JudgeStats, Result,
+    PERMANENT_FAILURE, UNPARSEABLE_FAILURE, JudgeError, JudgeFailure, JudgeItem, JudgeStats, Result,
 )
 
 logger = logging.getLogger("versavid_r1.rewards.judge_client")
@@ -98,7 +97,7 @@ class OutcomePolicy:
         if isinstance(result, ItemError):
             if result.permanent:
                 return self.permanent(f"judge {judge!r} at {url}: {result.error}")
-            return JudgeFailure(OUTAGE_FAILURE, f"judge {judge!r} at {url}: {result.error}")
+            raise JudgeError(judge, url, f"item error: {result.error}")   # an outage: skip or raise
         if isinstance(result, CaptionResult):
             for name in ("recall", "precision"):
                 v = getattr(result, name)

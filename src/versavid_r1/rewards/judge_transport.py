@@ -24,7 +24,7 @@ import random
 import threading
 import time
 import weakref
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping
 
 import httpx
 
