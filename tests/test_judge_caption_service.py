@@ -257,6 +257,13 @@ def test_caption_422s(cap, fresh, body, status, needle):
     assert needle in json.dumps(r.json())
 
 
+def test_a_lone_surrogate_is_a_bad_request(cap, fresh):
+    body = json.dumps({"content": "A man \ud800 runs.", "sol": GT}).encode()   # JSON can carry it escaped
+    r = httpx.post(cap.url + PREDICT_PATH, content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 422 and "content" in r.json()["detail"] and "surrogate" in r.json()["detail"]
+    assert fresh.requests == []                                              # no model call
+
+
 def test_json_mode_falls_back_per_call_when_rejected(stub, fresh):
     """A server without JSON mode: each call is repeated without it and scores as before."""
     fresh.reject_json_mode = True
