@@ -103,7 +103,8 @@ def test_decoy_is_another_rows_unrelated_truth_else_a_fixed_one():
     preds = ["The man cuts bread.", "He cuts bread.", "She pours water.", "red"]
     # row 0: row 1's truth is the same event (overlap too high), row 2's is unrelated
     assert overlap(truths[0], truths[1]) >= 0.2 and decoy_truth(0, types, truths, preds) == WATER
-    assert decoy_truth(2, types, truths, preds) == BREAD
+    # row 2: row 0's truth is longer than its own (the decoy prompt must fit where the real one did)
+    assert decoy_truth(2, types, truths, preds) == truths[1]
     # the only MixVidQA row has no partner of its type: a fixed decoy, the same one every time
     fixed = decoy_truth(3, types, truths, preds)
     assert fixed in prompts.MIXVIDQA_DECOY_TRUTHS and fixed == decoy_truth(3, types, truths, preds)

@@ -13,7 +13,8 @@ prediction (and, for MixVidQA, the same question) is judged again against a deco
 that verdict is positive too, the item's verdict becomes `SUSPECTED_INJECTION`, scored 0 and counted
 (the client logs it as judge/suspected_injection and judge/injection_rejected). The decoy is another
 item of the same request and type whose ground truth shares less than `MAX_OVERLAP` of its words with
-this item's (so the policy cannot tell decoy from real prompts), else one of the fixed unrelated texts
+this item's and is no longer (so the policy cannot tell decoy from real prompts, and the decoy prompt
+fits wherever the real one did), else one of the fixed unrelated texts
 in `versavid_r1.prompts` (picked by a hash of the item, so the same item always gets the same one).
 
 Limits (README, "Reward hacking through the judge"): an injection that conditions on the ground truth
@@ -66,8 +67,8 @@ def decoy_truth(index: int, problem_types: Sequence[str], truths: Sequence[str],
     n = len(truths)
     for k in range(1, n):   # the next suitable item after this one, wrapping around
         j = (index + k) % n
-        if (problem_types[j] == ptype and overlap(truths[j], truth) < MAX_OVERLAP
-                and overlap(truths[j], pred) < MAX_OVERLAP):
+        if (problem_types[j] == ptype and len(truths[j]) <= len(truth)   # the decoy prompt is no longer
+                and overlap(truths[j], truth) < MAX_OVERLAP and overlap(truths[j], pred) < MAX_OVERLAP):
             return truths[j]
     return _fixed_decoy(ptype, pred, truth)
 
