@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import socket
 import subprocess
@@ -58,13 +59,14 @@ def wait_idle(srv, timeout: float = 10.0) -> float:
 
 def test_work_of_a_client_that_gave_up_is_cancelled(slow_judge):
     """Issue 15: 64 items, 2 s timeout, 2 retries made 192 generations and kept the judge busy 80 s.
-    Here 24 items, 2 attempts: without cancellation all 48 would be generated (about 12 generate calls
-    of 4); with it, only what ran before each deadline, and the judge is idle right after."""
+    The same shape with a 1 s deadline: without cancellation all 192 would be generated (48 generate
+    calls of 4); with it, only the calls that fit in each deadline plus the one in flight (whose rows
+    stop early), and the judge is idle right after the client gives up."""
     wait_idle(slow_judge)
     before = metrics(slow_judge)
-    client = JudgeClient({"qwen25": slow_judge.url}, timeout_s=1.0, retries=1, backoff_s=0.01, max_batch_size=24)
+    client = JudgeClient({"qwen25": slow_judge.url}, timeout_s=1.0, retries=2, backoff_s=0.01, max_batch_size=64)
     items = [JudgeItem("DarkEventInfer", f"The man slices loaf number {i}.", "<answer>A man cuts bread.</answer>")
-             for i in range(24)]
+             for i in range(64)]
 
     async def go():
         async with client:
@@ -75,11 +77,14 @@ def test_work_of_a_client_that_gave_up_is_cancelled(slow_judge):
     idle_after = wait_idle(slow_judge)
     after = metrics(slow_judge)
     generated = after["batched_requests"] - before["batched_requests"]
-    cancelled = after["cancelled"] - before["cancelled"]
-    print(f"generated {generated} of 48 items sent, cancelled {cancelled}, idle {idle_after:.2f} s after")
-    assert generated < 24, f"{generated} generations for 2 attempts of 24 items: the work was not cancelled"
-    assert cancelled >= 48 - generated - 4      # every item not generated was dropped (rows stopped early count too)
-    assert idle_after < 1.5 and after["cancelled_requests"] - before.get("cancelled_requests", 0) == 2
+    calls = after["generate_calls"] - before["generate_calls"]
+    per_call = (after["generate_seconds"] - before["generate_seconds"]) / max(1, calls)
+    bound = 3 * 4 * (math.ceil(1.0 / per_call) + 1)      # 3 attempts x (calls in the deadline + 1 in flight)
+    print(f"generated {generated} of 192 items sent ({calls} calls of ~{per_call:.2f} s, bound {bound}), "
+          f"cancelled {after['cancelled'] - before['cancelled']}, idle {idle_after:.2f} s after")
+    assert generated <= min(bound, 63), f"{generated} generations: the work was not cancelled"
+    assert after["cancelled"] - before["cancelled"] >= 192 - generated
+    assert idle_after < 1.5 and after["cancelled_requests"] - before.get("cancelled_requests", 0) == 3
 
 
 def test_a_short_verdict_does_not_wait_behind_a_large_batch(slow_judge):
