@@ -12,10 +12,15 @@ import sys
 
 
 def main(argv=None) -> None:
-    from versavid_r1.judges import create_qwen_judge_app, qwen_settings_from_args
+    # Options first, with nothing heavy imported: a bad flag exits 2 at once, before any model loads.
+    from versavid_r1.judges.server import parse_or_exit
+    from versavid_r1.judges.settings import qwen_settings_from_args
+
+    settings = parse_or_exit(qwen_settings_from_args, argv, prog="qwen25_judge_service.py")
+    from versavid_r1.judges.qwen_app import create_qwen_judge_app
     from versavid_r1.judges.server import run_service
 
-    run_service(qwen_settings_from_args(argv), create_qwen_judge_app)
+    run_service(settings, create_qwen_judge_app)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,8 @@ the batch endpoint, require a bearer token, or be down (`down_url()`: a port nob
 
 Scoring without a script: DarkEventInfer gets 2 and MixVidQA 1 when the extracted answer equals the
 extracted ground truth (case-insensitive), else 0; caption gets recall = precision = 1 when equal,
-else 0.
+else 0. A `score_fn` may return an `ItemError`: the batch endpoint puts it in the item's place and
+`/predict` answers it as the protocol's permanent 422 (`{"detail", "reason", "permanent": true}`).
 """
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ from versavid_r1.protocol import (
     CaptionRequest,
     CaptionResult,
     Health,
+    ItemError,
     JudgeBatchRequest,
     JudgeBatchResponse,
     JudgeRequest,
@@ -91,20 +93,20 @@ class StubJudge:
         self.app = self._make_app()
 
     # --- scoring -------------------------------------------------------------------------------
-    def _score_qwen(self, req: JudgeRequest) -> JudgeResult:
+    def _score_qwen(self, req: JudgeRequest):
         if self.score_fn is not None:
             out = self.score_fn(req)
-            return out if isinstance(out, JudgeResult) else JudgeResult(output=float(out), verdict="scripted")
+            return out if isinstance(out, (JudgeResult, ItemError)) else JudgeResult(output=float(out), verdict="scripted")
         answer = _text(req.content)
         if answer in self.scores:
             return JudgeResult(output=self.scores[answer], verdict="scripted")
         ok = answer == _text(req.sol)
         return JudgeResult(output=MAX_SCORE[req.problem_type] if ok else 0.0, verdict="match" if ok else "mismatch")
 
-    def _score_caption(self, req: CaptionRequest) -> CaptionResult:
+    def _score_caption(self, req: CaptionRequest):
         if self.score_fn is not None:
             out = self.score_fn(req)
-            if isinstance(out, CaptionResult):
+            if isinstance(out, (CaptionResult, ItemError)):
                 return out
             recall, precision = out  # type: ignore[misc]
             return CaptionResult(recall=recall, precision=precision)
@@ -135,6 +137,13 @@ class StubJudge:
         with self._lock:
             self.items.extend(items)
 
+    @staticmethod
+    def _single(result):
+        if isinstance(result, ItemError):
+            return JSONResponse({"detail": result.error, "reason": result.error, "permanent": result.permanent},
+                                status_code=422)
+        return result
+
     # --- app -----------------------------------------------------------------------------------
     def _make_app(self) -> FastAPI:
         app = FastAPI()
@@ -158,7 +167,7 @@ class StubJudge:
                 if failed is not None:
                     return failed
                 stub._record([req])
-                return stub._score_qwen(req)
+                return stub._single(stub._score_qwen(req))
 
             if self.batch_endpoint:
 
@@ -169,7 +178,8 @@ class StubJudge:
                         return failed
                     stub._record(list(req.items))
                     results = [stub._score_qwen(r) for r in req.items]
-                    return JudgeBatchResponse(results=results, unparseable=sum(r.verdict == "unparseable" for r in results))
+                    return JudgeBatchResponse(results=results, unparseable=sum(
+                        getattr(r, "verdict", "") == "unparseable" for r in results))
 
         else:
 
@@ -179,7 +189,7 @@ class StubJudge:
                 if failed is not None:
                     return failed
                 stub._record([req])
-                return stub._score_caption(req)
+                return stub._single(stub._score_caption(req))
 
             if self.batch_endpoint:
 

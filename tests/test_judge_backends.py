@@ -48,7 +48,7 @@ def judge_reply(body: dict):
 def judge_via_stub():
     stub = StubChat(responder=judge_reply)
     stub_srv = serve_stub(stub)
-    settings = QwenJudgeSettings(model="remote-judge", backend="openai", max_new_tokens=4,
+    settings = QwenJudgeSettings(model="remote-judge", backend="openai", max_new_tokens=4, decoy_check=False,
                                  openai_base_url=stub_srv.url + "/v1", served_model_name="judge")
     with BackgroundServer(create_qwen_judge_app(settings)) as srv:
         yield stub, srv

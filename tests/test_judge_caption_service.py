@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from openai_stub_server import HTTPError, StubChat, prompt_field, serve_stub
+from openai_stub_server import HTTPError, StubChat, autodq_rule, prompt_field, serve_stub
 from versavid_r1.judges import (
     CaptionJudgeSettings, QwenJudgeSettings, caption_settings_from_args, create_caption_judge_app,
     create_qwen_judge_app,
@@ -21,7 +21,7 @@ from versavid_r1.judges.wait import wait_until_ready
 from versavid_r1.judges.server import BackgroundServer, free_port
 from versavid_r1.protocol import (
     DEFAULT_CAPTION_JUDGE_PORT, HEALTH_PATH, PREDICT_BATCH_PATH, PREDICT_PATH, CaptionBatchResponse,
-    CaptionResult, Health,
+    CaptionResult, Health, ItemError,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -192,13 +192,27 @@ def test_malformed_reply_is_retried(cap, fresh):
     assert "could not be used" in retry["messages"][-1]["content"]
 
 
-def test_persistent_malformed_replies_give_503_with_reason(cap, fresh):
+def test_persistent_malformed_replies_are_a_permanent_failure_of_that_item(cap, fresh):
+    """Not an outage: the protocol's permanent 422 (single) or ItemError (batch), so the client does not
+    retry it, and the other items of a batch keep their scores."""
     fresh.script[:] = ["not json"] * 3
     r = post(cap, {"content": "A man runs.", "sol": "x", "events": ["A man runs"]})
-    assert r.status_code == 503
+    assert r.status_code == 422 and r.json()["permanent"] is True
     detail = r.json()["detail"]
     assert "event extraction" in detail and "3 malformed replies" in detail and "not json" in detail
     assert len(fresh.requests) == 3
+    fresh.reset()
+    fresh.responder = lambda body: "not json" if prompt_field(body, "caption") == "Garbled." else autodq_rule(body)
+    try:
+        items = [{"content": "Garbled.", "sol": "x", "events": ["A man runs"]},
+                 {"content": "A man runs.", "sol": "A man runs.", "events": ["A man runs"]}]
+        r = post(cap, {"items": items}, path=PREDICT_BATCH_PATH)
+        assert r.status_code == 200, r.text
+        res = CaptionBatchResponse(**r.json()).results
+        assert isinstance(res[0], ItemError) and res[0].permanent and "items[0]" in res[0].error
+        assert (res[1].recall, res[1].precision) == (1.0, 1.0)
+    finally:
+        fresh.responder = None
 
 
 def test_endpoint_errors_give_503_never_a_silent_zero(cap, fresh):
@@ -243,7 +257,15 @@ def test_caption_422s(cap, fresh, body, status, needle):
     assert needle in json.dumps(r.json())
 
 
-def test_json_mode_falls_back_when_rejected(stub, fresh):
+def test_a_lone_surrogate_is_a_bad_request(cap, fresh):
+    body = json.dumps({"content": "A man \ud800 runs.", "sol": GT}).encode()   # JSON can carry it escaped
+    r = httpx.post(cap.url + PREDICT_PATH, content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 422 and "content" in r.json()["detail"] and "surrogate" in r.json()["detail"]
+    assert fresh.requests == []                                              # no model call
+
+
+def test_json_mode_falls_back_per_call_when_rejected(stub, fresh):
+    """A server without JSON mode: each call is repeated without it and scores as before."""
     fresh.reject_json_mode = True
     srv = caption_judge(stub[1] + "/v1")
     try:
@@ -251,10 +273,26 @@ def test_json_mode_falls_back_when_rejected(stub, fresh):
         assert r.status_code == 200, r.text
         assert r.json()["recall"] == pytest.approx(1 / 3)
         m = metrics(srv)
-        assert m["json_mode_fallbacks"] == 1 and m["json_mode"] is False
-        # only the first (concurrent) extraction calls carried it; the entailment calls did not
-        entail = [q for q in fresh.requests if prompt_field(q, "events") is not None]
-        assert len(entail) == 2 and not any("response_format" in q for q in entail)
+        assert m["json_mode_fallbacks"] == 4 and m["json_mode"] is True   # 2 extractions, 2 entailments
+    finally:
+        srv.stop()
+
+
+def test_one_rejected_request_does_not_switch_json_mode_off(stub, fresh):
+    """Issue 15: one over-long caption rejected in JSON mode switched it off for the life of the process."""
+    fresh.reject_json_mode = lambda body: "LONG" in json.dumps(body)
+    srv = caption_judge(stub[1] + "/v1")
+    try:
+        r = post(srv, {"content": "LONG " * 50 + "A man runs.", "sol": "x", "events": ["A man runs"]})
+        assert r.status_code == 200, r.text
+        fallbacks = metrics(srv)["json_mode_fallbacks"]
+        assert fallbacks >= 1
+        fresh.reset()
+        r = post(srv, {"content": PRED, "sol": GT})
+        assert r.status_code == 200, r.text
+        assert len(fresh.requests) == 4
+        assert all(q.get("response_format") == {"type": "json_object"} for q in fresh.requests)
+        assert metrics(srv)["json_mode_fallbacks"] == fallbacks
     finally:
         srv.stop()
 
@@ -329,8 +367,8 @@ def test_entry_script(stub, fresh):
 
 def test_end_to_end_against_the_qwen_judge(tmp_path_factory, monkeypatch):
     """The caption judge, unchanged, on the Qwen2.5 judge's /v1/chat/completions (tiny random model,
-    with auth). The random model cannot write the JSON asked for, so the honest outcome is a 503 that
-    names the reason; valid numbers would also be accepted. Either way the calls must have reached
+    with auth). The random model cannot write the JSON asked for, so the honest outcome is the
+    protocol's permanent 422 that names the reason; valid numbers would also be accepted. Either way the calls must have reached
     the Qwen judge with JSON mode accepted (no fallback)."""
     from versavid_r1.tiny_model import build_tiny_causal_lm
 
@@ -347,7 +385,7 @@ def test_end_to_end_against_the_qwen_judge(tmp_path_factory, monkeypatch):
                 res = CaptionResult(**r.json())
                 assert 0.0 <= res.recall <= 1.0 and 0.0 <= res.precision <= 1.0
             else:
-                assert r.status_code == 503, r.text
+                assert r.status_code == 422 and r.json()["permanent"] is True, r.text
                 detail = r.json()["detail"]
                 assert "malformed replies" in detail and "event extraction" in detail
             cm = metrics(srv)

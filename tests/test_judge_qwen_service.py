@@ -2,6 +2,7 @@
 127.0.0.1. The tiny model's weights are random, so its verdicts are mostly `unparseable`: these tests
 check the plumbing (scores and parsing are tested with scripted replies in test_judge_backends.py)."""
 import asyncio
+import json
 import os
 import socket
 import subprocess
@@ -42,7 +43,7 @@ def model_path(tmp_path_factory):
 def judge(model_path):
     settings = QwenJudgeSettings(
         model=model_path, backend="transformers", device="cpu", served_model_name="tiny-judge",
-        max_batch_size=16, max_wait_ms=50, max_new_tokens=6, chat_max_tokens=16,
+        max_batch_size=16, max_wait_ms=50, max_new_tokens=6, chat_max_tokens=16, instance_token="judge-under-test",
         limits=ServiceLimits(max_body_bytes=64_000, max_field_chars=2_000, max_batch_items=40),
     )
     with BackgroundServer(create_qwen_judge_app(settings)) as srv:
@@ -64,6 +65,7 @@ def metrics(srv):
 def test_health_docs_and_bind_address(judge):
     h = Health(**httpx.get(judge.url + HEALTH_PATH).json())
     assert (h.status, h.ready, h.model, h.backend, h.queue_depth) == ("ok", True, "tiny-judge", "transformers", 0)
+    assert (h.pid, h.instance) == (os.getpid(), "judge-under-test")
     spec = httpx.get(judge.url + "/openapi.json").json()
     for path in (PREDICT_PATH, PREDICT_BATCH_PATH, HEALTH_PATH, "/v1/chat/completions"):
         assert path in spec["paths"]
@@ -195,6 +197,20 @@ def test_malformed_requests_get_422_with_a_clear_message(judge, path, body, need
     assert needle in str(message), payload
 
 
+@pytest.mark.parametrize("path,body,needle", [
+    (PREDICT_PATH, {"content": "<answer>bad \ud800 text</answer>", "sol": "x", "problem_type": "MixVidQA"}, "content"),
+    (PREDICT_BATCH_PATH, {"items": [{"content": "a", "sol": "x", "problem_type": "MixVidQA", "question": "q\udfff"}]},
+     "items[0].question"),
+    ("/v1/chat/completions", {"messages": [{"role": "user", "content": "hi \ud800"}]}, "messages[0].content"),
+])
+def test_a_lone_surrogate_is_a_bad_request_not_an_outage(judge, path, body, needle):
+    """JSON can carry a lone surrogate; no tokenizer can encode it. 422 naming the field, not a 503 the
+    client would retry."""
+    r = httpx.post(judge.url + path, content=json.dumps(body).encode(), headers={"content-type": "application/json"})
+    assert r.status_code == 422, r.text
+    assert needle in r.json()["detail"] and "surrogate" in r.json()["detail"]
+
+
 def test_invalid_json_gets_422(judge):
     r = httpx.post(judge.url + PREDICT_PATH, content=b"{not json", headers={"content-type": "application/json"})
     assert r.status_code == 422 and "JSON" in r.json()["message"]
@@ -218,8 +234,8 @@ def test_body_size_limit(judge):
 def judge_with_key(model_path):
     os.environ["VERSAVID_JUDGE_API_KEY"] = TOKEN
     try:
-        settings = qwen_settings_from_args(["--model", model_path, "--device", "cpu",
-                                            "--max-input-tokens", "500", "--max-new-tokens", "3"])
+        settings = qwen_settings_from_args(["--model", model_path, "--device", "cpu", "--max-request-tokens",
+                                            "1500", "--max-input-tokens", "500", "--max-new-tokens", "3"])
     finally:
         del os.environ["VERSAVID_JUDGE_API_KEY"]
     assert settings.api_key == TOKEN
@@ -254,6 +270,18 @@ def test_prompt_longer_than_max_input_tokens_gets_422(judge_with_key):
     r = httpx.post(judge_with_key.url + PREDICT_BATCH_PATH, json={"items": items},
                    headers={"Authorization": f"Bearer {TOKEN}"})
     assert r.status_code == 422 and r.json()["detail"].startswith("items[2]: prompt has")
+
+
+def test_work_per_request_is_bounded(judge_with_key):
+    """One request's prompts together may hold at most --max-request-tokens (1500 here; each of these
+    prompts holds about 300)."""
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    ok = httpx.post(judge_with_key.url + PREDICT_BATCH_PATH, json={"items": [dei(gt=f"e{i}") for i in range(3)]},
+                    headers=auth, timeout=60)
+    assert ok.status_code == 200, ok.text
+    r = httpx.post(judge_with_key.url + PREDICT_BATCH_PATH, json={"items": [dei(gt=f"e{i}") for i in range(8)]},
+                   headers=auth)
+    assert r.status_code == 422 and "--max-request-tokens 1500" in r.json()["detail"]
 
 
 def _non_loopback_ip():

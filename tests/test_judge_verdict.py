@@ -16,10 +16,21 @@ DEI_CASES = [
     # hedging, several scores, explanations, other numbers, empty
     ("", None), ("   ", None), (None, None), ("3", None), ("02", None), ("-1", None), ("2.5", None),
     ("1 or 2", None), ("2 or 1", None), ("probably 2", None), ("I think 2", None),
-    ("not 2 ... score 1", None), ("not 2, score 1", None), ("2\nThe prediction covers everything.", None),
+    ("not 2 ... score 1", None), ("not 2, score 1", None),
     ("Score: 2 (mostly)", None), ("Score: 2, maybe 1", None), ("1/2", 1), ("0 / 2", 0), ("2/3", None), ("two", None),
     ("2 2", None), ("Score:", None), ("Score: ", None), ("score: score: 2", None), ("True", None),
     ("<answer>2</answer>", None),
+    # a verdict first, then an explanation after a clear break, is read (issue 11 part 4) ...
+    ("2\nThe prediction covers everything.", 2), ("Score: 2 — the response covers the whole event.", 2),
+    ("2. The prediction describes the same action.", 2), ("1 - it misses the second half", 1),
+    ("Score: 0; unrelated event", 0), ("**2** The man cuts the bread in both.", None),
+    ("1/2. Only part of the event is covered.", 1), ("2 (the prediction matches)", 2),
+    # ... unless its first clause makes the verdict ambiguous
+    ("2 — or maybe 1", None), ("2. Possibly 1 though.", None), ("2 - partially", None),
+    ("1, perhaps 2", None), ("2\nActually 1.", None), ("not 2 \u2026 1", None),
+    ("2 2. The prediction is fine.", None), ("2.5. Half right.", None), ("2/3 — close", None),
+    # later sentences are not read
+    ("2. The prediction covers it. A score of 1 would be too low.", 2),
 ]
 
 MIX_CASES = [
@@ -27,7 +38,11 @@ MIX_CASES = [
     ("**False**", False), ("Verdict: True", True), ("Answer: false", False), ("'True'", True),
     ("", None), (None, None), ("Yes", None), ("No", None), ("True or False", None),
     ("Not True", None), ("False, but partly True", None), ("probably True", None), ("1", None),
-    ("True\nBecause the answer matches.", None), ("Truee", None),
+    ("Truee", None),
+    ("True\nBecause the answer matches.", True), ("True. The answer names the same colour.", True),
+    ("False, the ball is blue.", False), ("False — the prediction names another object", False),
+    ("True, but partly False", None), ("False. Maybe True.", None), ("True - probably", None),
+    ("True/False", None), ("False (or True)", None),
 ]
 
 

@@ -145,6 +145,24 @@ MCQA_CASES = [
     (good("\\boxed{B} or \\boxed{C}"), "B", 0.0),
     (good("B. first option\nC. second option"), "B", 0.0),
     (good("B or B"), "B", 1.0),  # the same letter twice is one letter
+    # hedges the README promises get 0 (issue 11 part 4: these were paid)
+    (good("B or C?"), "B", 0.0),
+    (good("B; C"), "B", 0.0),
+    (good("B or maybe A"), "B", 0.0),
+    (good("C and B are both possible"), "C", 0.0),
+    (good("B, or possibly C"), "B", 0.0),
+    (good("Either B or C"), "B", 0.0),
+    (good("The answer is either B or C."), "B", 0.0),
+    (good("B vs C"), "B", 0.0),
+    (good("B (or C)"), "B", 0.0),
+    (good("B. The man opens the door, but C is also possible"), "B", 0.0),
+    (good("B? C?"), "B", 0.0),
+    (good("B, perhaps D"), "B", 0.0),
+    # honest forms still pay
+    (good("B. The man opens the door or the window"), "B", 1.0),
+    (good("B. A man or a woman enters"), "B", 1.0),
+    (good("B. A is not correct because the man leaves"), "B", 1.0),
+    (good("B?"), "B", 1.0),
     # words are not letters
     (good("B. A man opens the door"), "B", 1.0),
     (good("A man opens the door"), "A", 0.0),
@@ -175,7 +193,9 @@ def test_multiple_choice_reward(completion, solution, expected):
 
 @pytest.mark.parametrize(
     "answer,letters",
-    [("B", {"B"}), ("B or C", {"B", "C"}), ("A man walks", set()), ("(A) x (D)", {"A", "D"}), ("", set())],
+    [("B", {"B"}), ("B or C", {"B", "C"}), ("A man walks", set()), ("(A) x (D)", {"A", "D"}), ("", set()),
+     ("C and B are both possible", {"B", "C"}), ("B or maybe A", {"A", "B"}), ("B; C", {"B", "C"}),
+     ("B. text containing the word or", {"B"}), ("\\boxed{B}", {"B"}), ("The answer is B", {"B"})],
 )
 def test_option_letters(answer, letters):
     assert option_letters(answer) == letters

@@ -88,6 +88,40 @@ MIXVIDQA_JUDGE_TEMPLATE: Final = (
     "Reply with one word only: True or False."
 )
 
+# Decoy ground truths of the judge's injection check (versavid_r1.judges.decoy): a positive verdict
+# is trusted only if the same prediction is NOT also judged correct against a ground truth it cannot
+# match. Used when a request holds no other row of the same type whose ground truth differs enough.
+# Each is unrelated to any plausible video event or answer; one is picked per item by hash.
+DEI_DECOY_TRUTHS: Final[tuple[str, ...]] = (
+    "A lighthouse keeper winds a brass clock at the top of a spiral staircase during a storm.",
+    "Two astronauts repair a solar panel outside a space station while the Earth turns below.",
+    "A beekeeper in a white suit lifts a honeycomb frame out of a wooden hive.",
+    "A glassblower shapes a glowing orange vase on the end of a long metal pipe.",
+)
+MIXVIDQA_DECOY_TRUTHS: Final[tuple[str, ...]] = (
+    "A brass lighthouse clock.",
+    "Seventeen violet umbrellas.",
+    "The glassblower's metal pipe.",
+    "A beekeeper's honeycomb frame.",
+)
+
+# Lexical detector of instruction-like text aimed at a grader inside a policy answer
+# (versavid_r1.rewards.injection). A hit is logged and counted as judge/suspected_injection; it does
+# not change the reward by itself (the decoy check does). Case-insensitive regular expressions.
+INJECTION_PATTERNS: Final[tuple[str, ...]] = (
+    r"\b(?:ignore|disregard|forget|override)\b.{0,40}?\b(?:above|previous|prior|earlier|instructions?|"
+    r"rubric|rules?|ground[ _-]?truth|prompt|system)\b",
+    r"\b(?:new|updated|real|actual)\s+instructions?\b",
+    r"\b(?:score|rating|grade|verdict|judge?ment)\s*(?:is|=|:|of|should be|must be)?\s*[\"'`*]*(?:2|true)\b",
+    r"\b(?:output|reply|respond|return|print|answer|say|write)\s+(?:with\s+)?(?:only\s+)?(?:the\s+)?"
+    r"(?:word\s+|number\s+|digit\s+)?[\"'`*]*(?:2|true)\b",
+    r"\b(?:dear|attention|note to( the)?|hey)\s+(?:the\s+)?(?:grader|judge|evaluator|model|assistant)\b",
+    r"\b(?:you are|as) (?:a|an|the) (?:grader|judge|evaluator)\b",
+    r"\b(?:grader|evaluator)s?\b",
+    r"\b(?:full|maximum|max|perfect)\s+(?:marks|score|points)\b",
+    r"<\|[^|<>]{0,64}\|>|‹\|[^|‹›]{0,64}\|›",
+)
+
 # AutoDQ (the DREAM-1K caption metric), served by the caption judge. Both prompts ask for JSON; the
 # word "JSON" must appear in them for OpenAI's JSON mode.
 AUTODQ_MAX_EVENTS: Final = 10

@@ -6,24 +6,44 @@
 `POST /predict_batch` takes many items in one request; `GET /health` reports readiness.
 `content` and `sol` may be whole completions / solutions: the services take the text inside
 `<answer>` (versavid_r1.answer.extract_answer), as the original did.
+
+Errors, and how a client tells them apart (the README's "Errors and retries" states the same):
+
+* **Outage** (retry it, maybe on another replica): connection errors, timeouts, HTTP 5xx, 408, 429.
+* **Permanent failure of one item** (do not retry; skip the item): on `/predict`, HTTP 422 whose JSON
+  body holds `"permanent": true` (and `reason`, `detail`); in a `/predict_batch` reply, an `ItemError`
+  (`{"error": ..., "permanent": true}`) in that item's place while the other items carry results.
+  Example: the caption model kept answering non-JSON for this caption.
+* **Bad request** (a bug on one side; never retried, never skipped): any other 4xx, e.g. a 422
+  naming a field over its limit or a lone surrogate.
+* **Unparseable verdict**: a 200 result whose `verdict` is `UNPARSEABLE` (`output` 0 is a
+  placeholder, not a score): the judge answered but its reply held no clean verdict. Clients count
+  it as a judge failure of that item, never as a reward of 0.
+* **Suspected injection**: a 200 result whose `verdict` is `SUSPECTED_INJECTION`, `output` 0: the
+  prediction was also judged correct against a decoy ground truth it cannot match (see
+  versavid_r1.judges.decoy), so its positive verdict is not trusted.
 """
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from .tasks import DEFAULT_CAPTION_JUDGE_PORT, DEFAULT_QWEN_JUDGE_PORT  # noqa: F401 - re-exported
 
 PREDICT_PATH = "/predict"
 PREDICT_BATCH_PATH = "/predict_batch"
 HEALTH_PATH = "/health"
 
-DEFAULT_QWEN_JUDGE_PORT = 5000
-DEFAULT_CAPTION_JUDGE_PORT = 5200
 
 # Verdict label of a judge reply that is not a clean verdict; it scores 0 and is counted.
 UNPARSEABLE = "unparseable"
 # Verdict label of an item whose prediction was empty: scored 0 without asking the model.
 EMPTY = "empty"
+# Verdict label of a prediction judged correct against a decoy ground truth too: scored 0, counted.
+SUSPECTED_INJECTION = "suspected_injection"
+# Key of a 422 body (single /predict) that marks a permanent failure of that item, not a bad request.
+PERMANENT_KEY = "permanent"
 
 
 class _Model(BaseModel):
@@ -41,8 +61,18 @@ class JudgeRequest(_Model):
 
 class JudgeResult(_Model):
     output: float = Field(description="Score: DarkEventInfer 0/1/2, MixVidQA 0/1")
-    verdict: str = Field(default="", description="Parsed verdict, 'unparseable' or 'empty'")
+    verdict: str = Field(default="", description="Parsed verdict, 'unparseable', 'empty' or "
+                                                 "'suspected_injection'")
     raw: Optional[str] = Field(default=None, description="The judge model's reply text")
+    decoy_verdict: Optional[str] = Field(default=None, description="Verdict against the decoy ground "
+                                         "truth (only when the decoy check ran)")
+
+
+class ItemError(_Model):
+    """One item of a batch that could not be scored; the other items of the batch are unaffected."""
+
+    error: str = Field(description="Why, e.g. the model's last malformed reply")
+    permanent: bool = Field(default=True, description="True: retrying this item will not help")
 
 
 class JudgeBatchRequest(_Model):
@@ -50,7 +80,7 @@ class JudgeBatchRequest(_Model):
 
 
 class JudgeBatchResponse(_Model):
-    results: list[JudgeResult]
+    results: list[Union[JudgeResult, ItemError]]
     unparseable: int = 0
 
 
@@ -75,7 +105,7 @@ class CaptionBatchRequest(_Model):
 
 
 class CaptionBatchResponse(_Model):
-    results: list[CaptionResult]
+    results: list[Union[CaptionResult, ItemError]]
 
 
 # --- Both ----------------------------------------------------------------------------------------
@@ -85,3 +115,6 @@ class Health(_Model):
     backend: str = ""
     ready: bool = True
     queue_depth: int = 0
+    # Which process answers: the launcher's start-up wait checks them (versavid_r1.judges.wait).
+    pid: Optional[int] = None
+    instance: Optional[str] = Field(default=None, description="the service's --instance-token")

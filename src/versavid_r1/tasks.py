@@ -21,6 +21,10 @@ JUDGE_OF_TYPE: Final[dict[str, str]] = {
     CAPTION: CAPTION_JUDGE,
 }
 JUDGED_TYPES: Final[frozenset[str]] = frozenset(JUDGE_OF_TYPE)
+# Their default ports (versavid_r1.protocol re-exports them; kept here so that the services' option
+# parsing imports nothing heavy).
+DEFAULT_QWEN_JUDGE_PORT: Final = 5000
+DEFAULT_CAPTION_JUDGE_PORT: Final = 5200
 
 # Range of each task reward before the format gate (SPEC.md): used by tests and by reward checks.
 TASK_REWARD_RANGE: Final[dict[str, tuple[float, float]]] = {

@@ -12,7 +12,9 @@ data order), so a summary can always be recomputed from `samples.jsonl`. Per pro
   (answers that broke the format are counted separately, not silently zeroed or mixed in), and
   `gated_score_mean` (format x score, as the training reward would count it);
 - captions: `recall` and `precision` (means over samples) and `f1` = 2RP/(R+P) of those means (DREAM-1K's
-  AutoDQ F1), plus `f1_sample_mean` and `task_reward_mean` (the training caption reward).
+  AutoDQ F1), plus `f1_sample_mean` and `task_reward_mean` (the training caption reward);
+- judged types: `n_unparseable` (samples whose judge reply held no clean verdict: counted among the errors,
+  never as a 0) and `n_suspected_injection` (positive verdicts the judge's decoy check did not trust, scored 0).
 
 `markdown(summary)` renders one table per problem type.
 """
@@ -70,6 +72,13 @@ def group_metrics(records: list[dict], n_errors: int, problem_type: Optional[str
     return out
 
 
+def judge_counts(records: list[dict]) -> dict[str, int]:
+    """Judge verdicts that are not scores, over all records of a group (ok or not)."""
+    verdicts = [str((r.get("judge") or {}).get("verdict")) for r in records]
+    return {"n_unparseable": verdicts.count("unparseable"),
+            "n_suspected_injection": verdicts.count("suspected_injection")}
+
+
 def summarize(records: Iterable[dict], meta: Optional[dict] = None) -> dict[str, Any]:
     """The summary dict of the current records (one per evaluated row)."""
     records = list(records)
@@ -81,6 +90,8 @@ def summarize(records: Iterable[dict], meta: Optional[dict] = None) -> dict[str,
         mine = [r for r in records if r.get("problem_type") == ptype]
         ok = [r for r in mine if r.get("status") == OK]
         section: dict[str, Any] = {"overall": group_metrics(ok, len(mine) - len(ok), ptype)}
+        if ptype in tasks.JUDGED_TYPES:
+            section["overall"].update(judge_counts(mine))
         categories = sorted({r.get("category") or NO_CATEGORY for r in mine})
         if categories != [NO_CATEGORY]:
             section["by_category"] = {}
@@ -88,6 +99,8 @@ def summarize(records: Iterable[dict], meta: Optional[dict] = None) -> dict[str,
                 in_cat = [r for r in mine if (r.get("category") or NO_CATEGORY) == cat]
                 ok_cat = [r for r in in_cat if r.get("status") == OK]
                 section["by_category"][cat] = group_metrics(ok_cat, len(in_cat) - len(ok_cat), ptype)
+                if ptype in tasks.JUDGED_TYPES:
+                    section["by_category"][cat].update(judge_counts(in_cat))
         by_type[ptype] = section
     errors = [
         {k: r.get(k) for k in ("id", "line", "status", "problem_type", "error")}
@@ -133,6 +146,8 @@ def _columns(ptype: str) -> list[tuple[str, Any]]:
             ("F1 format ok %", lambda m: _pct(m["score_mean_format_ok"])),
             ("F1 format broken %", lambda m: _pct(m["score_mean_format_broken"])),
         ]
+    if ptype in (tasks.DARK_EVENT_INFER, tasks.MIX_VID_QA):
+        common = common + [("unparseable", lambda m: str(m.get("n_unparseable", 0)))]
     if ptype == tasks.DARK_EVENT_INFER:
         return common + [
             ("score sum", lambda m: _num(m["score_sum"], 1)),

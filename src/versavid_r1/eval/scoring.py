@@ -15,7 +15,10 @@ For each completion:
 - `judge`: the judge's verdict (verdict, raw reply, score) or AutoDQ result (recall, precision, events).
 
 A judge that still fails after its retries leaves `status` "judge_error" and no score; the completion is
-kept and the next run scores it again without regenerating.
+kept and the next run scores it again without regenerating. So does a judge that answered but could not
+score the sample (an unparseable verdict, a permanent per-item failure): never a score of 0.
+`judge_failure` then says which kind it was ("outage", "unparseable" or "permanent",
+versavid_r1.rewards.JudgeFailure) and `error` why.
 """
 from __future__ import annotations
 
@@ -73,6 +76,14 @@ def _judge_fields(ptype: str, answer: str, result: Any) -> dict[str, Any]:
     return {"judge": {"result": str(result)}}
 
 
+def _failure_text(failure) -> str:
+    if failure is None or failure.kind == "outage":
+        return "the judge failed after its retries; the next run scores this sample again"
+    if failure.kind == "unparseable":
+        return f"the judge's reply held no clean verdict (not a score of 0): {failure.reason}"
+    return f"the judge cannot score this sample: {failure.reason}"
+
+
 async def score_completions(
     rows: Sequence[dict], completions: Sequence[str], cfg, client: JudgeClient
 ) -> list[dict[str, Any]]:
@@ -99,8 +110,9 @@ async def score_completions(
         }
         fields.update(_judge_fields(row["problem_type"], answer, s.judge_result))
         if s.skipped or s.task is None:
-            fields.update(status=JUDGE_ERROR, score=None, task_reward=None,
-                          error="the judge failed after its retries; the next run scores this sample again")
+            fields.update(status=JUDGE_ERROR, score=None, task_reward=None, error=_failure_text(s.failure))
+            if s.failure is not None:
+                fields["judge_failure"] = s.failure.kind
         else:
             if row["problem_type"] == tasks.CAPTION:
                 fields.setdefault("recall", 0.0)  # an empty caption is not sent to the judge: nothing recalled

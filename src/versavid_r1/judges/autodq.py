@@ -8,9 +8,13 @@
    A side with no events has ratio 0.0 (and its empty event list is returned, so it is visible).
 
 Robustness: JSON mode (`response_format={"type": "json_object"}`) where the server supports it
-(`json_mode="auto"` turns it off for good when the server rejects it), tolerant parsing (code
+(`json_mode="auto"`: a call the server rejects is repeated without it; that call only, so one
+over-long request cannot switch JSON mode off for the life of the process), tolerant parsing (code
 fences, text around the JSON, common key and label variants), bounded retries of malformed replies
 (the first try is greedy; retries use `retry_temperature` and tell the model what was wrong).
+`AutoDQError.permanent` tells the service which failures are the item's own (the model kept
+answering malformed replies, or the endpoint rejected the request itself: the service answers 422
+with `"permanent": true`) and which are outages (the endpoint unreachable or failing: 503, retried).
 Ground-truth events are cached by a hash of model, event limit and caption; concurrent requests for
 the same caption share one extraction. A semaphore bounds the model calls in flight. When the model
 keeps failing, `AutoDQError` carries the reason (the service answers 503 with it): never a silent 0.
@@ -35,7 +39,12 @@ RELATIONS = (ENTAILMENT, NEUTRAL, CONTRADICTION)
 
 
 class AutoDQError(RuntimeError):
-    """The model could not be used to score a caption; the message says why."""
+    """The model could not be used to score a caption; the message says why. `permanent`: asking
+    again will not help (malformed replies, a request the endpoint rejects), as opposed to an outage."""
+
+    def __init__(self, message: str, permanent: bool = False):
+        super().__init__(message)
+        self.permanent = permanent
 
 
 # --- tolerant JSON parsing ----------------------------------------------------------------------------
@@ -162,7 +171,7 @@ class AutoDQ:
         self.s = settings
         self.model = settings.model
         self._sem = asyncio.Semaphore(int(settings.concurrency))
-        self._json_ok = settings.json_mode in ("on", "auto")
+        self._json_ok = settings.json_mode in ("on", "auto")   # fixed: a fallback is per call
         self._cache: "OrderedDict[str, list[str]]" = OrderedDict()
         self._inflight: dict[str, asyncio.Future] = {}
         self.active_calls = 0
@@ -194,19 +203,21 @@ class AutoDQ:
                 except (openai.BadRequestError, openai.UnprocessableEntityError) as exc:
                     if not (use_json and self.s.json_mode == "auto"):
                         raise
-                    # The server rejected the request; assume JSON mode is what it does not support.
-                    if self._json_ok:   # concurrent calls may all be rejected; switch once
-                        log.warning("the model endpoint rejected response_format=json_object (%s); "
-                                    "asking for JSON in the prompt only from now on", exc)
-                        self._json_ok = False
-                        self.stats["json_mode_fallbacks"] += 1
+                    # Rejected: maybe JSON mode, maybe this request (too long for the context).
+                    # Repeat this call without it; later calls still ask for JSON mode.
+                    self.stats["json_mode_fallbacks"] += 1
+                    log.warning("the model endpoint rejected a call with response_format=json_object "
+                                "(%s); repeating that call without it (--json-mode off skips the "
+                                "first try if the endpoint has no JSON mode)", exc)
                     kwargs.pop("response_format")
                     self.stats["calls"] += 1
                     resp = await self.client.chat.completions.create(**kwargs)
             except openai.OpenAIError as exc:
                 self.stats["endpoint_errors"] += 1
                 where = getattr(self.client, "base_url", "the model endpoint")
-                raise AutoDQError(f"model endpoint {where} failed ({type(exc).__name__}): {exc}") from exc
+                rejected = isinstance(exc, (openai.BadRequestError, openai.UnprocessableEntityError))
+                raise AutoDQError(f"model endpoint {where} {'rejected the request' if rejected else 'failed'} "
+                                  f"({type(exc).__name__}): {exc}", permanent=rejected) from exc
             finally:
                 self.active_calls -= 1
         if not getattr(resp, "choices", None):
@@ -233,7 +244,7 @@ class AutoDQ:
                          self.s.max_attempts, error, reply[:200])
         self.stats["failures"] += 1
         raise AutoDQError(f"{what}: {self.s.max_attempts} malformed replies from model "
-                          f"{self.model!r}; last problem: {error}; last reply: {reply[:200]!r}")
+                          f"{self.model!r}; last problem: {error}; last reply: {reply[:200]!r}", permanent=True)
 
     # -- steps --
     async def extract_events(self, caption: str) -> list[str]:

@@ -9,8 +9,13 @@ Endpoints (paths from versavid_r1.protocol):
 The model is reached with the `openai` package's async client: `--base-url` (any OpenAI-compatible
 server, e.g. the Qwen2.5 judge's http://127.0.0.1:5000/v1), or Azure OpenAI with `--azure-endpoint`
 and `--api-version`. The key is read from the environment (OPENAI_API_KEY, or AZURE_OPENAI_API_KEY
-for Azure; `--upstream-api-key-env` names another variable). When the model keeps failing the
-service answers 503 with the reason; it never returns a silent 0.
+for Azure; `--upstream-api-key-env` names another variable). It never returns a silent 0:
+- the model endpoint unreachable or failing (an outage): 503 with the reason, worth retrying;
+- the model kept answering malformed (non-JSON) replies for this caption, or the endpoint rejected
+  the request itself: a permanent failure of that item (versavid_r1.protocol): `/predict` answers
+  422 with `{"detail", "reason", "permanent": true}`, `/predict_batch` puts an `ItemError` in the
+  item's place and scores the others.
+A request whose client disconnects is cancelled with its model calls (versavid_r1.judges.disconnect).
 """
 from __future__ import annotations
 
@@ -20,14 +25,16 @@ import os
 import time
 from contextlib import asynccontextmanager
 
-from fastapi import Depends, FastAPI, HTTPException
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse
 
 from ..protocol import (
-    HEALTH_PATH, PREDICT_BATCH_PATH, PREDICT_PATH, CaptionBatchRequest, CaptionBatchResponse,
-    CaptionRequest, CaptionResult, Health,
+    HEALTH_PATH, PERMANENT_KEY, PREDICT_BATCH_PATH, PREDICT_PATH, CaptionBatchRequest,
+    CaptionBatchResponse, CaptionRequest, CaptionResult, Health, ItemError,
 )
 from .autodq import AutoDQ, AutoDQError
-from .security import check_len, make_auth_dependency, new_app
+from .disconnect import cancel_on_disconnect
+from .security import check_text, make_auth_dependency, new_app
 from .settings import CaptionJudgeSettings
 from .texts import answer_text
 
@@ -85,7 +92,9 @@ def create_caption_judge_app(settings: CaptionJudgeSettings, client=None) -> Fas
                     "OpenAI-compatible model.",
         max_body_bytes=settings.limits.max_body_bytes, lifespan=lifespan,
     )
+    app.state.settings = settings
     auth = [Depends(make_auth_dependency(settings.api_key))]
+    counters: dict = {"cancelled_requests": 0, "permanent_failures": 0}
 
     def scorer() -> AutoDQ:
         s = state["scorer"]
@@ -95,14 +104,14 @@ def create_caption_judge_app(settings: CaptionJudgeSettings, client=None) -> Fas
 
     def validate(item: CaptionRequest, where: str) -> None:
         lim = settings.limits.max_field_chars
-        check_len(where + "content", item.content, lim)
-        check_len(where + "sol", item.sol, lim)
+        check_text(where + "content", item.content, lim)
+        check_text(where + "sol", item.sol, lim)
         if item.events is not None:
             if len(item.events) > MAX_PRECOMPUTED_EVENTS:
                 raise HTTPException(422, detail=f"field '{where}events' has {len(item.events)} "
                                                 f"events, more than {MAX_PRECOMPUTED_EVENTS}")
             for j, e in enumerate(item.events):
-                check_len(f"{where}events[{j}]", e, lim)
+                check_text(f"{where}events[{j}]", e, lim)
         elif not answer_text(item.sol):
             raise HTTPException(422, detail=f"field '{where}sol' holds no ground-truth caption")
 
@@ -114,7 +123,8 @@ def create_caption_judge_app(settings: CaptionJudgeSettings, client=None) -> Fas
     async def health() -> Health:
         s = state["scorer"]
         return Health(status="ok" if s else "loading", model=settings.model, backend=backend_name,
-                      ready=s is not None, queue_depth=s.active_calls if s else 0)
+                      ready=s is not None, queue_depth=s.active_calls if s else 0, pid=os.getpid(),
+                      instance=settings.instance_token)
 
     @app.get(METRICS_PATH)
     async def metrics() -> dict:
@@ -122,29 +132,39 @@ def create_caption_judge_app(settings: CaptionJudgeSettings, client=None) -> Fas
         return {"backend": backend_name, "model": settings.model,
                 "uptime_s": round(time.time() - started, 3),
                 "json_mode": bool(s and s.json_mode_active), "cache_entries": s.cache_entries if s else 0,
-                "active_calls": s.active_calls if s else 0, **(dict(s.stats) if s else {})}
+                "active_calls": s.active_calls if s else 0, **(dict(s.stats) if s else {}), **counters}
 
     @app.post(PREDICT_PATH, response_model=CaptionResult, dependencies=auth)
-    async def predict(req: CaptionRequest) -> CaptionResult:
+    async def predict(req: CaptionRequest, request: Request):
         validate(req, "")
         try:
-            return await score_one(req)
+            return await cancel_on_disconnect(request, score_one(req), counters)
         except AutoDQError as exc:
-            raise HTTPException(503, detail=f"caption judge failed: {exc}") from exc
+            if not exc.permanent:
+                raise HTTPException(503, detail=f"caption judge failed: {exc}") from exc
+            counters["permanent_failures"] += 1
+            reason = f"caption judge cannot score this item: {exc}"
+            return JSONResponse({"detail": reason, "reason": reason, PERMANENT_KEY: True}, status_code=422)
+
+    async def score_batch(items: list[CaptionRequest]) -> list:
+        outs = await asyncio.gather(*(score_one(it) for it in items), return_exceptions=True)
+        for i, o in enumerate(outs):
+            if isinstance(o, AutoDQError) and o.permanent:
+                counters["permanent_failures"] += 1
+                outs[i] = ItemError(error=f"caption judge cannot score items[{i}]: {o}", permanent=True)
+            elif isinstance(o, AutoDQError):
+                raise HTTPException(503, detail=f"caption judge failed on items[{i}]: {o}")
+            elif isinstance(o, BaseException):
+                raise o
+        return list(outs)
 
     @app.post(PREDICT_BATCH_PATH, response_model=CaptionBatchResponse, dependencies=auth)
-    async def predict_batch(req: CaptionBatchRequest) -> CaptionBatchResponse:
+    async def predict_batch(req: CaptionBatchRequest, request: Request) -> CaptionBatchResponse:
         if len(req.items) > settings.limits.max_batch_items:
             raise HTTPException(422, detail=f"{len(req.items)} items, more than the limit of "
                                             f"{settings.limits.max_batch_items} (--max-batch-items)")
         for i, it in enumerate(req.items):
             validate(it, f"items[{i}].")
-        outs = await asyncio.gather(*(score_one(it) for it in req.items), return_exceptions=True)
-        for i, o in enumerate(outs):
-            if isinstance(o, AutoDQError):
-                raise HTTPException(503, detail=f"caption judge failed on items[{i}]: {o}")
-            if isinstance(o, BaseException):
-                raise o
-        return CaptionBatchResponse(results=list(outs))
+        return CaptionBatchResponse(results=await cancel_on_disconnect(request, score_batch(req.items), counters))
 
     return app

@@ -9,41 +9,37 @@ Endpoints (paths from versavid_r1.protocol):
   GET  /v1/models             OpenAI-compatible model list
   GET  /docs, /openapi.json   the OpenAPI docs
 
-Scoring: the prediction and the ground truth are the texts inside <answer> (versavid_r1.judges.texts:
-a text without tags is taken whole, a completion with <think> but no <answer> has an empty answer). An
-empty prediction scores 0 with verdict "empty" and the model is not asked. The judge is asked for a bare
-verdict with greedy decoding and `max_new_tokens` new tokens; its reply is parsed strictly
-(versavid_r1.judges.verdict): anything else is "unparseable", scores 0 and is counted.
+Scoring is versavid_r1.judges.qwen_judge.QwenJudge (strict verdicts, the decoy check). Every
+scoring and chat request is cancelled when its client disconnects (versavid_r1.judges.disconnect):
+a client that timed out leaves no work behind. `/health` reports the process id and
+`--instance-token`, so a launcher can tell its own service from a stale one on the same port.
 """
 from __future__ import annotations
 
 import logging
+import os
 import time
 import uuid
-from collections import Counter
 from contextlib import asynccontextmanager
 from typing import Any, Literal, Optional, Union
 
-from fastapi import Depends, FastAPI, HTTPException
+from fastapi import Depends, FastAPI, HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..protocol import (
-    EMPTY, HEALTH_PATH, PREDICT_BATCH_PATH, PREDICT_PATH, UNPARSEABLE, Health, JudgeBatchRequest,
+    HEALTH_PATH, PREDICT_BATCH_PATH, PREDICT_PATH, UNPARSEABLE, Health, JudgeBatchRequest,
     JudgeBatchResponse, JudgeRequest, JudgeResult,
 )
 from .backends.base import (
-    BackendError,
-    GenRequest,
-    JudgeBackend,
-    PromptTooLong,
-    UnsupportedRequest,
+    CHAT_LANE, BackendError, GenRequest, JudgeBackend, PromptTooLong, RequestTooLarge, UnsupportedRequest,
     create_backend,
 )
-from .prompting import judge_messages
-from .security import check_len, make_auth_dependency, new_app
+from .disconnect import cancel_on_disconnect
+from .qwen_judge import QwenJudge
+from .security import check_text, make_auth_dependency, new_app
 from .settings import QwenJudgeSettings
-from .texts import answer_text
-from .verdict import parse_verdict
+
+__all__ = ["QwenJudge", "create_qwen_judge_app"]
 
 log = logging.getLogger("versavid_r1.judges.qwen")
 
@@ -89,55 +85,6 @@ class ChatCompletionRequest(BaseModel):
     response_format: Optional[dict[str, Any]] = None
 
 
-class QwenJudge:
-    """Scoring logic, independent of HTTP (the app below is a thin layer over it)."""
-
-    def __init__(self, settings: QwenJudgeSettings, backend: JudgeBackend):
-        self.settings = settings
-        self.backend = backend
-        self.verdicts: Counter = Counter()
-
-    def _validate(self, items: list[JudgeRequest], prefix: str) -> list[tuple[str, str]]:
-        lim = self.settings.limits.max_field_chars
-        out = []
-        for i, it in enumerate(items):
-            where = f"{prefix}[{i}]." if prefix else ""
-            for name in ("content", "sol", "question"):
-                check_len(where + name, getattr(it, name), lim)
-            gt = answer_text(it.sol)
-            if not gt:
-                raise HTTPException(422, detail=f"field '{where}sol' holds no ground-truth text")
-            out.append((answer_text(it.content), gt))
-        return out
-
-    async def score(self, items: list[JudgeRequest], prefix: str = "items") -> list[JudgeResult]:
-        texts = self._validate(items, prefix)
-        results: list[Optional[JudgeResult]] = [None] * len(items)
-        asks: list[tuple[int, GenRequest]] = []
-        for i, (it, (pred, gt)) in enumerate(zip(items, texts)):
-            if not pred:
-                results[i] = JudgeResult(output=0.0, verdict=EMPTY, raw=None)
-                continue
-            msgs = judge_messages(it.problem_type, pred, gt, it.question)
-            asks.append((i, GenRequest(messages=msgs, max_new_tokens=self.settings.max_new_tokens)))
-        try:
-            outs = await self.backend.generate_many([r for _, r in asks])
-        except PromptTooLong as exc:
-            i = asks[exc.index][0] if exc.index < len(asks) else 0
-            where = f"{prefix}[{i}]: " if prefix else ""
-            raise HTTPException(422, detail=f"{where}{exc}") from exc
-        except BackendError as exc:
-            raise HTTPException(503, detail=str(exc)) from exc
-        for (i, _), out in zip(asks, outs):
-            v = parse_verdict(items[i].problem_type, out.text)
-            if not v.parsed:
-                log.debug("unparseable %s verdict: %r", items[i].problem_type, out.text[:200])
-            results[i] = JudgeResult(output=v.score, verdict=v.label, raw=out.text)
-        for r in results:
-            self.verdicts[r.verdict] += 1
-        return results  # type: ignore[return-value]
-
-
 def create_qwen_judge_app(settings: QwenJudgeSettings, backend: Optional[JudgeBackend] = None) -> FastAPI:
     """The FastAPI app of the Qwen2.5 judge; the backend is loaded by the app's lifespan."""
     settings.validate()
@@ -160,30 +107,36 @@ def create_qwen_judge_app(settings: QwenJudgeSettings, backend: Optional[JudgeBa
         max_body_bytes=settings.limits.max_body_bytes, lifespan=lifespan,
     )
     app.state.judge = judge
+    app.state.settings = settings
     auth = [Depends(make_auth_dependency(settings.api_key))]
+    counters: dict = {"cancelled_requests": 0}
 
     @app.get(HEALTH_PATH, response_model=Health)
     async def health() -> Health:
         return Health(status="ok" if backend.ready else "loading", model=settings.model_name,
-                      backend=backend.name, ready=backend.ready, queue_depth=backend.queue_depth)
+                      backend=backend.name, ready=backend.ready, queue_depth=backend.queue_depth,
+                      pid=os.getpid(), instance=settings.instance_token)
 
     @app.get(METRICS_PATH)
     async def metrics() -> dict:
         return {"backend": backend.name, "model": settings.model_name,
                 "uptime_s": round(time.time() - started, 3), "queue_depth": backend.queue_depth,
                 **backend.stats.as_dict(), "verdicts": dict(judge.verdicts),
-                "unparseable": judge.verdicts.get(UNPARSEABLE, 0)}
+                "unparseable": judge.verdicts.get(UNPARSEABLE, 0),
+                "suspected_injection": judge.verdicts.get("suspected_injection", 0),
+                "decoy_checks": judge.decoy_checks, **counters}
 
-    @app.post(PREDICT_PATH, response_model=JudgeResult, dependencies=auth)
-    async def predict(req: JudgeRequest) -> JudgeResult:
-        return (await judge.score([req], prefix=""))[0]
+    @app.post(PREDICT_PATH, response_model=JudgeResult, response_model_exclude_none=True, dependencies=auth)
+    async def predict(req: JudgeRequest, request: Request) -> JudgeResult:
+        return (await cancel_on_disconnect(request, judge.score([req], prefix=""), counters))[0]
 
-    @app.post(PREDICT_BATCH_PATH, response_model=JudgeBatchResponse, dependencies=auth)
-    async def predict_batch(req: JudgeBatchRequest) -> JudgeBatchResponse:
+    @app.post(PREDICT_BATCH_PATH, response_model=JudgeBatchResponse, response_model_exclude_none=True,
+              dependencies=auth)
+    async def predict_batch(req: JudgeBatchRequest, request: Request) -> JudgeBatchResponse:
         if len(req.items) > settings.limits.max_batch_items:
             raise HTTPException(422, detail=f"{len(req.items)} items, more than the limit of "
                                             f"{settings.limits.max_batch_items} (--max-batch-items)")
-        results = await judge.score(req.items)
+        results = await cancel_on_disconnect(request, judge.score(req.items), counters)
         return JudgeBatchResponse(results=results,
                                   unparseable=sum(r.verdict == UNPARSEABLE for r in results))
 
@@ -193,22 +146,24 @@ def create_qwen_judge_app(settings: QwenJudgeSettings, backend: Optional[JudgeBa
                                             "created": int(started), "owned_by": "versavid-r1"}]}
 
     @app.post(CHAT_PATH, dependencies=auth)
-    async def chat_completions(req: ChatCompletionRequest) -> dict:
+    async def chat_completions(req: ChatCompletionRequest, request: Request) -> dict:
         messages = [{"role": "system" if m.role == "developer" else m.role, "content": m.text()}
                     for m in req.messages]
         total = sum(len(m["content"]) for m in messages)
         if total > settings.limits.max_chat_chars:
             raise HTTPException(422, detail=f"messages hold {total} characters, more than the limit "
                                             f"of {settings.limits.max_chat_chars}")
+        for i, m in enumerate(messages):
+            check_text(f"messages[{i}].content", m["content"], settings.limits.max_chat_chars, "--max-chat-chars")
         cap = settings.chat_max_tokens
         max_tokens = min(req.max_completion_tokens or req.max_tokens or cap, cap)
         stop = [req.stop] if isinstance(req.stop, str) else req.stop
         gen = GenRequest(messages=messages, max_new_tokens=max_tokens, temperature=req.temperature,
-                         top_p=req.top_p, stop=stop or None, seed=req.seed,
+                         top_p=req.top_p, stop=stop or None, seed=req.seed, lane=CHAT_LANE,
                          response_format=req.response_format if backend.enforces_response_format else None)
         try:
-            out = await backend.generate(gen)
-        except PromptTooLong as exc:
+            out = await cancel_on_disconnect(request, backend.generate(gen), counters)
+        except (PromptTooLong, RequestTooLarge) as exc:
             raise HTTPException(422, detail=str(exc)) from exc
         except UnsupportedRequest as exc:
             raise HTTPException(400, detail=str(exc)) from exc

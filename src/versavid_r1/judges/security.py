@@ -5,7 +5,9 @@
   `/health` and the OpenAPI docs stay open (they reveal only the model name).
 - Body size: requests whose body exceeds `max_body_bytes` get 413 before any parsing, whether they
   announce a Content-Length or stream chunks (FastAPI's `max_body_size`).
-- Field sizes: `check_len` raises 422 naming the field and both sizes.
+- Field sizes and text: `check_text` raises 422 naming the field: longer than the limit, or not
+  encodable as UTF-8 (a lone surrogate such as "\\ud800", which JSON can carry but no tokenizer or
+  upstream API accepts: a bad request, not an outage to retry).
 - Malformed requests (bad JSON, missing fields, wrong types) get 422 with a one-line `message` next
   to FastAPI's usual `detail` list.
 """
@@ -37,11 +39,19 @@ def make_auth_dependency(api_key: Optional[str]):
     return require_api_key
 
 
-def check_len(name: str, value: Optional[str], limit: int) -> None:
-    if value is not None and len(value) > limit:
+def check_text(name: str, value: Optional[str], limit: int, flag: str = "--max-field-chars") -> None:
+    if value is None:
+        return
+    if len(value) > limit:
         raise HTTPException(status_code=422,
                             detail=f"field '{name}' has {len(value)} characters, more than the limit "
-                                   f"of {limit} (--max-field-chars)")
+                                   f"of {limit} ({flag})")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise HTTPException(status_code=422,
+                            detail=f"field '{name}' is not valid Unicode text: a lone surrogate "
+                                   f"{value[exc.start]!r} at character {exc.start}") from None
 
 
 def _summarise(errors) -> str:

@@ -1,12 +1,24 @@
 """Running a judge app with uvicorn: in the foreground (entry scripts) or in a background thread
-(tests, the load-test script, the demo run)."""
+(tests, the load-test script, the demo run).
+
+Both read the connection bounds from the app's settings (`app.state.settings`, set by the app
+factories; versavid_r1.judges.connections): uvicorn's connection limit, a deadline on receiving each
+request and the keep-alive timeout. `run_service` (the entry scripts) also rate-limits the service's
+warning and error logs and warns when a service without an API key listens beyond this machine.
+"""
 from __future__ import annotations
 
+import ipaddress
 import logging
 import socket
+import sys
 import threading
 import time
-from typing import Optional
+from typing import Callable, Optional, Sequence
+
+from .settings import ServiceLimits
+
+log = logging.getLogger("versavid_r1.judges.server")
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -15,17 +27,65 @@ def free_port(host: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
-def serve(app, host: str, port: int, log_level: str = "info") -> None:
-    """Serve `app` until interrupted (the entry scripts)."""
+def parse_or_exit(parse: Callable[[Optional[Sequence[str]]], object], argv: Optional[Sequence[str]],
+                  prog: str = "judge service"):
+    """Settings from the command line; an invalid combination exits with status 2 and the message,
+    before anything is imported or loaded (argparse's own errors already do)."""
+    try:
+        settings = parse(argv)
+        if hasattr(settings, "preflight"):
+            settings.preflight()
+        return settings
+    except ValueError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def exposure_warning(settings) -> Optional[str]:
+    """The warning for a service that listens beyond this machine without an API key (else None)."""
+    if is_loopback(settings.host) or settings.api_key:
+        return None
+    return (f"listening on {settings.host}:{settings.port} without an API key: anyone who can reach this "
+            f"address can use the judge. Set VERSAVID_JUDGE_API_KEY (clients then send it), or bind "
+            f"--host 127.0.0.1")
+
+
+def uvicorn_config(app, host: str, port: int, log_level: str, **extra):
+    """A uvicorn.Config with the bounds of the app's settings (defaults for apps without them)."""
     import uvicorn
 
-    uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_keep_alive=30)
+    from .connections import guarded_h11
+
+    settings = getattr(app.state, "settings", None)
+    limits = settings.limits if settings is not None else ServiceLimits()
+    return uvicorn.Config(app, host=host, port=port, log_level=log_level,
+                          http=guarded_h11(limits.request_read_timeout_s),
+                          limit_concurrency=limits.limit_concurrency,
+                          timeout_keep_alive=max(1, round(limits.keep_alive_s)), **extra)
 
 
 def run_service(settings, create_app) -> None:
     """The body of both entry scripts: logging at the settings' level, then the app in the foreground."""
+    import uvicorn
+
+    from .connections import install_log_rate_limit
+
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(name)s: %(message)s")
-    serve(create_app(settings), settings.host, settings.port, settings.log_level)
+    config = uvicorn_config(create_app(settings), settings.host, settings.port, settings.log_level)
+    install_log_rate_limit(settings.limits.error_log_per_minute)   # after uvicorn set up its loggers
+    warning = exposure_warning(settings)
+    if warning:
+        log.warning(warning)
+    uvicorn.Server(config).run()
 
 
 class BackgroundServer:
@@ -42,8 +102,7 @@ class BackgroundServer:
 
         self.host = host
         self.port = port or free_port(host)
-        self.config = uvicorn.Config(app, host=host, port=self.port, log_level=log_level,
-                                     lifespan="on", timeout_keep_alive=30)
+        self.config = uvicorn_config(app, host, self.port, log_level, lifespan="on")
         self.server = uvicorn.Server(self.config)
         self.startup_timeout = startup_timeout
         self._thread: Optional[threading.Thread] = None

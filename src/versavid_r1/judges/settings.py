@@ -3,20 +3,28 @@
 Every field with `metadata["help"]` becomes a flag of the same name (`max_batch_size` ->
 `--max-batch-size`) with the field's default, so a setting is defined once. The entry scripts call
 `qwen_settings_from_args` / `caption_settings_from_args`; tests build the dataclasses directly.
-Defaults are safe: bind 127.0.0.1, bounded request and field sizes, bounded concurrency.
+Defaults are safe: bind 127.0.0.1, bounded request and field sizes, bounded concurrency, bounded
+time to send a request. `validate()` checks every option before anything is loaded; the entry
+scripts turn its error into exit status 2 with the message (versavid_r1.judges.server.parse_or_exit).
+This module imports nothing heavy (no pydantic, fastapi or torch), so a bad flag fails at once.
 """
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import math
 import os
+import re
 import typing
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Optional, Sequence
 
-from ..protocol import DEFAULT_CAPTION_JUDGE_PORT, DEFAULT_QWEN_JUDGE_PORT
+from ..tasks import DEFAULT_CAPTION_JUDGE_PORT, DEFAULT_QWEN_JUDGE_PORT
 
 API_KEY_ENV = "VERSAVID_JUDGE_API_KEY"
 BACKENDS = ("transformers", "vllm", "openai")
+DTYPES = ("auto", "bfloat16", "bf16", "float16", "fp16", "float32", "fp32")
+_DEVICE = re.compile(r"^(?:auto|cpu|mps|cuda(?::\d+)?)$")
 
 
 def _opt(default, help: str, **extra):
@@ -33,11 +41,55 @@ class ServiceLimits:
     max_batch_items: int = _opt(512, "items of one /predict_batch request; more gets 422")
     max_chat_chars: int = _opt(64_000, "Qwen judge: message characters of one /v1/chat/completions "
                                        "request; more gets 422")
+    max_request_tokens: int = _opt(131_072, "Qwen judge (transformers/vllm): prompt tokens of all items "
+                                            "of one request together; more gets 422 (the default fits "
+                                            "16 items of --max-input-tokens, the client's batch)")
+    limit_concurrency: int = _opt(512, "open connections plus requests in progress; beyond it the "
+                                       "service answers 503 at once (uvicorn's limit_concurrency)")
+    request_read_timeout_s: float = _opt(30.0, "seconds a client has to send a whole request (headers "
+                                               "and body) from its first byte or from connecting; slower "
+                                               "or idle half-open connections are closed")
+    keep_alive_s: float = _opt(30.0, "seconds an idle keep-alive connection stays open")
+    error_log_per_minute: int = _opt(20, "most log lines per minute of one kind of warning or error; "
+                                         "the rest are counted and summarised")
+
+    def validate(self) -> None:
+        for name in ("max_body_bytes", "max_field_chars", "max_batch_items", "max_chat_chars",
+                     "max_request_tokens", "limit_concurrency", "error_log_per_minute"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+        for name in ("request_read_timeout_s", "keep_alive_s"):
+            v = getattr(self, name)
+            if not (math.isfinite(v) and v > 0):
+                raise ValueError(f"--{name.replace('_', '-')} must be a finite number > 0, got {v}")
 
 
 _HOST_HELP = "interface to bind (127.0.0.1 = this machine only; 0.0.0.0 exposes the service)"
 _KEY_HELP = (f"require this bearer token; prefer the environment variable {API_KEY_ENV} (a flag is "
              "visible in the process list); neither set = no auth")
+_INSTANCE_HELP = ("a token that /health reports, so that a launcher can check that the service answering "
+                  "is the one it started (versavid_r1.judges.wait --instance)")
+
+
+def _check_common(s) -> None:
+    """Options both services share."""
+    s.limits.validate()
+    if not 0 <= s.port <= 65535:
+        raise ValueError(f"--port must be in 0..65535, got {s.port}")
+    if not s.host or any(c.isspace() for c in s.host):
+        raise ValueError(f"--host must be an interface address, got {s.host!r}")
+    if s.log_level.lower() not in ("critical", "error", "warning", "info", "debug", "trace"):
+        raise ValueError(f"--log-level must be critical, error, warning, info, debug or trace, got {s.log_level!r}")
+
+
+def _check_url(flag: str, url: Optional[str]) -> None:
+    if url and not re.match(r"^https?://[^\s/]+", url):
+        raise ValueError(f"{flag} must be an http:// or https:// URL, got {url!r}")
+
+
+def _looks_local(model: str) -> bool:
+    """A path the user means as a directory on this machine (not a hub id like Qwen/Qwen2.5-7B)."""
+    return model.startswith(("/", "./", "../", "~"))
 
 
 @dataclass
@@ -51,12 +103,18 @@ class QwenJudgeSettings:
     host: str = _opt("127.0.0.1", _HOST_HELP)
     port: int = _opt(DEFAULT_QWEN_JUDGE_PORT, "port")
     api_key: Optional[str] = _opt(None, _KEY_HELP)
-    max_new_tokens: int = _opt(8, "new tokens of a judge verdict (greedy); verdicts are a token or two")
+    instance_token: Optional[str] = _opt(None, _INSTANCE_HELP)
+    max_new_tokens: int = _opt(16, "new tokens of a judge verdict (greedy): the verdict is a token or two; "
+                                   "the rest lets a judge that explains after its verdict show whether it "
+                                   "hedges (versavid_r1.judges.verdict)")
+    decoy_check: bool = _opt(True, "judge every positive verdict's prediction again against a decoy ground "
+                                   "truth it cannot match; a prediction that matches it too is a suspected "
+                                   "injection and scores 0 (versavid_r1.judges.decoy)")
     chat_max_tokens: int = _opt(1024, "default and cap of max_tokens on /v1/chat/completions")
     # transformers backend
     device: str = _opt("auto", "transformers: auto | cpu | cuda | cuda:N (auto with several GPUs "
                                "shards the model over them)")
-    dtype: str = _opt("auto", "auto (bf16 on GPU, fp32 on CPU) | bfloat16 | float16 | float32")
+    dtype: str = _opt("auto", "auto (bf16 on GPU, fp32 on CPU) | bfloat16 | float16 | float32", choices=DTYPES)
     max_batch_size: int = _opt(32, "transformers: most requests grouped into one generate call")
     max_wait_ms: float = _opt(10.0, "transformers: how long to wait for more requests before "
                                     "generating when the queue is empty")
@@ -81,6 +139,8 @@ class QwenJudgeSettings:
     openai_base_url: Optional[str] = _opt(None, "openai: the OpenAI-compatible server to forward to")
     openai_api_key_env: str = _opt("OPENAI_API_KEY", "openai: environment variable with its key")
     openai_concurrency: int = _opt(64, "openai: requests in flight at once")
+    request_window: int = _opt(32, "vllm/openai: most items of one request handed to the engine at once, "
+                                   "so that one large batch cannot queue ahead of every later request")
     request_timeout_s: float = _opt(120.0, "openai: seconds per upstream request")
     limits: ServiceLimits = field(default_factory=ServiceLimits)
     log_level: str = _opt("info", "uvicorn and service log level")
@@ -90,18 +150,41 @@ class QwenJudgeSettings:
         return self.served_model_name or self.model
 
     def validate(self) -> "QwenJudgeSettings":
+        """Every check that needs no model: a bad option fails here, before anything is loaded."""
         if self.backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, not {self.backend!r}")
+        _check_common(self)
         for name in ("max_new_tokens", "chat_max_tokens", "max_batch_size", "tensor_parallel_size",
                      "openai_concurrency", "max_input_tokens", "prefix_cache_min_tokens",
-                     "prefix_cache_entries"):
+                     "prefix_cache_entries", "request_window"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1")
-        if self.max_wait_ms < 0:
+        if not (math.isfinite(self.max_wait_ms) and self.max_wait_ms >= 0):
             raise ValueError("max_wait_ms must be >= 0")
-        if self.backend == "openai" and not self.openai_base_url:
-            raise ValueError("the openai backend needs --openai-base-url")
+        if self.dtype not in DTYPES:
+            raise ValueError(f"--dtype must be one of {DTYPES}, got {self.dtype!r}")
+        if not _DEVICE.match(self.device or "auto"):
+            raise ValueError(f"--device must be auto, cpu, mps, cuda or cuda:N, got {self.device!r}")
+        if not 0 < self.gpu_memory_utilization <= 1:
+            raise ValueError(f"--gpu-memory-utilization must be in (0, 1], got {self.gpu_memory_utilization}")
+        if not (math.isfinite(self.request_timeout_s) and self.request_timeout_s > 0):
+            raise ValueError("--request-timeout-s must be a finite number > 0")
+        if self.cpu_threads is not None and self.cpu_threads < 1:
+            raise ValueError("--cpu-threads must be >= 1")
+        if self.backend == "openai":
+            if not self.openai_base_url:
+                raise ValueError("the openai backend needs --openai-base-url")
+            _check_url("--openai-base-url", self.openai_base_url)
+        elif _looks_local(self.model) and not os.path.isdir(os.path.expanduser(self.model)):
+            raise ValueError(f"--model {self.model!r} is not a directory")
         return self
+
+    def preflight(self) -> None:
+        """Checks of this machine the entry script runs before it starts (not part of `validate`, so
+        that settings can be built and tested anywhere)."""
+        if self.backend == "vllm" and importlib.util.find_spec("vllm") is None:
+            raise ValueError("the vllm backend needs vLLM, which is not installed: on a CUDA machine run "
+                             "`bash scripts/install.sh --gpu`, or choose --backend transformers or openai")
 
 
 @dataclass
@@ -119,8 +202,9 @@ class CaptionJudgeSettings:
     host: str = _opt("127.0.0.1", _HOST_HELP)
     port: int = _opt(DEFAULT_CAPTION_JUDGE_PORT, "port")
     api_key: Optional[str] = _opt(None, _KEY_HELP)
-    json_mode: str = _opt("auto", "ask for response_format=json_object (auto: drop it when the "
-                                  "server rejects it)", choices=("auto", "on", "off"))
+    instance_token: Optional[str] = _opt(None, _INSTANCE_HELP)
+    json_mode: str = _opt("auto", "ask for response_format=json_object (auto: a call the server rejects "
+                                  "is repeated without it, that call only)", choices=("auto", "on", "off"))
     max_events: int = _opt(10, "most events extracted from one caption")
     max_attempts: int = _opt(3, "tries per model call when its reply is malformed")
     retry_temperature: float = _opt(0.7, "temperature of the retries (the first try is greedy)")
@@ -133,13 +217,23 @@ class CaptionJudgeSettings:
     log_level: str = _opt("info", "uvicorn and service log level")
 
     def validate(self) -> "CaptionJudgeSettings":
+        """Every check that needs no model endpoint: a bad option fails here, before anything starts."""
         if self.json_mode not in ("auto", "on", "off"):
             raise ValueError("json_mode must be auto, on or off")
+        _check_common(self)
         if bool(self.azure_endpoint) != bool(self.api_version):
             raise ValueError("Azure OpenAI needs both --azure-endpoint and --api-version")
+        _check_url("--base-url", self.base_url)
+        _check_url("--azure-endpoint", self.azure_endpoint)
         for name in ("max_events", "max_attempts", "concurrency", "max_tokens"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1")
+        if self.cache_size < 0 or self.transport_retries < 0:
+            raise ValueError("--cache-size and --transport-retries must be >= 0")
+        if not (math.isfinite(self.request_timeout_s) and self.request_timeout_s > 0):
+            raise ValueError("--request-timeout-s must be a finite number > 0")
+        if not 0 <= self.retry_temperature <= 2:
+            raise ValueError(f"--retry-temperature must be in [0, 2], got {self.retry_temperature}")
         return self
 
 
@@ -192,7 +286,7 @@ def qwen_settings_from_args(argv: Optional[Sequence[str]] = None) -> QwenJudgeSe
 def caption_arg_parser() -> argparse.ArgumentParser:
     return _parser(CaptionJudgeSettings, "AutoDQ caption judge service: event extraction and "
                    "entailment with an OpenAI-compatible model; returns recall and precision.",
-                   skip_limits=("max_chat_chars",))
+                   skip_limits=("max_chat_chars", "max_request_tokens"))
 
 
 def caption_settings_from_args(argv: Optional[Sequence[str]] = None) -> CaptionJudgeSettings:

@@ -1,7 +1,7 @@
 """Strict parsing of the judge model's reply (never of the policy's answer).
 
-The judge is asked for a bare verdict. A reply counts only if, after removing *trivial wrappers*, it
-is exactly one allowed value:
+The judge is asked for a bare verdict. A reply counts only if it *leads* with exactly one allowed
+value, after removing trivial wrappers, and whatever follows is an explanation, not a second opinion:
 
 - DarkEventInfer: ``0``, ``1`` or ``2``.
 - MixVidQA: ``True`` or ``False`` (any letter case).
@@ -16,10 +16,18 @@ Trivial wrappers (the decision documented here and in the README):
   (``Score: 2``, ``Final score is 2``, ``Verdict: True``);
 - DarkEventInfer only: a trailing ``/2`` or ``out of 2`` (``2/2``, ``Score: 1 out of 2``).
 
-Everything else is ``unparseable`` (scores 0, counted, raw text returned): explanations after the
-value, hedges ("2 or 1", "probably 2"), several values ("not 2 ... score 1"), other numbers ("3",
-"02"), yes/no, empty replies. The original project took "any '2' in the reply, else any '1'", which
-scores "not 2, score 1" as 2 and can be steered by text the judge quotes; this parser cannot.
+A verdict may be followed by an explanation when a clear break separates them: a new line, a
+sentence end (``2. The prediction ...``), a dash (``Score: 2 — the response ...``), a colon, a
+semicolon or a comma (``True, the answer ...``). The explanation's first clause (up to its first
+sentence end or line break) must not make the verdict ambiguous: another allowed value (``2, maybe
+1``, ``False, but partly True``) or a hedge word (or, maybe, perhaps, probably, possibly, mostly,
+partly, ...) there makes the whole reply ``unparseable``. Later sentences are not read.
+
+Everything else is ``unparseable`` (a judge failure: the client skips and counts it): a verdict not
+at the start (``not 2 ... score 1``, ``I think 2``), hedges (``1 or 2``, ``probably 2``), other
+numbers (``3``, ``02``, ``2.5``), yes/no, empty replies. The original project took "any '2' in the
+reply, else any '1'", which scores "not 2, score 1" as 2 and can be steered by text the judge
+quotes; this parser cannot. The prediction never reaches it: only the judge's reply is parsed.
 """
 from __future__ import annotations
 
@@ -31,47 +39,75 @@ from ..protocol import UNPARSEABLE
 from ..tasks import DARK_EVENT_INFER, MIX_VID_QA
 
 _WRAP_OPEN = " \t\r\n\"'`*_[(“‘"
-_WRAP_CLOSE = " \t\r\n\"'`*_])”’"
 _LABEL = re.compile(
     r"^(?:the\s+)?(?:final\s+)?(?:score|rating|grade|verdict|answer|judgement|judgment)\b"
     r"\s*(?:is\b)?\s*[:=\-]?\s*",
     re.IGNORECASE,
 )
-_OUT_OF_TWO = re.compile(r"\s*(?:/\s*2|out\s+of\s+2)$", re.IGNORECASE)
-
-
-def _unwrap(text: str) -> str:
-    s = text.strip(_WRAP_OPEN + _WRAP_CLOSE)
-    if s.endswith("."):
-        s = s[:-1]
-    return s.strip(_WRAP_OPEN + _WRAP_CLOSE)
+_OUT_OF_TWO = re.compile(r"\s*(?:/\s*2|out\s+of\s+2)(?![\w.]*\d)", re.IGNORECASE)
+# The leading verdict of each task; the lookahead keeps "02", "2.5", "Truee" and "2/3" out.
+_DEI_HEAD = re.compile(r"([012])(?![\w.,]\d|\w)")
+_MIX_HEAD = re.compile(r"(true|false)\b", re.IGNORECASE)
+# What may separate a verdict from its explanation.
+_CLOSERS = "\"'`*_])”’"
+_BREAK = re.compile(r"(?:\s*\n|\.(?:\s|$)|\s*[—–]\s*|\s+-\s+|\s*[:;,]\s+|\s+\()")
+_CLAUSE_END = re.compile(r"[.!?](?:\s|$)|\n")
+_HEDGE = re.compile(
+    r"\b(?:or|maybe|perhaps|probably|possibly|arguably|mostly|partly|partially|somewhat|almost|"
+    r"unsure|uncertain|borderline)\b",
+    re.IGNORECASE,
+)
+_DEI_VALUE = re.compile(r"(?<![\w.])[012](?![\w.]\d|\w)")
+_MIX_VALUE = re.compile(r"\b(?:true|false)\b", re.IGNORECASE)
 
 
 def _core(reply: Optional[str]) -> str:
+    """The reply without leading wrappers and one leading label (trailing text is kept)."""
     if not isinstance(reply, str):
         return ""
-    s = _unwrap(reply)
+    s = reply.lstrip(_WRAP_OPEN)
     m = _LABEL.match(s)
     if m and m.end() < len(s):
-        s = _unwrap(s[m.end():])
+        s = s[m.end():].lstrip(_WRAP_OPEN)
     return s
 
 
-def parse_dei_verdict(reply: Optional[str]) -> Optional[int]:
-    """0, 1 or 2 for a clean DarkEventInfer verdict, else None."""
+def _explanation_ok(rest: str, value: re.Pattern) -> bool:
+    """True if `rest` (what follows the verdict) is nothing, or a clean break and an explanation
+    whose first clause neither hedges nor names another verdict."""
+    rest = rest.lstrip(_CLOSERS)
+    if not rest.strip(" \t\r\n."):
+        return True
+    brk = _BREAK.match(rest)
+    if not brk:
+        return False
+    tail = rest[brk.end():]
+    end = _CLAUSE_END.search(tail)
+    clause = tail[:end.start()] if end else tail
+    return not (_HEDGE.search(clause) or value.search(clause))
+
+
+def _lead(reply: Optional[str], head: re.Pattern, value: re.Pattern) -> Optional[str]:
     s = _core(reply)
-    s = _unwrap(_OUT_OF_TWO.sub("", s)) if _OUT_OF_TWO.search(s) else s
-    return int(s) if s in ("0", "1", "2") else None
+    m = head.match(s)
+    if not m:
+        return None
+    rest = s[m.end():]
+    if head is _DEI_HEAD:
+        rest = _OUT_OF_TWO.sub("", rest, count=1) if _OUT_OF_TWO.match(rest) else rest
+    return m.group(1) if _explanation_ok(rest, value) else None
+
+
+def parse_dei_verdict(reply: Optional[str]) -> Optional[int]:
+    """0, 1 or 2 for a reply that leads with a clean DarkEventInfer verdict, else None."""
+    v = _lead(reply, _DEI_HEAD, _DEI_VALUE)
+    return None if v is None else int(v)
 
 
 def parse_mixvidqa_verdict(reply: Optional[str]) -> Optional[bool]:
-    """True/False for a clean MixVidQA verdict, else None."""
-    s = _core(reply).lower()
-    if s == "true":
-        return True
-    if s == "false":
-        return False
-    return None
+    """True/False for a reply that leads with a clean MixVidQA verdict, else None."""
+    v = _lead(reply, _MIX_HEAD, _MIX_VALUE)
+    return None if v is None else v.lower() == "true"
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ Public API:
   caption_reward(completion, recall, precision) recall + 0.5 × precision + keyword term
   versavid_reward                             async TRL reward (default config: judges on localhost)
   make_versavid_reward(RewardConfig(...))     the same, configured, bound to one JudgeClient
-  RewardConfig, JudgeClient, JudgeError, JudgeItem, JudgeStats
+  RewardConfig, JudgeClient, JudgeError, JudgeFailure, JudgeItem, JudgeStats
 """
 from versavid_r1.answer import extract_answer
 from versavid_r1.rewards.caption import CAPTION_MAX, KEYWORD_MAX, KEYWORD_MIN, caption_reward, keyword_reward
@@ -23,6 +23,7 @@ from versavid_r1.rewards.composite import (
 )
 from versavid_r1.rewards.format import answer_text, completion_text, format_ok, format_reward
 from versavid_r1.rewards.judge_client import JudgeClient, JudgeError, JudgeItem, JudgeStats
+from versavid_r1.rewards.judge_items import JudgeFailure
 from versavid_r1.rewards.mcqa import multiple_choice_reward, option_letters, symbolic_equal
 
 __all__ = [
@@ -47,6 +48,7 @@ __all__ = [
     "RowScore",
     "JudgeClient",
     "JudgeError",
+    "JudgeFailure",
     "JudgeItem",
     "JudgeStats",
 ]

@@ -15,14 +15,17 @@ every dataset column plus `log_metric` / `log_extra`). Per row:
   that fail the gate (their reward is 0 anyway). `"sum"` → format_weight × format + task_weight ×
   task, every row judged.
 * A judge failure raises `JudgeError` (default) or, with `on_judge_error="skip"`, gives `None`
-  for that row (TRL treats it as NaN and leaves it out).
+  for that row (TRL treats it as NaN and leaves it out). A row the judge answered but could not
+  score (an unparseable verdict, a permanent per-item failure) always gives `None`, never 0; under
+  `raise`, too many of them in a row stop the run (`max_unparseable_rate`, see JudgeClient).
 
 Logged through TRL's `log_metric` (values are per process and step; TRL averages them):
 `rewards/format/mean`; per problem type present in the batch `rewards/<type>/mean` (returned reward),
 `rewards/<type>/task_mean` (task reward before composition, rows where it was computed) and
 `rewards/<type>/format`; judge counters of this call `judge/calls`, `judge/cache_hits`,
 `judge/retries`, `judge/failures`, `judge/skipped`, `judge/requests`, `judge/unparseable`,
-`judge/latency_mean_s`, `judge/latency_max_s`. Through `log_extra`: per-completion columns
+`judge/permanent`, `judge/suspected_injection`, `judge/injection_rejected`, `judge/latency_mean_s`,
+`judge/latency_max_s`. Through `log_extra`: per-completion columns
 `format` and `task_reward`.
 """
 from __future__ import annotations
@@ -39,6 +42,7 @@ from versavid_r1.protocol import DEFAULT_CAPTION_JUDGE_PORT, DEFAULT_QWEN_JUDGE_
 from versavid_r1.rewards.caption import caption_reward
 from versavid_r1.rewards.format import FORMAT_MODES, completion_text, format_ok
 from versavid_r1.rewards.judge_client import ON_JUDGE_ERROR, JudgeClient, JudgeItem, JudgeStats, _normalise_urls
+from versavid_r1.rewards.judge_items import JudgeFailure
 from versavid_r1.rewards.mcqa import multiple_choice_reward
 
 Composition = Literal["gate", "sum"]
@@ -64,6 +68,10 @@ class RewardConfig:
     use_batch_endpoint: bool = True
     cache_size: int = 50_000  # LRU entries; 0 disables the cache
     on_judge_error: str = "raise"  # "raise" | "skip"
+    # Unparseable verdicts and permanent per-item failures are never rewards; under "raise", more
+    # than this share of the last `unparseable_window` judged items failing so stops the run.
+    max_unparseable_rate: float = 0.1
+    unparseable_window: int = 100
     composition: str = "gate"  # "gate" (format × task) | "sum" (weighted sum)
     format_weight: float = 1.0  # only for composition="sum"
     task_weight: float = 1.0  # only for composition="sum"
@@ -83,6 +91,8 @@ class RewardConfig:
         for name in ("format_weight", "task_weight"):
             if not math.isfinite(float(getattr(self, name))):
                 raise ValueError(f"{name} must be finite")
+        if not 0.0 <= float(self.max_unparseable_rate) <= 1.0 or int(self.unparseable_window) < 1:
+            raise ValueError("max_unparseable_rate must be in [0, 1] and unparseable_window >= 1")
         for name in ("timeout_s", "connect_timeout_s"):
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
@@ -116,6 +126,7 @@ class RowScore:
     reward: Optional[float] = None
     judge_result: Any = None
     skipped: bool = False
+    failure: Optional[JudgeFailure] = None  # why a judged row got no score (skipped)
 
 
 def _row_question(prompt: Any) -> str:
@@ -195,12 +206,12 @@ async def score_rows(
             judge_items.append(JudgeItem(ptype, answer, sol, questions[i] or "", row_events))
 
     if judge_items:
-        results = await client.score(judge_items)
+        results = await client.score_outcomes(judge_items)
         for i, result in zip(judge_rows, results):
             row = rows[i]
             row.judge_result = result
-            if result is None:
-                row.skipped = True
+            if isinstance(result, JudgeFailure):
+                row.skipped, row.failure, row.judge_result = True, result, result.result
             elif isinstance(result, CaptionResult):
                 row.task = caption_reward(wrap_answer(row.answer), result.recall, result.precision)
             elif isinstance(result, JudgeResult):
@@ -236,7 +247,8 @@ def log_reward_metrics(
         if task_mean is not None:
             log_metric(f"rewards/{ptype}/task_mean", task_mean)
         log_metric(f"rewards/{ptype}/format", _mean([r.format for r in mine]) or 0.0)
-    for name in ("calls", "cache_hits", "retries", "failures", "skipped", "requests", "unparseable"):
+    for name in ("calls", "cache_hits", "retries", "failures", "skipped", "requests", "unparseable", "permanent",
+                 "suspected_injection", "injection_rejected"):
         log_metric(f"judge/{name}", float(judge_delta.get(name, 0)))
     if judge_delta.get("latency_count", 0) > 0:
         log_metric("judge/latency_mean_s", judge_delta["latency_total_s"] / judge_delta["latency_count"])

@@ -1,49 +1,46 @@
 """Async client of the judge services (Qwen2.5 judge: DarkEventInfer, MixVidQA; AutoDQ caption judge).
 
-What it guarantees, so that a slow or dead judge never hangs or silently corrupts training:
+What it guarantees, so that a slow, dead or misbehaving judge never hangs or silently corrupts training:
 
 * **Concurrency.** All items of one `score()` call are sent at once, limited by an
   `asyncio.Semaphore` (`max_concurrency` requests in flight per event loop). Several items for one
   judge go to the service's batch endpoint (`PREDICT_BATCH_PATH`) in chunks of `max_batch_size`;
   a single item uses `PREDICT_PATH`. B×G items take about one request's latency, not B×G of them.
-* **Replicas.** Each judge has one or more base URLs; requests go round-robin, and a retry goes to
-  the replica after the one that failed.
-* **Bounded waits.** Every HTTP request has a timeout (`timeout_s`, connect `connect_timeout_s`).
-  Connection errors, timeouts, HTTP 5xx, 408 and 429 are retried `retries` times with exponential
-  backoff (`backoff_s`·2^k, at most `backoff_max_s`, plus up to `jitter`·delay of random jitter).
-  The longest possible wait of one item is therefore bounded by
-  (retries + 1) · (timeout_s + queueing behind the semaphore) + Σ backoffs.
-* **Loud failures.** Other 4xx answers (a 422 is a client/server protocol bug) are never retried and
-  always raise `JudgeError` with the response body, whatever `on_judge_error` says. After the last
-  retry, or on a malformed reply (bad JSON, wrong number of results, a score outside the task's
-  range), `on_judge_error="raise"` (default) raises `JudgeError` naming the URL and the cause;
-  `"skip"` returns `None` for the affected items (TRL leaves them out) and counts them. Never a
-  silent 0.
+* **Bounded waits** (versavid_r1.rewards.judge_transport): `timeout_s` is a total deadline per HTTP
+  attempt, retries go round-robin over replicas with backoff. The longest possible wait of one item
+  is (retries + 1) · (timeout_s + queueing behind the semaphore) + Σ backoffs.
+* **Failures are never rewards.** Three kinds of item failure (`JudgeFailure`):
+  - *outage* (after the last retry, or a malformed reply): `on_judge_error="raise"` (default) raises
+    `JudgeError` naming the URL and the cause; `"skip"` leaves the item unscored and counts it;
+  - *unparseable verdict* (the judge answered without a clean verdict) and *permanent* per-item
+    failure (the service said the item cannot be scored, e.g. a caption whose replies were never
+    JSON; versavid_r1.protocol): the item is left unscored and counted, never rewarded 0 — under
+    either setting. Under `raise`, once more than `max_unparseable_rate` × `unparseable_window` of
+    the last `unparseable_window` judged items failed this way, `JudgeError` stops the run (the
+    judge is broken, not the answers);
+  - *bad request* (any other 4xx): always raises (`JudgeError.fatal`), whatever `on_judge_error` says.
+  `score()` returns None for an unscored item; `score_outcomes()` returns the `JudgeFailure`.
+* **Injection.** Answers are screened by a lexical detector (versavid_r1.rewards.injection) and the
+  Qwen judge's decoy check flags verdicts it does not trust (`SUSPECTED_INJECTION`, scored 0); both
+  are logged and counted in `stats.suspected_injection`.
 * **Cache.** A bounded LRU cache keyed by (judge, problem type, question, ground truth, extracted
   answer) holds successful results; identical keys within one call become one request item. The
   caption judge does not receive the question, so its key uses "" for it. Failures are not cached.
-* **Event loops.** The httpx client and the semaphore are created lazily per running event loop
-  (TRL runs async reward functions on its own daemon-thread loop; scripts may call `asyncio.run`
-  several times). Nothing is bound to a loop at construction, so the client can be built at import.
-  Call `aclose()` on the loop that used it (or `close()`) to release connections.
+* **Event loops.** Connections are per running event loop and created lazily, so the client can be
+  built at import and used from TRL's reward thread. Call `aclose()` on the loop that used it (or
+  `close()`) to release connections.
 * **Counters.** `stats` (a `JudgeStats`) counts calls, cache hits, retries, failures, skipped,
-  requests, batch requests, unparseable verdicts and latency; `stats.snapshot()` / `delta()` give
-  per-step numbers for logging.
+  requests, batch requests, unparseable verdicts, permanent failures, suspected injections and
+  latency; `stats.snapshot()` / `delta()` give per-step numbers for logging.
 """
 from __future__ import annotations
 
 import asyncio
 import collections
-import itertools
 import logging
 import math
-import random
-import threading
-import time
-import weakref
 from typing import Any, Iterable, Literal, Mapping, Optional, Sequence, Union
 
-import httpx
 from pydantic import ValidationError
 
 from versavid_r1 import tasks
@@ -51,7 +48,6 @@ from versavid_r1.protocol import (
     HEALTH_PATH,
     PREDICT_BATCH_PATH,
     PREDICT_PATH,
-    UNPARSEABLE,
     CaptionBatchRequest,
     CaptionBatchResponse,
     CaptionResult,
@@ -60,20 +56,16 @@ from versavid_r1.protocol import (
     JudgeBatchResponse,
     JudgeResult,
 )
-from versavid_r1.rewards.judge_items import JudgeError, JudgeItem, JudgeStats, Result, empty_result, request_model
+from versavid_r1.rewards.judge_items import (
+    OUTAGE_FAILURE, JudgeError, JudgeFailure, JudgeItem, JudgeStats, Result, empty_result, request_model,
+)
+from versavid_r1.rewards.judge_outcomes import Outcome, OutcomePolicy, ResultCache
+from versavid_r1.rewards.judge_transport import JudgeTransport
 
 logger = logging.getLogger(__name__)
 
 OnJudgeError = Literal["raise", "skip"]
 ON_JUDGE_ERROR: tuple[str, ...] = ("raise", "skip")
-# HTTP statuses worth retrying besides 5xx: request timeout, too many requests.
-RETRY_STATUSES = frozenset({408, 429})
-ERROR_BODY_CHARS = 2000
-
-class _LoopState:
-    def __init__(self, client: httpx.AsyncClient, semaphore: asyncio.Semaphore) -> None:
-        self.client = client
-        self.semaphore = semaphore
 
 
 def _normalise_urls(urls: Union[str, Iterable[str], None]) -> tuple[str, ...]:
@@ -106,6 +98,8 @@ class JudgeClient:
         use_batch_endpoint: bool = True,
         cache_size: int = 50_000,
         on_judge_error: OnJudgeError = "raise",
+        max_unparseable_rate: float = 0.1,
+        unparseable_window: int = 100,
         headers: Optional[Mapping[str, str]] = None,
     ) -> None:
         """`urls`: judge name (`tasks.QWEN_JUDGE`, `tasks.CAPTION_JUDGE`) → base URL(s).
@@ -125,27 +119,35 @@ class JudgeClient:
             raise ValueError("retries and cache_size must be >= 0, max_concurrency and max_batch_size >= 1")
         if backoff_s < 0 or backoff_max_s < 0 or jitter < 0:
             raise ValueError("backoff_s, backoff_max_s and jitter must be >= 0")
+        if not (0.0 <= max_unparseable_rate <= 1.0) or unparseable_window < 1:
+            raise ValueError("max_unparseable_rate must be in [0, 1] and unparseable_window >= 1")
         self.timeout_s = float(timeout_s)
-        self.connect_timeout_s = float(min(connect_timeout_s, timeout_s))
         self.retries = int(retries)
-        self.backoff_s = float(backoff_s)
-        self.backoff_max_s = float(backoff_max_s)
-        self.jitter = float(jitter)
         self.max_concurrency = int(max_concurrency)
         self.max_batch_size = int(max_batch_size)
         self.use_batch_endpoint = bool(use_batch_endpoint)
         self.cache_size = int(cache_size)
         self.on_judge_error: OnJudgeError = on_judge_error
-        self.headers = dict(headers or {})
+        self.max_unparseable_rate = float(max_unparseable_rate)
+        self.unparseable_window = int(unparseable_window)
         self.stats = JudgeStats()
-        self._cache: "collections.OrderedDict[tuple, Result]" = collections.OrderedDict()
-        self._cache_lock = threading.Lock()
-        self._rr = {judge: itertools.count() for judge in self.urls}
+        self._transport = JudgeTransport(
+            self.urls, self.stats, timeout_s=self.timeout_s,
+            connect_timeout_s=float(min(connect_timeout_s, timeout_s)), retries=self.retries,
+            backoff_s=float(backoff_s), backoff_max_s=float(backoff_max_s), jitter=float(jitter),
+            max_concurrency=self.max_concurrency, headers=dict(headers or {}))
+        self._cache = ResultCache(self.cache_size)
         self._no_batch: set[str] = set()  # judges whose service has no batch endpoint (404/405)
-        self._states: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopState]" = (
-            weakref.WeakKeyDictionary()
-        )
-        self._states_lock = threading.Lock()
+        self._outcomes = OutcomePolicy(self.stats, on_judge_error, self.max_unparseable_rate,
+                                       self.unparseable_window)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return self._transport.headers
+
+    @headers.setter
+    def headers(self, value: Mapping[str, str]) -> None:
+        self._transport.headers = dict(value)
 
     # --- configuration helpers ---------------------------------------------------------------
     @classmethod
@@ -164,6 +166,8 @@ class JudgeClient:
             use_batch_endpoint=cfg.use_batch_endpoint,
             cache_size=cfg.cache_size,
             on_judge_error=cfg.on_judge_error,
+            max_unparseable_rate=cfg.max_unparseable_rate,
+            unparseable_window=cfg.unparseable_window,
         )
 
     def __repr__(self) -> str:
@@ -173,36 +177,13 @@ class JudgeClient:
             f"on_judge_error={self.on_judge_error!r})"
         )
 
-    # --- per-loop resources --------------------------------------------------------------------
-    def _state(self) -> _LoopState:
-        loop = asyncio.get_running_loop()
-        with self._states_lock:
-            state = self._states.get(loop)
-            if state is None:
-                # Drop the resources of loops that have been closed meanwhile (asyncio.run per call).
-                for old in [lp for lp in self._states if lp.is_closed()]:
-                    del self._states[old]
-                client = httpx.AsyncClient(
-                    timeout=httpx.Timeout(self.timeout_s, connect=self.connect_timeout_s),
-                    limits=httpx.Limits(
-                        max_connections=self.max_concurrency,
-                        max_keepalive_connections=self.max_concurrency,
-                    ),
-                    trust_env=False,  # never route a localhost judge through an HTTP proxy
-                )
-                state = _LoopState(client, asyncio.Semaphore(self.max_concurrency))
-                self._states[loop] = state
-            return state
-
     async def aclose(self) -> None:
         """Close the HTTP connections of the running loop (other loops' clients are dropped)."""
-        loop = asyncio.get_running_loop()
-        with self._states_lock:
-            state = self._states.pop(loop, None)
-            for old in [lp for lp in self._states if lp.is_closed()]:
-                del self._states[old]
-        if state is not None:
-            await state.client.aclose()
+        await self._transport.aclose()
+
+    def close(self) -> None:
+        """Drop every loop's HTTP client (synchronous; prefer `await aclose()` on the loop)."""
+        self._transport.close()
 
     async def __aenter__(self) -> "JudgeClient":
         return self
@@ -210,39 +191,22 @@ class JudgeClient:
     async def __aexit__(self, *exc: Any) -> None:
         await self.aclose()
 
-    # --- cache ---------------------------------------------------------------------------------
-    def _cache_get(self, key: tuple) -> Optional[Result]:
-        if self.cache_size <= 0:
-            return None
-        with self._cache_lock:
-            hit = self._cache.get(key)
-            if hit is not None:
-                self._cache.move_to_end(key)
-            return hit
-
-    def _cache_put(self, key: tuple, value: Result) -> None:
-        if self.cache_size <= 0:
-            return
-        with self._cache_lock:
-            self._cache[key] = value
-            self._cache.move_to_end(key)
-            while len(self._cache) > self.cache_size:
-                self._cache.popitem(last=False)
-
     def cache_len(self) -> int:
-        with self._cache_lock:
-            return len(self._cache)
+        return len(self._cache)
 
     def clear_cache(self) -> None:
-        with self._cache_lock:
-            self._cache.clear()
+        self._cache.clear()
 
     # --- public API ----------------------------------------------------------------------------
     async def score(self, items: Sequence[JudgeItem]) -> list[Optional[Result]]:
         """Score items concurrently. Returns one result per item: `JudgeResult` (DarkEventInfer,
         MixVidQA: `.output`), `CaptionResult` (caption: `.recall`, `.precision`), or None for an
-        item that failed with `on_judge_error="skip"`. Raises `JudgeError` otherwise."""
-        results: list[Optional[Result]] = [None] * len(items)
+        item the judge could not score (see the module docstring). Raises `JudgeError` otherwise."""
+        return [None if isinstance(o, JudgeFailure) else o for o in await self.score_outcomes(items)]
+
+    async def score_outcomes(self, items: Sequence[JudgeItem]) -> list[Outcome]:
+        """Like `score`, but an unscored item gives its `JudgeFailure` (kind, reason, permanence)."""
+        results: list[Optional[Outcome]] = [None] * len(items)
         pending: dict[tuple, list[int]] = {}
         first: dict[tuple, JudgeItem] = {}
         hits = empty = 0
@@ -252,7 +216,7 @@ class JudgeClient:
                 empty += 1
                 continue
             key = item.key()
-            cached = self._cache_get(key)
+            cached = self._cache.get(key)
             if cached is not None:
                 results[i] = cached
                 hits += 1
@@ -264,12 +228,13 @@ class JudgeClient:
                 first[key] = item
         self.stats.add(cache_hits=hits, empty=empty)
         if not pending:
-            return results
+            return results  # type: ignore[return-value]
+        self._outcomes.screen(list(first.values()))
 
+        chunks: list[tuple[str, list[tuple[tuple, JudgeItem]]]] = []
         by_judge: dict[str, list[tuple[tuple, JudgeItem]]] = collections.defaultdict(list)
         for key, item in first.items():
             by_judge[item.judge].append((key, item))
-        chunks: list[tuple[str, list[tuple[tuple, JudgeItem]]]] = []
         for judge, entries in by_judge.items():
             if not self.urls.get(judge):
                 raise JudgeError(judge, "<no URL>", f"no URL configured for judge {judge!r}", attempts=0, fatal=True)
@@ -282,6 +247,7 @@ class JudgeClient:
             return_exceptions=True,
         )
         error: Optional[BaseException] = None
+        unscorable: list[JudgeFailure] = []
         for (judge, chunk), outcome in zip(chunks, outcomes):
             if isinstance(outcome, BaseException):
                 n_rows = sum(len(pending[key]) for key, _ in chunk)
@@ -289,55 +255,44 @@ class JudgeClient:
                 if isinstance(outcome, JudgeError) and not outcome.fatal and self.on_judge_error == "skip":
                     self.stats.add(skipped=n_rows)
                     logger.warning("%s; %d item(s) skipped (on_judge_error=skip)", outcome, n_rows)
+                    for key, _ in chunk:
+                        for i in pending[key]:
+                            results[i] = JudgeFailure(OUTAGE_FAILURE, str(outcome))
                     continue
                 if error is None or (isinstance(outcome, JudgeError) and outcome.fatal and not _is_fatal(error)):
                     error = outcome
                 continue
             for (key, _), result in zip(chunk, outcome):
-                self._cache_put(key, result)
+                if isinstance(result, JudgeFailure):
+                    unscorable.append(result)
+                    self.stats.add(failures=1, skipped=len(pending[key]))
+                else:
+                    self._cache.put(key, result)
                 for i in pending[key]:
                     results[i] = result
         if error is not None:
             raise error
-        return results
+        self._outcomes.check_rate(len(first), unscorable)
+        return results  # type: ignore[return-value]
 
     async def score_one(self, item: JudgeItem) -> Optional[Result]:
         return (await self.score([item]))[0]
 
     async def health(self) -> dict[str, Union[Health, str]]:
         """GET /health of every configured URL: a `Health` per URL, or the error text."""
-        state = self._state()
 
         async def one(url: str) -> tuple[str, Union[Health, str]]:
             try:
-                resp = await state.client.get(url + HEALTH_PATH, timeout=min(self.timeout_s, 10.0), headers=self.headers)
-                resp.raise_for_status()
-                return url, Health.model_validate(resp.json())
+                data = await self._transport.get_json(url + HEALTH_PATH, min(self.timeout_s, 10.0))
+                return url, Health.model_validate(data)
             except Exception as exc:  # noqa: BLE001 - reported, not raised
                 return url, f"{type(exc).__name__}: {exc}"
 
         urls = [u for judge_urls in self.urls.values() for u in judge_urls]
         return dict(await asyncio.gather(*(one(u) for u in urls)))
 
-    def close(self) -> None:
-        """Drop every loop's HTTP client (synchronous; prefer `await aclose()` on the loop).
-        Clients of loops that are already closed cannot be closed any more, only dropped."""
-        with self._states_lock:
-            states = list(self._states.items())
-            self._states.clear()
-        for loop, state in states:
-            if loop.is_closed():
-                continue
-            try:
-                if loop.is_running():
-                    asyncio.run_coroutine_threadsafe(state.client.aclose(), loop)
-                else:
-                    loop.run_until_complete(state.client.aclose())
-            except Exception:  # noqa: BLE001 - best effort
-                logger.debug("closing a judge client failed", exc_info=True)
-
     # --- internals -----------------------------------------------------------------------------
-    async def _score_chunk(self, judge: str, items: list[JudgeItem]) -> list[Result]:
+    async def _score_chunk(self, judge: str, items: list[JudgeItem]) -> list[Outcome]:
         self.stats.add(calls=len(items))
         if len(items) > 1 and judge not in self._no_batch:
             try:
@@ -353,18 +308,22 @@ class JudgeClient:
                 raise outcome
         return list(singles)  # type: ignore[arg-type]
 
-    async def _request_single(self, judge: str, item: JudgeItem) -> Result:
+    async def _request_single(self, judge: str, item: JudgeItem) -> Outcome:
         payload = request_model(item).model_dump()
-        data, url = await self._post(judge, PREDICT_PATH, payload)
+        try:
+            data, url = await self._transport.post(judge, PREDICT_PATH, payload)
+        except JudgeError as exc:
+            if exc.permanent:
+                return self._outcomes.permanent(str(exc))
+            raise
         model = CaptionResult if judge == tasks.CAPTION_JUDGE else JudgeResult
         try:
             result = model.model_validate(data)
         except ValidationError as exc:
             raise JudgeError(judge, url, f"malformed reply: {_short(exc)}") from exc
-        self._check_result(judge, url, item, result)
-        return result
+        return self._outcomes.classify(judge, url, item, result)
 
-    async def _request_batch(self, judge: str, items: list[JudgeItem]) -> list[Result]:
+    async def _request_batch(self, judge: str, items: list[JudgeItem]) -> list[Outcome]:
         if judge == tasks.CAPTION_JUDGE:
             payload = CaptionBatchRequest(items=[request_model(i) for i in items]).model_dump()
             response_model: Any = CaptionBatchResponse
@@ -372,83 +331,14 @@ class JudgeClient:
             payload = JudgeBatchRequest(items=[request_model(i) for i in items]).model_dump()
             response_model = JudgeBatchResponse
         self.stats.add(batch_requests=1)
-        data, url = await self._post(judge, PREDICT_BATCH_PATH, payload)
+        data, url = await self._transport.post(judge, PREDICT_BATCH_PATH, payload)
         try:
             parsed = response_model.model_validate(data)
         except ValidationError as exc:
             raise JudgeError(judge, url, f"malformed batch reply: {_short(exc)}") from exc
         if len(parsed.results) != len(items):
             raise JudgeError(judge, url, f"batch reply has {len(parsed.results)} results for {len(items)} items")
-        for item, result in zip(items, parsed.results):
-            self._check_result(judge, url, item, result)
-        return list(parsed.results)
-
-    def _check_result(self, judge: str, url: str, item: JudgeItem, result: Result) -> None:
-        if isinstance(result, CaptionResult):
-            for name in ("recall", "precision"):
-                v = getattr(result, name)
-                if not (math.isfinite(v) and 0.0 <= v <= 1.0):
-                    raise JudgeError(judge, url, f"{name}={v!r} outside [0, 1]")
-            return
-        lo, hi = tasks.TASK_REWARD_RANGE[item.problem_type]
-        if not (math.isfinite(result.output) and lo <= result.output <= hi):
-            raise JudgeError(judge, url, f"{item.problem_type} score {result.output!r} outside [{lo}, {hi}]")
-        if result.verdict == UNPARSEABLE:
-            self.stats.add(unparseable=1)
-
-    def _next_index(self, judge: str) -> int:
-        return next(self._rr[judge])
-
-    def _url(self, judge: str, index: int) -> str:
-        urls = self.urls[judge]
-        return urls[index % len(urls)]
-
-    def _backoff(self, attempt: int) -> float:
-        delay = min(self.backoff_max_s, self.backoff_s * (2 ** attempt))
-        return delay * (1.0 + self.jitter * random.random())
-
-    async def _post(self, judge: str, path: str, payload: dict) -> tuple[Any, str]:
-        """POST with retries. Returns (parsed JSON, URL that answered)."""
-        state = self._state()
-        attempts = self.retries + 1
-        url = ""
-        cause = ""
-        status: Optional[int] = None
-        # Round-robin over replicas; a retry goes to the replica after the one that just failed.
-        first = self._next_index(judge)
-        for attempt in range(attempts):
-            url = self._url(judge, first + attempt) + path
-            status = None
-            async with state.semaphore:
-                self.stats.add(requests=1)
-                t0 = time.perf_counter()
-                try:
-                    resp = await state.client.post(url, json=payload, headers=self.headers)
-                except httpx.TimeoutException as exc:
-                    cause = f"timed out ({type(exc).__name__}, timeout {self.timeout_s:g} s)"
-                except httpx.TransportError as exc:
-                    cause = f"{type(exc).__name__}: {exc or 'connection failed'}"
-                else:
-                    status = resp.status_code
-                    if status < 300:
-                        self.stats.observe_latency(time.perf_counter() - t0)
-                        try:
-                            return resp.json(), url
-                        except ValueError as exc:
-                            raise JudgeError(judge, url, f"reply is not JSON: {resp.text[:200]!r}",
-                                             attempts=attempt + 1, status=status) from exc
-                    body = resp.text[:ERROR_BODY_CHARS]
-                    cause = f"HTTP {status}: {body}"
-                    if not (status >= 500 or status in RETRY_STATUSES):
-                        raise JudgeError(judge, url, cause, attempts=attempt + 1, status=status, fatal=True)
-            if attempt + 1 < attempts:
-                self.stats.add(retries=1)
-                delay = self._backoff(attempt)
-                logger.info("judge %r at %s: %s; retry %d/%d in %.2f s", judge, url, cause,
-                            attempt + 1, self.retries, delay)
-                await asyncio.sleep(delay)
-        raise JudgeError(judge, url, cause, attempts=attempts, status=status)
-
+        return [self._outcomes.classify(judge, url, item, result) for item, result in zip(items, parsed.results)]
 
 def _is_fatal(exc: BaseException) -> bool:
     return isinstance(exc, JudgeError) and exc.fatal

@@ -22,6 +22,8 @@ class JudgeError(RuntimeError):
 
     `fatal` is True for errors that `on_judge_error="skip"` must not hide (4xx: a request the
     service rejects is a bug on one side of the protocol, not an unavailable judge).
+    `permanent` is True when the service said that this item cannot be scored (HTTP 422 with
+    `"permanent": true`, versavid_r1.protocol): retrying will not help, skipping it is safe.
     """
 
     def __init__(
@@ -33,6 +35,7 @@ class JudgeError(RuntimeError):
         attempts: int = 1,
         status: Optional[int] = None,
         fatal: bool = False,
+        permanent: bool = False,
     ) -> None:
         self.judge = judge
         self.url = url
@@ -40,8 +43,31 @@ class JudgeError(RuntimeError):
         self.attempts = attempts
         self.status = status
         self.fatal = fatal
+        self.permanent = permanent
         tries = f" after {attempts} attempt{'s' if attempts != 1 else ''}" if attempts else ""
         super().__init__(f"judge {judge!r} at {url} failed{tries}: {cause}")
+
+
+# Kinds of JudgeFailure: the judge answered but could not score the item (its reply held no clean
+# verdict / the service reported a permanent per-item failure), or it could not be reached.
+UNPARSEABLE_FAILURE = "unparseable"
+PERMANENT_FAILURE = "permanent"
+OUTAGE_FAILURE = "outage"
+
+
+@dataclass(frozen=True)
+class JudgeFailure:
+    """Why one item got no score. `permanent`: scoring it again will give the same failure (an
+    evaluation can record it as final); otherwise the judge was unavailable (score it again later).
+    `result` is the judge's reply when there was one (the unparseable verdict with its `raw` text)."""
+
+    kind: str
+    reason: str
+    result: Optional["Result"] = None
+
+    @property
+    def permanent(self) -> bool:
+        return self.kind in (UNPARSEABLE_FAILURE, PERMANENT_FAILURE)
 
 
 @dataclass(frozen=True)
@@ -83,7 +109,10 @@ class JudgeStats:
     skipped: int = 0  # items returned as None because of on_judge_error="skip"
     requests: int = 0  # HTTP attempts (including retries)
     batch_requests: int = 0  # logical requests that used the batch endpoint
-    unparseable: int = 0  # results whose verdict was "unparseable" (scored 0 by the service)
+    unparseable: int = 0  # replies without a clean verdict: a judge failure of that item, not a 0
+    permanent: int = 0  # items the judge reported as permanently unscorable (e.g. non-JSON caption replies)
+    suspected_injection: int = 0  # answers flagged by the decoy check or the lexical detector
+    injection_rejected: int = 0  # of those, positive verdicts the decoy check turned into 0
     empty: int = 0  # items with an empty answer: scored 0 without a request
     latency_total_s: float = 0.0  # sum over successful HTTP attempts
     latency_max_s: float = 0.0  # since the last reset_latency_max() (versavid_reward resets it per call)
@@ -92,7 +121,8 @@ class JudgeStats:
 
     COUNTERS = (
         "calls", "cache_hits", "retries", "failures", "skipped", "requests", "batch_requests",
-        "unparseable", "empty", "latency_total_s", "latency_count",
+        "unparseable", "permanent", "suspected_injection", "injection_rejected", "empty",
+        "latency_total_s", "latency_count",
     )
 
     def add(self, **deltas: float) -> None:

@@ -8,10 +8,14 @@ text (solutions are often stored as a bare "B"). The answer text is then judged 
    answer hedging between options must not get credit (a group of 8 samples would otherwise learn
    to list several letters). Letters are counted in these places only, so that ordinary words
    ("A man opens the door") are not read as options:
-   - the leading option form (below), and a list directly after it joined by `,` `/` `&` `or`
-     `and` ("B or C", "B, C", "(B)/(C)");
+   - the leading option form (below), and a list directly after it joined by `,` `;` `/` `&` `or`
+     `and` `vs` `nor`, optionally with a hedge word ("B or C", "B, C", "B; C", "(B)/(C)", "B or C?",
+     "B or maybe A", "either B or C"); after such a joiner a capital letter counts even when a word
+     follows it ("C and B are both possible");
    - every `\\boxed{X}` and every parenthesised, bracketed or braced capital `(X)`, `[X]`, `{X}`;
-   - every line that starts like an option, `X.` or `X)` ("B. …\\nC. …").
+   - every line that starts like an option, `X.` or `X)` ("B. …\\nC. …");
+   - anywhere, a capital letter after "or", "vs", "versus" or "nor" ("B (or possibly C)"), or one
+     declared possible ("C is also possible", "D could be right"; "A is not correct" does not count).
 2. **Both name one letter → compare the letters** (case-insensitive). The ground truth's letter is
    its first character when that is A–G followed by a delimiter or the end, as in the reference.
 3. **Otherwise symbolic equality** with math-verify (`parse` / `verify`), e.g. "0.5" vs
@@ -50,7 +54,7 @@ _L = "A-Ga-g"
 # Preambles before the letter: "The answer is", "Answer:", "Final answer: option", "Choice", …
 _PREAMBLE = re.compile(
     r"^(?:(?:the\s+)?(?:correct\s+|final\s+|best\s+|right\s+)?(?:answer|option|choice)"
-    r"(?:\s+is)?\s*[:：]?\s*(?:option\s+|choice\s+)?)",
+    r"(?:\s+is)?\s*[:：]?\s*(?:option\s+|choice\s+)?)?(?:(?:either|between)\s+)?",
     re.IGNORECASE,
 )
 # One option form at the start of a string; group "l" is the letter. Wrapped forms first.
@@ -58,9 +62,21 @@ _FORM = re.compile(
     rf"\\boxed\{{\s*\(?(?P<b>[{_L}])\)?\s*\}}"
     rf"|\\text\{{\s*(?P<t>[{_L}])\s*\}}"
     rf"|\((?P<p>[{_L}])\)|\[(?P<s>[{_L}])\]|\{{(?P<c>[{_L}])\}}"
-    rf"|(?P<l>[{_L}])(?=[.):：,;/&]|\s*$|\s+(?:or|and)\b)",
+    rf"|(?P<l>[{_L}])(?=[.):：,;/&?!]|\s*$|\s+(?:or|and|vs|versus|nor)\b)",
 )
-_LIST_SEP = re.compile(r"\s*(?:,|/|&|\bor\b|\band\b|\band/or\b)\s*", re.IGNORECASE)
+# After a list joiner, a capital letter is an option even when a word follows ("C and B are both ...").
+_LISTED_CAPITAL = re.compile(r"(?P<u>[A-G])\b(?![-'’])")
+_JOINER = r"(?:and/or|or|and|vs\.?|versus|nor)\b"
+_HEDGE_WORDS = r"(?:(?:maybe|perhaps|possibly|probably|even|also|else|option|choice)\s+)*"
+_LIST_SEP = re.compile(
+    rf"\s*\(?\s*(?:[,;/&]\s*(?:{_JOINER}\s*)?|{_JOINER}\s*){_HEDGE_WORDS}", re.IGNORECASE
+)
+# Anywhere in the answer: a capital letter offered as an alternative, or declared possible.
+_ALTERNATIVE = re.compile(rf"\b(?:or|vs\.?|versus|nor)\s+{_HEDGE_WORDS}\(?([A-G])\b(?![-'’])")
+_DECLARED_POSSIBLE = re.compile(
+    r"\b([A-G])\s+(?:is|are|seems|could|might|may|would)\s+(?!not\b|never\b|incorrect\b|wrong\b)"
+    r"(?:\w+\s+){0,2}?(?:possible|correct|right|plausible|likely|valid|true|an?\s+option|the\s+answer)\b"
+)
 _BOXED_ANY = re.compile(rf"\\boxed\{{\s*\(?([{_L}])\)?\s*\}}")
 _WRAPPED_ANY = re.compile(r"[(\[{]\s*([A-G])\s*[)\]}]")
 _LINE_OPTION = re.compile(r"(?m)^[ \t]*([A-G])[.)](?=[ \t]|$)")
@@ -68,8 +84,8 @@ _STRIP_CHARS = " \t\r\n*`'\"$"
 
 
 def _form_letter(m: "re.Match[str]") -> str:
-    for g in ("b", "t", "p", "s", "c", "l"):
-        if m.group(g):
+    for g in ("b", "t", "p", "s", "c", "l", "u"):
+        if g in m.re.groupindex and m.group(g):
             return m.group(g).upper()
     return ""  # pragma: no cover - the pattern always captures one group
 
@@ -87,12 +103,15 @@ def leading_letters(answer: str) -> list[str]:
         letters.append(_form_letter(m))
         rest = s[m.end():]
         # Skip the delimiter of a form like "B." / "B)" before looking for a list separator.
-        rest = re.sub(r"^[.):：;]+", "", rest)
+        delim = re.match(r"[.):：?!]*", rest).group(0)
+        rest = rest[len(delim):]
         sep = _LIST_SEP.match(rest)
+        if (not sep or sep.end() == 0) and "?" in delim:
+            sep = re.match(r"\s+", rest)  # "B? C?": questioned letters in a row
         if not sep or sep.end() == 0:
             break
         s = rest[sep.end():].lstrip(_STRIP_CHARS)
-        m = _FORM.match(s)
+        m = _FORM.match(s) or _LISTED_CAPITAL.match(s)
     return letters
 
 
@@ -104,6 +123,8 @@ def option_letters(answer: str) -> set[str]:
     found.update(x.upper() for x in _BOXED_ANY.findall(answer))
     found.update(_WRAPPED_ANY.findall(answer))
     found.update(_LINE_OPTION.findall(answer))
+    found.update(_ALTERNATIVE.findall(answer))
+    found.update(_DECLARED_POSSIBLE.findall(answer))
     return found
 
 

@@ -81,6 +81,14 @@ class ScriptArguments(VideoArguments):
             "choices": ["raise", "skip"],
         },
     )
+    judge_max_unparseable_rate: float = field(
+        default=0.1,
+        metadata={
+            "help": "Judge replies without a clean verdict (and items a judge reports it cannot score) are never "
+            "rewarded: they are left out and counted (judge/unparseable, judge/permanent). With on_judge_error "
+            "'raise', more than this share of the last 100 judged items failing so stops training."
+        },
+    )
     reward_composition: str = field(
         default="gate",
         metadata={
@@ -149,6 +157,7 @@ class ScriptArguments(VideoArguments):
             max_batch_size=self.judge_batch_size,
             cache_size=self.judge_cache_size,
             on_judge_error=self.on_judge_error,
+            max_unparseable_rate=self.judge_max_unparseable_rate,
             composition=self.reward_composition,
             format_mode=self.format_mode,
         )

@@ -4,7 +4,13 @@ from __future__ import annotations
 import abc
 import asyncio
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Coroutine, Optional
+
+
+# Lanes of generation work: verdicts (short, many) and chat (long, few). A backend that queues work
+# (transformers) gives each lane its own queue and thread, so verdicts never wait behind chat.
+VERDICT_LANE, CHAT_LANE = "verdict", "chat"
+LANES = (VERDICT_LANE, CHAT_LANE)
 
 
 class BackendError(RuntimeError):
@@ -25,6 +31,19 @@ class UnsupportedRequest(ValueError):
     so a client can fall back instead of trusting a setting that was dropped)."""
 
 
+class RequestTooLarge(ValueError):
+    """The prompts of one request hold more tokens together than `--max-request-tokens` (422)."""
+
+
+def check_request_tokens(lengths: list[int], limit: int) -> None:
+    """Bound the work of one request: its prompts' tokens together (a batch of 512 long items would
+    otherwise hold the model for minutes)."""
+    total = sum(lengths)
+    if total > limit:
+        raise RequestTooLarge(f"the request's {len(lengths)} prompts hold {total} tokens together, more than "
+                              f"--max-request-tokens {limit}: send fewer items per request")
+
+
 @dataclass
 class GenRequest:
     """One chat generation. temperature 0 means greedy decoding."""
@@ -36,6 +55,7 @@ class GenRequest:
     stop: Optional[list[str]] = None
     response_format: Optional[dict] = None   # honoured by backends with `enforces_response_format`
     seed: Optional[int] = None
+    lane: str = VERDICT_LANE
 
     def sampling_key(self) -> tuple:
         """Requests with equal keys can share one batched generate call."""
@@ -102,7 +122,7 @@ class JudgeBackend(abc.ABC):
         self.stats.requests += len(requests)
         try:
             return await self._generate_many(requests)
-        except (PromptTooLong, UnsupportedRequest, asyncio.CancelledError):
+        except (PromptTooLong, RequestTooLarge, UnsupportedRequest, asyncio.CancelledError):
             raise
         except BackendError:
             self.stats.errors += 1
@@ -114,6 +134,28 @@ class JudgeBackend(abc.ABC):
     @abc.abstractmethod
     async def _generate_many(self, requests: list[GenRequest]) -> list[GenResult]:
         ...
+
+
+async def gather_windowed(coros: list[Coroutine[Any, Any, Any]], window: int) -> list[Any]:
+    """Await `coros` with at most `window` of them running at once, results in order. Backends that
+    hand every item to an engine at once (vllm, openai) use it per request, so one request of 512
+    items cannot fill the engine's FIFO queue ahead of every later request. If one fails or the
+    caller is cancelled, the rest are cancelled."""
+    gate = asyncio.Semaphore(max(1, int(window)))
+
+    async def run(coro):
+        try:
+            async with gate:
+                return await coro
+        finally:
+            coro.close()   # a coroutine cancelled before it started is closed, not left unawaited
+
+    tasks = [asyncio.ensure_future(run(c)) for c in coros]
+    try:
+        return list(await asyncio.gather(*tasks))
+    finally:
+        for t in tasks:
+            t.cancel()
 
 
 def create_backend(settings) -> JudgeBackend:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import asyncio
 import os
 
-from .base import BackendError, GenRequest, GenResult, JudgeBackend
+from .base import BackendError, GenRequest, GenResult, JudgeBackend, gather_windowed
 
 
 def chat_kwargs(model: str, req: GenRequest) -> dict:
@@ -71,4 +71,5 @@ class OpenAIBackend(JudgeBackend):
                          finish_reason=choice.finish_reason or "stop")
 
     async def _generate_many(self, requests: list[GenRequest]) -> list[GenResult]:
-        return list(await asyncio.gather(*(self._one(r) for r in requests)))
+        # At most `request_window` items of one request wait for the shared semaphore at a time.
+        return await gather_windowed([self._one(r) for r in requests], self.settings.request_window)

@@ -1,16 +1,26 @@
-"""Any `from_pretrained` causal LM, on CPU or GPU, with a micro-batching queue.
+"""Any `from_pretrained` causal LM, on CPU or GPU, with a fair micro-batching queue.
 
-Concurrent requests are put on an asyncio queue. One worker task takes the first waiting request,
-then keeps collecting until it has `max_batch_size` requests or `max_wait_ms` has passed (requests
-that are already waiting are taken at once, so under load batches fill without waiting; while traffic
-comes one request at a time, a lone request is run at once instead of waiting), and runs
-ONE left-padded `generate` call for them in a single worker thread, so the event loop never blocks.
-Requests with different sampling settings are split into separate calls; the batch generates up to
-the largest `max_new_tokens` asked for and each reply is cut back to its own limit, which for greedy
+Requests are queued per lane: verdicts (`/predict`, `/predict_batch`) and chat (`/v1/chat/completions`,
+long generations for the caption judge). Each lane has its own worker task and generate thread, so a
+short verdict never waits behind a 1,000-token chat generation, and chat never shares a verdict
+batch (a batch generates up to its longest `max_new_tokens`). Within a lane, the queue is fair across
+requests (versavid_r1.judges.backends.scheduler): a batch takes one item from each waiting request in
+turn, so a request of 512 items does not hold back a request of one.
+
+The worker takes the first waiting items, then keeps collecting until it has `max_batch_size` items
+or `max_wait_ms` has passed (items already waiting are taken at once, so under load batches fill
+without waiting; while traffic comes one request at a time, a lone request runs at once), and runs
+ONE left-padded `generate` call for them in its lane's thread, so the event loop never blocks.
+Items with different sampling settings are split into separate calls; the batch generates up to the
+largest `max_new_tokens` asked for and each reply is cut back to its own limit, which for greedy
 decoding gives the same text as generating it alone. `stats.generate_calls` counts the calls.
-With `prefix_cache` on (the default), the fixed head of the prompts (system prompt and template text)
-is computed once and reused (versavid_r1.judges.backends.prefix_cache); `generate` then runs only on
-each request's own tokens. Any problem there falls back to the plain call.
+
+Work whose caller has gone (the HTTP client disconnected or timed out, so the request's task was
+cancelled) is not generated: queued items are dropped, and rows of a running `generate` call stop at
+the next token (a stopping criterion reads each row's flag); `stats.extra["cancelled"]` counts both.
+With `prefix_cache` on (the default), the fixed head of the verdict prompts (system prompt and
+template text) is computed once and reused (versavid_r1.judges.backends.prefix_cache); `generate`
+then runs only on each request's own tokens. Any problem there falls back to the plain call.
 
 Why by hand: transformers' `generate` batches only what one caller hands it, and the serving engines
 that batch across requests (vLLM, TGI) are separate GPU stacks; this queue is the small piece that
@@ -21,22 +31,42 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Optional
 
-from .base import GenRequest, GenResult, JudgeBackend, PromptTooLong
+from .base import CHAT_LANE, LANES, GenRequest, GenResult, JudgeBackend, PromptTooLong, check_request_tokens
 from .prefix_cache import PrefixCache
+from .scheduler import FairQueue, Slot
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
-class _Item:
-    request: GenRequest
-    input_ids: list[int]
-    future: asyncio.Future
+class _Lane:
+    """One lane's queue, worker task and generate thread."""
+
+    name: str
+    executor: ThreadPoolExecutor
+    queue: Optional[FairQueue] = None
+    worker: Optional[asyncio.Task] = None
+    last_batch_size: int = 1  # size of the previous batch: 1 means no concurrent traffic seen
+    pending: int = 0
+
+
+def _abandoned_rows(group: list[Slot]):
+    """Stopping criteria ending the rows whose caller has gone (a per-row bool, read each token)."""
+    import torch
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    class AbandonedRows(StoppingCriteria):
+        def __call__(self, input_ids, scores, **kwargs):
+            return torch.tensor([s.abandoned.is_set() for s in group], dtype=torch.bool,
+                                device=input_ids.device)
+
+    return StoppingCriteriaList([AbandonedRows()])
 
 
 def _resolve_device(requested: str):
@@ -68,51 +98,58 @@ class TransformersBackend(JudgeBackend):
         self.max_batch_size = int(settings.max_batch_size)
         self.max_wait_s = float(settings.max_wait_ms) / 1000.0
         self.max_input_tokens = int(settings.max_input_tokens)
-        # One thread: the model is used by one generate call at a time.
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="judge-generate")
-        self._queue: Optional[asyncio.Queue] = None
-        self._last_batch_size = 1  # size of the previous batch: 1 means no concurrent traffic seen
-        self._worker: Optional[asyncio.Task] = None
-        self._pending = 0
+        # One thread per lane: each lane runs one generate call at a time; the lanes run side by side.
+        self._lanes = {name: _Lane(name, ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"judge-{name}"))
+                       for name in LANES}
+        self._executor = self._lanes[LANES[0]].executor   # loads the model
         self.tokenizer = None
         self.model = None
         self._eos_ids: list[int] = []
         self._pad_id: int = 0
         self._threads_before: Optional[int] = None
+        self._threads: Optional[int] = None
+        self._stats_lock = threading.Lock()
         self._prefix_cache: Optional[PrefixCache] = None
 
     # --- lifecycle ---------------------------------------------------------------------------------
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._executor, self._load)
-        self._queue = asyncio.Queue()
-        self._worker = asyncio.create_task(self._run(), name="judge-microbatch")
+        for lane in self._lanes.values():
+            if lane.executor is not self._executor and self._threads is not None:
+                import torch  # torch's thread count is per calling thread: set it in every lane's thread
+
+                await loop.run_in_executor(lane.executor, torch.set_num_threads, self._threads)
+            lane.queue = FairQueue()
+            lane.worker = asyncio.create_task(self._run(lane), name=f"judge-microbatch-{lane.name}")
+        self.stats.extra["cancelled"] = 0
         self.ready = True
 
     async def stop(self) -> None:
         self.ready = False
-        if self._worker is not None:
-            self._worker.cancel()
-            try:
-                await self._worker
-            except (asyncio.CancelledError, Exception):
-                pass
-            self._worker = None
-        if self._queue is not None:
-            while not self._queue.empty():
-                item = self._queue.get_nowait()
-                if not item.future.done():
-                    item.future.set_exception(RuntimeError("judge backend stopped"))
-        if self._threads_before is not None:  # undo it in the thread that set it, and here
+        for lane in self._lanes.values():
+            if lane.worker is not None:
+                lane.worker.cancel()
+                try:
+                    await lane.worker
+                except (asyncio.CancelledError, Exception):
+                    pass
+                lane.worker = None
+            for slot in lane.queue.drain() if lane.queue is not None else ():
+                if not slot.future.done():
+                    slot.future.set_exception(RuntimeError("judge backend stopped"))
+        if self._threads_before is not None:  # undo it in the threads that set it, and here
             import torch
 
-            try:
-                await asyncio.get_running_loop().run_in_executor(
-                    self._executor, torch.set_num_threads, self._threads_before)
-            except RuntimeError:
-                pass
+            for lane in self._lanes.values():
+                try:
+                    await asyncio.get_running_loop().run_in_executor(
+                        lane.executor, torch.set_num_threads, self._threads_before)
+                except RuntimeError:
+                    pass
             torch.set_num_threads(self._threads_before)
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        for lane in self._lanes.values():
+            lane.executor.shutdown(wait=False, cancel_futures=True)
 
     def _load(self) -> None:
         import torch
@@ -126,7 +163,8 @@ class TransformersBackend(JudgeBackend):
         if str(device) == "cpu":
             threads = s.cpu_threads or max(1, (os.cpu_count() or 1) - 1)
             self._threads_before = torch.get_num_threads()
-            torch.set_num_threads(threads)   # process-wide; restored by stop() for in-process use
+            self._threads = threads
+            torch.set_num_threads(threads)   # restored by stop() for in-process use
             log.info("torch CPU threads: %d", threads)
         tok = AutoTokenizer.from_pretrained(s.model, trust_remote_code=s.trust_remote_code)
         tok.padding_side = "left"
@@ -155,7 +193,7 @@ class TransformersBackend(JudgeBackend):
     # --- requests ----------------------------------------------------------------------------------
     @property
     def queue_depth(self) -> int:
-        return self._pending
+        return sum(lane.pending for lane in self._lanes.values())
 
     def encode(self, messages: list[dict]) -> list[int]:
         tok = self.tokenizer
@@ -170,79 +208,97 @@ class TransformersBackend(JudgeBackend):
         return ids
 
     async def _generate_many(self, requests: list[GenRequest]) -> list[GenResult]:
-        assert self._queue is not None
         loop = asyncio.get_running_loop()
-        items = []
+        slots = []
         for i, r in enumerate(requests):
             try:
-                items.append(_Item(r, self.encode(r.messages), loop.create_future()))
+                slots.append(Slot(r, self.encode(r.messages), loop.create_future()))
             except PromptTooLong as exc:
                 raise PromptTooLong(str(exc), index=i) from None
-        for it in items:
-            self._pending += 1
-            self._queue.put_nowait(it)
-        return list(await asyncio.gather(*(it.future for it in items)))
+        check_request_tokens([len(s.input_ids) for s in slots], self.settings.limits.max_request_tokens)
+        lane = self._lanes[CHAT_LANE if requests[0].lane == CHAT_LANE else LANES[0]]
+        lane.pending += len(slots)
+        lane.queue.put_request(slots)
+        try:
+            return list(await asyncio.gather(*(s.future for s in slots)))
+        finally:
+            for s in slots:   # the caller has gone: queued items are dropped, running rows stop
+                if not s.future.done():
+                    s.future.cancel()
 
-    # --- the micro-batching worker -----------------------------------------------------------------
-    async def _collect(self) -> list[_Item]:
-        assert self._queue is not None
+    # --- the micro-batching worker (one per lane) ---------------------------------------------------
+    async def _collect(self, lane: _Lane) -> list[Slot]:
         loop = asyncio.get_running_loop()
-        batch = [await self._queue.get()]
-        if self._last_batch_size <= 1 and self._queue.empty():
+        queue = lane.queue
+        batch: list[Slot] = []
+        while not batch:
+            await queue.wait()
+            batch = queue.pop(self.max_batch_size)
+            self._drop_cancelled(lane)
+        if lane.last_batch_size <= 1 and not len(queue):
             # Traffic has been one request at a time: waiting for partners would only add latency.
             # Once requests overlap, the queue fills during a generate and the wait applies again.
             return batch
         deadline = loop.time() + self.max_wait_s
         while len(batch) < self.max_batch_size:
-            if not self._queue.empty():
-                batch.append(self._queue.get_nowait())
+            if len(queue):
+                batch += queue.pop(self.max_batch_size - len(batch))
+                self._drop_cancelled(lane)
                 continue
             remaining = deadline - loop.time()
             if remaining <= 0:
                 break
             try:
-                batch.append(await asyncio.wait_for(self._queue.get(), remaining))
+                await asyncio.wait_for(queue.wait(), remaining)
             except asyncio.TimeoutError:
                 break
-        self._last_batch_size = len(batch)
+        lane.last_batch_size = len(batch)
         return batch
 
-    async def _run(self) -> None:
+    def _drop_cancelled(self, lane: _Lane) -> None:
+        """Account for the items the queue dropped because their caller had gone."""
+        if lane.queue.dropped:
+            lane.pending -= lane.queue.dropped
+            self.stats.extra["cancelled"] += lane.queue.dropped
+            lane.queue.dropped = 0
+
+    async def _run(self, lane: _Lane) -> None:
         while True:
             try:
-                await self._run_once()
+                await self._run_once(lane)
             except asyncio.CancelledError:
                 raise
             except Exception:  # never let the worker die: every later request would hang
                 log.exception("micro-batching worker error")
 
-    async def _run_once(self) -> None:
+    async def _run_once(self, lane: _Lane) -> None:
         loop = asyncio.get_running_loop()
-        batch = await self._collect()
-        live = []
-        for it in batch:
-            if it.future.done():          # the caller went away
-                self._pending -= 1
-            else:
-                live.append(it)
-        groups: dict[tuple, list[_Item]] = {}
-        for it in live:
-            groups.setdefault(it.request.sampling_key(), []).append(it)
+        batch = await self._collect(lane)
+        groups: dict[tuple, list[Slot]] = {}
+        for slot in batch:
+            groups.setdefault(slot.request.sampling_key(), []).append(slot)
         for group in groups.values():
+            live = [s for s in group if not s.gone]     # callers may leave while earlier groups ran
+            self.stats.extra["cancelled"] += len(group) - len(live)
+            lane.pending -= len(group) - len(live)
+            if not live:
+                continue
             try:
-                results = await loop.run_in_executor(self._executor, self._generate_batch, group)
+                results = await loop.run_in_executor(lane.executor, self._generate_batch, live,
+                                                     lane.name != CHAT_LANE)
             except Exception as exc:  # resolve every waiter; the service turns it into a 503
-                for it in group:
-                    if not it.future.done():
-                        it.future.set_exception(exc)
+                for slot in live:
+                    if not slot.future.done():
+                        slot.future.set_exception(exc)
             else:
-                for it, res in zip(group, results):
-                    if not it.future.done():
-                        it.future.set_result(res)
+                for slot, res in zip(live, results):
+                    if not slot.future.done():
+                        slot.future.set_result(res)
             finally:
-                self._pending -= len(group)
+                lane.pending -= len(live)
+                self.stats.extra["cancelled"] += sum(s.abandoned.is_set() for s in live)
 
-    def _plain_inputs(self, group: list[_Item]):
+    def _plain_inputs(self, group: list[Slot]):
         """The left-padded prompts of the group: (input_ids, attention_mask)."""
         import torch
 
@@ -255,13 +311,15 @@ class TransformersBackend(JudgeBackend):
             attention[i, width - n:] = 1
         return input_ids, attention
 
-    def _generate_ids(self, group: list[_Item], gen_cfg):
+    def _generate_ids(self, group: list[Slot], gen_cfg, use_prefix_cache: bool):
         """One generate call; returns (output ids, input width). Uses cached prompt prefixes when it
-        can, else (or if that path fails) the plain left-padded call."""
+        can (verdict lane only: the cache is not shared between threads), else (or if that path
+        fails) the plain left-padded call. Rows whose caller has gone stop early."""
         import torch
 
         model = self.model
-        pc = self._prefix_cache
+        stop = _abandoned_rows(group)
+        pc = self._prefix_cache if use_prefix_cache else None
         if pc is not None and pc.disabled_reason is None:
             try:
                 with torch.inference_mode():
@@ -270,7 +328,7 @@ class TransformersBackend(JudgeBackend):
                         out = model.generate(input_ids=batch.input_ids.to(model.device),
                                              attention_mask=batch.attention_mask.to(model.device),
                                              past_key_values=batch.past_key_values,
-                                             generation_config=gen_cfg)
+                                             generation_config=gen_cfg, stopping_criteria=stop)
                         return out, batch.input_ids.shape[1]
             except Exception as exc:  # a model whose cache differs: log once, then stay on the plain path
                 pc.disabled_reason = f"{type(exc).__name__}: {exc}"
@@ -281,11 +339,11 @@ class TransformersBackend(JudgeBackend):
         with torch.inference_mode():
             out = model.generate(input_ids=input_ids.to(model.device),
                                  attention_mask=attention.to(model.device),
-                                 generation_config=gen_cfg)
+                                 generation_config=gen_cfg, stopping_criteria=stop)
         return out, input_ids.shape[1]
 
-    def _generate_batch(self, group: list[_Item]) -> list[GenResult]:
-        """Runs in the worker thread: one generate call for the whole group."""
+    def _generate_batch(self, group: list[Slot], use_prefix_cache: bool = True) -> list[GenResult]:
+        """Runs in the lane's thread: one generate call for the whole group."""
         from transformers import GenerationConfig
 
         tok = self.tokenizer
@@ -301,11 +359,12 @@ class TransformersBackend(JudgeBackend):
             eos_token_id=self._eos_ids or None,
         )
         t0 = time.perf_counter()
-        out, width = self._generate_ids(group, gen_cfg)
-        self.stats.generate_seconds += time.perf_counter() - t0
-        self.stats.generate_calls += 1
-        self.stats.batched_requests += len(group)
-        self.stats.max_batch_seen = max(self.stats.max_batch_seen, len(group))
+        out, width = self._generate_ids(group, gen_cfg, use_prefix_cache)
+        with self._stats_lock:   # the lanes' threads run side by side
+            self.stats.generate_seconds += time.perf_counter() - t0
+            self.stats.generate_calls += 1
+            self.stats.batched_requests += len(group)
+            self.stats.max_batch_seen = max(self.stats.max_batch_seen, len(group))
         new_tokens = out[:, width:].tolist()
         eos = set(self._eos_ids)
         results = []

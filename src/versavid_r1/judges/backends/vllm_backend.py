@@ -13,7 +13,10 @@ import logging
 
 from typing import Optional
 
-from .base import BackendError, GenRequest, GenResult, JudgeBackend, PromptTooLong, UnsupportedRequest
+from .base import (
+    BackendError, GenRequest, GenResult, JudgeBackend, PromptTooLong, UnsupportedRequest, check_request_tokens,
+    gather_windowed,
+)
 
 log = logging.getLogger(__name__)
 
@@ -142,11 +145,7 @@ class VLLMBackend(JudgeBackend):
                                 f"{self.settings.max_input_tokens}")
         return ids
 
-    async def _one(self, req: GenRequest, index: int) -> GenResult:
-        try:
-            ids = self.encode(req.messages)
-        except PromptTooLong as exc:
-            raise PromptTooLong(str(exc), index=index) from None
+    async def _one(self, req: GenRequest, ids: list[int]) -> GenResult:
         params = sampling_params(self._SamplingParams, self._StructuredOutputsParams, req)
         request_id = f"judge-{next(self._ids)}"
         final = None
@@ -154,6 +153,15 @@ class VLLMBackend(JudgeBackend):
         try:
             async for out in self.engine.generate({"prompt_token_ids": ids}, params, request_id):
                 final = out
+        except asyncio.CancelledError:
+            # The HTTP client has gone: free the engine's slot now (vLLM aborts on cancellation
+            # too; an explicit abort does not depend on that).
+            self.stats.extra["cancelled"] = self.stats.extra.get("cancelled", 0) + 1
+            try:
+                await self.engine.abort(request_id)
+            except Exception:  # noqa: BLE001 - already finished or aborted
+                pass
+            raise
         finally:
             self._inflight -= 1
         self.stats.generate_calls += 1
@@ -165,5 +173,14 @@ class VLLMBackend(JudgeBackend):
                          finish_reason="length" if o.finish_reason == "length" else "stop")
 
     async def _generate_many(self, requests: list[GenRequest]) -> list[GenResult]:
-        # vLLM batches concurrent requests itself (continuous batching).
-        return list(await asyncio.gather(*(self._one(r, i) for i, r in enumerate(requests))))
+        # vLLM batches concurrent requests itself (continuous batching); its waiting queue is FIFO,
+        # so each request hands it at most `request_window` items at a time.
+        ids = []
+        for i, r in enumerate(requests):
+            try:
+                ids.append(self.encode(r.messages))
+            except PromptTooLong as exc:
+                raise PromptTooLong(str(exc), index=i) from None
+        check_request_tokens([len(x) for x in ids], self.settings.limits.max_request_tokens)
+        return await gather_windowed([self._one(r, x) for r, x in zip(requests, ids)],
+                                     self.settings.request_window)
