@@ -20,6 +20,13 @@ HEALTH_PATH = "/health"
 DEFAULT_QWEN_JUDGE_PORT = 5000
 DEFAULT_CAPTION_JUDGE_PORT = 5200
 
+# Default of the services' --max-field-chars: characters of one text field (content, sol, question,
+# each event); longer gets 422. Data validation checks rows against the same number (its
+# judge_max_field_chars option defaults to it), so a row that passes validation is never refused.
+DEFAULT_MAX_FIELD_CHARS = 16_000
+# Most precomputed ground-truth events one caption request may carry (fixed; more gets 422).
+MAX_PRECOMPUTED_EVENTS = 64
+
 # Verdict label of a judge reply that is not a clean verdict; it scores 0 and is counted.
 UNPARSEABLE = "unparseable"
 # Verdict label of an item whose prediction was empty: scored 0 without asking the model.

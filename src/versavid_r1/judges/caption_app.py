@@ -23,8 +23,8 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI, HTTPException
 
 from ..protocol import (
-    HEALTH_PATH, PREDICT_BATCH_PATH, PREDICT_PATH, CaptionBatchRequest, CaptionBatchResponse,
-    CaptionRequest, CaptionResult, Health,
+    HEALTH_PATH, MAX_PRECOMPUTED_EVENTS, PREDICT_BATCH_PATH, PREDICT_PATH, CaptionBatchRequest,
+    CaptionBatchResponse, CaptionRequest, CaptionResult, Health,
 )
 from .autodq import AutoDQ, AutoDQError
 from .security import check_len, make_auth_dependency, new_app
@@ -33,7 +33,6 @@ from .texts import answer_text
 
 log = logging.getLogger("versavid_r1.judges.caption")
 METRICS_PATH = "/metrics"
-MAX_PRECOMPUTED_EVENTS = 64
 
 
 def make_openai_client(settings: CaptionJudgeSettings):
