@@ -100,11 +100,23 @@ def test_every_row_that_used_to_crash_training_is_reported_with_its_line(videos)
 def test_cli_prints_each_error_with_its_file_and_line(videos, capsys):
     path = videos / "cli.jsonl"
     expected = write_cases(path)
-    # returns (no traceback) with status 1; the pixel limits as in CFG
-    assert validate_main([str(path), "--nframes", "8", "--no_progress"]) == 1
+    config = videos / "train.yaml"  # the training YAML's video settings are the ones checked
+    config.write_text("".join(f"{k}: {v}\n" for k, v in CFG.items()) + "learning_rate: 1.0e-6\n")
+    assert validate_main([str(path), "--config", str(config), "--no_progress"]) == 1  # returned: no traceback
     out = capsys.readouterr().out
     for line, (fld, _) in expected.items():
         assert (f"{path}:{line}: error: {fld}:" in out) == (fld is not None), line
+    assert "configured max_pixels 12544" in out
+
+
+def test_workers_report_the_same(videos):
+    write_cases(videos / "all.jsonl")
+    path = videos / "workers.jsonl"  # the first five cases: two valid rows, three errors
+    path.write_bytes(b"\n".join((videos / "all.jsonl").read_bytes().split(b"\n")[:5]) + b"\n")
+    one = validate_file(path, cfg=VideoConfig(**CFG))
+    two = validate_file(path, cfg=VideoConfig(**CFG), workers=2)
+    assert [(e.line, e.field, e.message[:60]) for e in two.errors] == [(e.line, e.field, e.message[:60]) for e in one.errors]
+    assert len(one.errors) == 3 and two.lines == one.lines == [1, 2] and two.rows == one.rows
 
 
 def test_the_loader_names_the_file_and_refuses_unbounded_overrides(videos):
@@ -119,12 +131,16 @@ def test_the_loader_names_the_file_and_refuses_unbounded_overrides(videos):
         load_video(row(video="v/corrupt.mp4"), cfg)
 
 
-def test_judge_limit_is_the_configured_one(videos):
+def test_limits_are_the_configured_ones(videos):
     path = videos / "judge.jsonl"
     path.write_text(json.dumps(row("DarkEventInfer", solution="<answer>" + "y" * 100 + "</answer>")) + "\n")
     assert validate_file(path, cfg=VideoConfig(**CFG)).ok
     report = validate_file(path, cfg=VideoConfig(**CFG), limits=RowLimits(judge_max_field_chars=50))
     assert [e.field for e in report.errors] == ["solution"] and "(50," in report.errors[0].message
+    # 8 frames of 32x64 sized up to 56x84 (min_pixels 4 tokens): 4 temporal x (2 x 3) patches = 24 video tokens
+    report = validate_file(path, cfg=VideoConfig(**CFG), limits=RowLimits(max_prompt_length=24))
+    assert [e.field for e in report.errors] == ["video"] and "is 24 tokens" in report.errors[0].message
+    assert validate_file(path, cfg=VideoConfig(**CFG), limits=RowLimits(max_prompt_length=25)).ok
 
 
 def test_validation_decodes_like_training_and_training_reuses_the_clip(videos, monkeypatch):

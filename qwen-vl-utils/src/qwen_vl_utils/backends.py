@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import bisect
 import logging
-from typing import Dict, Iterator, List, Optional, Tuple
+from typing import Iterator, List, Optional, Tuple
 
 import numpy as np
 
@@ -208,6 +208,3 @@ class PyAVVideo:
 
     def close(self) -> None:
         self._container.close()
-
-
-READERS: Dict[str, type] = {"decord": DecordVideo, "pyav": PyAVVideo}

@@ -20,7 +20,7 @@ from typing import Iterator, Optional, Sequence, Tuple, Union
 import numpy as np
 import torch
 
-from .backends import READERS, DecordVideo as _DecordVideo, PyAVVideo as _PyAVVideo, probe_rotation  # noqa: F401
+from .backends import DecordVideo as _DecordVideo, PyAVVideo as _PyAVVideo, probe_rotation
 from .defaults import DEFAULTS
 from .resize import resize_frames
 from .videoinfo import VideoInfo, VideoReadError
@@ -33,6 +33,11 @@ _MODULES = {"decord": "decord", "pyav": "av"}
 _logged: set = set()
 
 PathLike = Union[str, "os.PathLike[str]"]
+
+# Frames resized together hold at most about this many bytes as float at the source size (at least one
+# frame): batches keep the resize fast for small sources, and 1080p / 4K sources are shrunk one or two
+# frames at a time.
+_RESIZE_BATCH_BYTES = 32 * 1024 * 1024
 
 __all__ = ["BACKENDS", "VideoFile", "VideoInfo", "VideoReadError", "get_video_info", "open_video",
            "read_video_frames", "resolve_backend"]
@@ -110,9 +115,10 @@ class VideoFile:
         """uint8 ``[T, 3, H, W]`` of the frames at ``indices`` (any order, repeats allowed), as displayed,
         decoding only those frames (plus, for PyAV, the frames between a keyframe and each target).
 
-        ``size`` = (h, w): each frame is resized (``resize_frames``: bicubic, antialiased, rounded)
-        as soon as it is decoded, so at most one frame (decord: one bounded batch) is held at the
-        source resolution. The result equals resizing all frames at once.
+        ``size`` = (h, w): frames are resized (``resize_frames``: bicubic, antialiased, rounded) as soon
+        as they are decoded, a few at a time (at most ``_RESIZE_BATCH_BYTES`` of them as float, at least
+        one), so the source resolution is never held for all frames at once. The result equals resizing
+        all frames at once.
         """
         idx = [int(i) for i in indices]
         if not idx:
@@ -123,13 +129,24 @@ class VideoFile:
         unique = sorted(set(idx))
         slot = {i: k for k, i in enumerate(unique)}
         out: Optional[torch.Tensor] = None
-        for i, frame in self._impl.iter_frames(unique):
-            chw = torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1)
-            if size is not None and tuple(chw.shape[-2:]) != tuple(size):
-                chw = resize_frames(chw[None], size)[0].to(torch.uint8)
+        pending: list = []  # (slot, uint8 [3, H, W]) decoded, not yet resized
+
+        def flush() -> None:
+            nonlocal out
+            frames = torch.stack([f for _, f in pending])
+            if size is not None and tuple(frames.shape[-2:]) != tuple(size):
+                frames = resize_frames(frames, size).to(torch.uint8)
             if out is None:
-                out = torch.empty((len(unique), *chw.shape), dtype=torch.uint8)
-            out[slot[i]] = chw
+                out = torch.empty((len(unique), *frames.shape[1:]), dtype=torch.uint8)
+            out[[k for k, _ in pending]] = frames
+            pending.clear()
+
+        for i, frame in self._impl.iter_frames(unique):
+            pending.append((slot[i], torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1)))
+            if size is None or len(pending) * frame.size * 4 >= _RESIZE_BATCH_BYTES:
+                flush()
+        if pending:
+            flush()
         if out is None:
             raise VideoReadError(f"no frame could be decoded from {self.info.path!r}")
         return out if idx == unique else out[[slot[i] for i in idx]]

@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 from typing import Optional, Sequence
 
-from versavid_r1.data.config import VideoConfig
 
 
 def _setup_logging(quiet: bool = False) -> None:

@@ -61,6 +61,14 @@ class RowCheck:
         return lineno, errors, warnings, None if errors else normalize_row(row, self.root)
 
 
+def _init_worker() -> None:
+    """One torch thread per worker: the workers are the parallelism (N workers x all-core torch pools
+    would oversubscribe the CPU)."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
 def _run_chunk(check: RowCheck, items: list[tuple[int, Line]]) -> list[Result]:
     return [check.run(ordinal, line) for ordinal, line in items]
 
@@ -73,7 +81,7 @@ def validated_rows(lines: Iterable[Line], check: RowCheck, workers: int = 0) -> 
             yield check.run(ordinal, line)
         return
     ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker) as pool:
         pending: deque = deque()
         while True:
             while len(pending) < workers * _IN_FLIGHT:
