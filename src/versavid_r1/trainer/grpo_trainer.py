@@ -29,6 +29,7 @@ import logging
 from typing import Any, Callable, Optional, Sequence
 
 import torch
+from accelerate.utils import gather_object
 from transformers import ProcessorMixin
 from trl import GRPOTrainer
 from trl.extras.profiling import profiling_context
@@ -132,7 +133,7 @@ class Qwen25VLGRPOTrainer(GRPOTrainer):
         self._vision_cut_count = 0
         multi = self.accelerator.num_processes > 1
         self.row_guard = RowGuard(max_skipped_rows, seed=self.args.seed,
-                                  sync=self.accelerator.gather_object if multi else None,
+                                  sync=gather_object if multi else None,
                                   verbose=self.accelerator.is_main_process)
 
     # ---------------------------------------------------------------------------------------------------
