@@ -175,6 +175,13 @@ def test_a_check_that_fails_unexpectedly_is_the_rows_error(videos, monkeypatch):
     assert "ZeroDivisionError: a bug in a check" in report.errors[0].message and report.lines == [1]
 
 
+def test_a_data_file_in_a_symlink_loop_is_reported(tmp_path, capsys):
+    os.symlink(tmp_path / "b.jsonl", tmp_path / "a.jsonl")
+    os.symlink(tmp_path / "a.jsonl", tmp_path / "b.jsonl")
+    assert validate_main([str(tmp_path / "a.jsonl")]) == 1
+    assert "symlink loop" in capsys.readouterr().out
+
+
 def test_evaluation_reads_a_file_with_an_invalid_byte(videos):
     path = videos / "eval.jsonl"
     path.write_bytes(json.dumps(row()).encode() + b"\n\xff\xfe\n" + json.dumps(row()).replace("A<", "B<").encode())
