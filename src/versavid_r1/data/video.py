@@ -37,6 +37,7 @@ import torch
 import qwen_vl_utils as qvu
 
 from versavid_r1.data.config import CLIP_BOUND_KEYS, ROW_VIDEO_OVERRIDES, VideoConfig, segment_range
+from versavid_r1.data.limits import override_bound_errors
 from versavid_r1.data.proxy import (
     draw_segment_seconds,
     ensure_index_in_range,
@@ -46,7 +47,6 @@ from versavid_r1.data.proxy import (
     source_frame,
     span_frame_range,
 )
-from versavid_r1.data.limits import override_bound_errors
 from versavid_r1.data.rows import pixel_options, resolve_video_paths, sampling_options
 from versavid_r1.tasks import DARK_EVENT_INFER, MIX_VID_QA
 
