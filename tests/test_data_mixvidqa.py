@@ -33,8 +33,8 @@ def decode_spy(monkeypatch):
     calls: list[tuple[str, int]] = []
     real = qwen_vl_utils.read_video_frames
 
-    def spy(path, indices, backend=None):
-        frames = real(path, indices, backend=backend)
+    def spy(path, indices, backend=None, **kwargs):
+        frames = real(path, indices, backend=backend, **kwargs)
         calls.append((str(path), int(frames.shape[0])))
         return frames
 

@@ -150,7 +150,8 @@ def test_authors_released_format_loads_unchanged(data_dir):
     path = data_dir / "released.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     loaded = load_rows(path)
-    assert [{k: v for k, v in r.items() if k != "video_paths"} for r in loaded] == rows
+    assert [{k: v for k, v in r.items() if k not in ("video_paths", "source_line")} for r in loaded] == rows
+    assert [r["source_line"] for r in loaded] == [f"{path}:{i}" for i in range(1, 5)]
 
 
 def test_missing_file_and_empty_file(tmp_path):

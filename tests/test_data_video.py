@@ -43,9 +43,9 @@ def decode_calls(monkeypatch):
     calls = []
     real = qwen_vl_utils.read_video_frames
 
-    def spy(path, indices, backend=None):
+    def spy(path, indices, backend=None, **kwargs):
         calls.append(list(indices))
-        return real(path, indices, backend=backend)
+        return real(path, indices, backend=backend, **kwargs)
 
     monkeypatch.setattr(qwen_vl_utils, "read_video_frames", spy)
     return calls

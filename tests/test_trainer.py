@@ -18,6 +18,7 @@ import torch
 from test_vllm_video import hf_processor_as_vllm
 from versavid_r1.data import load_video, make_conversation
 from versavid_r1.trainer import Qwen25VLGRPOTrainer, decode_rows, rows_to_dataset
+from versavid_r1.trainer.row_guard import SkippedRowsExceeded
 from versavid_r1.trainer.video_inputs import (
     build_prompt_inputs,
     mm_token_type_ids,
@@ -267,9 +268,10 @@ def test_evaluation_generates_and_scores_with_the_video(tiny_dirs, demo_rows, vi
 
 
 def test_too_long_prompt_stops_with_the_row_named(tiny_dirs, demo_rows, video_cfg, tmp_path):
+    # Every row is too long: each is skipped (row_guard.py) until none is left, then training stops naming them.
     trainer = make_trainer(tiny_dirs["qwen2_5_vl"], demo_rows[:2], video_cfg, tmp_path)
     trainer.max_prompt_length = 10
-    with pytest.raises(ValueError, match="max_prompt_length 10.*problem_type"):
+    with pytest.raises(SkippedRowsExceeded, match=r"demo\.jsonl:1 .*max_prompt_length 10.*problem_type"):
         trainer._build_video_batch([trainer.train_dataset[0]])
 
 

@@ -110,12 +110,13 @@ def build_trainer(script_args, training_args, model_args, rows=None, eval_rows=N
     video_config = script_args.video_config()
 
     # 2. data
+    checks = dict(limits=script_args.row_limits(), decode=script_args.validate_decode)
     mixture = None
     if rows is None:
-        rows, mixture = preflight.load_training_data(script_args, training_args, video_config)
+        rows, mixture = preflight.load_training_data(script_args, training_args, video_config, **checks)
     if eval_rows is None and script_args.eval_data_path and training_args.eval_strategy != "no":
         eval_rows = preflight.load_training_rows(
-            script_args.eval_data_path, video_config, script_args.skip_invalid, what="evaluation"
+            script_args.eval_data_path, video_config, script_args.skip_invalid, what="evaluation", **checks
         )
 
     preflight.check_dataset_size(rows, training_args)
@@ -174,6 +175,7 @@ def build_trainer(script_args, training_args, model_args, rows=None, eval_rows=N
         video_config=video_config,
         max_prompt_length=script_args.max_prompt_length,
         share_prompt_prefill=script_args.share_prompt_prefill,
+        max_skipped_rows=script_args.max_skipped_rows,
     )
     trainer._versavid_run_info = {
         "script_args": _jsonable(vars(script_args)),

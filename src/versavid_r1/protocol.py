@@ -29,12 +29,15 @@ from typing import Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .tasks import DEFAULT_CAPTION_JUDGE_PORT, DEFAULT_QWEN_JUDGE_PORT  # noqa: F401 - re-exported
+from .tasks import DEFAULT_CAPTION_JUDGE_PORT, DEFAULT_MAX_FIELD_CHARS, DEFAULT_QWEN_JUDGE_PORT  # noqa: F401 - re-exported
 
 PREDICT_PATH = "/predict"
 PREDICT_BATCH_PATH = "/predict_batch"
 HEALTH_PATH = "/health"
 
+
+# Most precomputed ground-truth events one caption request may carry (fixed; more gets 422).
+MAX_PRECOMPUTED_EVENTS = 64
 
 # Verdict label of a judge reply that is not a clean verdict; it scores 0 and is counted.
 UNPARSEABLE = "unparseable"

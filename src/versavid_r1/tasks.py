@@ -25,6 +25,10 @@ JUDGED_TYPES: Final[frozenset[str]] = frozenset(JUDGE_OF_TYPE)
 # parsing imports nothing heavy).
 DEFAULT_QWEN_JUDGE_PORT: Final = 5000
 DEFAULT_CAPTION_JUDGE_PORT: Final = 5200
+# Default of the services' --max-field-chars: characters of one text field (content, sol, question,
+# each event); longer gets 422. Data validation checks rows against the same number (its
+# judge_max_field_chars option defaults to it), so a row that passes validation is never refused.
+DEFAULT_MAX_FIELD_CHARS: Final = 16_000
 
 # Range of each task reward before the format gate (SPEC.md): used by tests and by reward checks.
 TASK_REWARD_RANGE: Final[dict[str, tuple[float, float]]] = {

@@ -7,10 +7,13 @@ from __future__ import annotations
 
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterable, Union
+from typing import Iterable, Optional, Sequence, Union
 
 import av
 import numpy as np
+
+# Time base of files written with explicit frame times: 1 ms steps.
+_TIMED_TIME_BASE = Fraction(1, 1000)
 
 
 def write_mp4(
@@ -18,11 +21,16 @@ def write_mp4(
     frames: Union[np.ndarray, Iterable[np.ndarray]],
     fps: float,
     crf: int = 18,
+    times: Optional[Sequence[float]] = None,
+    rotation: int = 0,
 ) -> Path:
     """Encode RGB uint8 frames (`[T, H, W, 3]` array or an iterable of `[H, W, 3]`) as H.264 mp4.
 
     Height and width must be even (yuv420p). `crf` 18 keeps solid colours within a few levels of
     their value, which the tests rely on when they compare decoded pixels.
+    `times`: each frame's presentation time in seconds (increasing), for a variable-frame-rate file;
+    `fps` is then only the nominal rate. `rotation`: display rotation in degrees counter-clockwise,
+    written as the container's display matrix (players and the readers show the frames rotated).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -31,15 +39,23 @@ def write_mp4(
         stream = container.add_stream("libx264", rate=rate)
         stream.pix_fmt = "yuv420p"
         stream.options = {"crf": str(crf), "preset": "ultrafast"}
-        first = True
+        if times is not None:
+            stream.time_base = _TIMED_TIME_BASE
+        if rotation:
+            stream.set_display_rotation(rotation)
+        count = 0
         for frame in frames:
             frame = np.ascontiguousarray(frame, dtype=np.uint8)
-            if first:
+            if count == 0:
                 stream.height, stream.width = frame.shape[:2]
-                first = False
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+            video_frame = av.VideoFrame.from_ndarray(frame, format="rgb24")
+            if times is not None:
+                video_frame.pts = int(round(times[count] / _TIMED_TIME_BASE))
+                video_frame.time_base = _TIMED_TIME_BASE
+            for packet in stream.encode(video_frame):
                 container.mux(packet)
-        if first:
+            count += 1
+        if count == 0:
             raise ValueError(f"write_mp4({path}): no frames to write")
         for packet in stream.encode():
             container.mux(packet)

@@ -18,7 +18,16 @@ from .readers import (
 )
 from .metadata import VideoMetadataDict
 from .resize import resize_frames, smart_resize, video_pixel_limits, video_target_size
-from .sampling import frame_range, frame_timestamps, sample_fps, sample_indices, smart_nframes
+from .sampling import (
+    first_frame_from,
+    frame_range,
+    frame_shown_at,
+    frame_timestamps,
+    range_sample_fps,
+    sample_fps,
+    sample_indices,
+    smart_nframes,
+)
 from .vision_process import extract_vision_info, fetch_video, process_vision_info, sample_video_frames
 
 __version__ = "0.0.14+versavid"
@@ -33,12 +42,15 @@ __all__ = [
     "extract_vision_info",
     "fetch_image",
     "fetch_video",
+    "first_frame_from",
     "frame_range",
+    "frame_shown_at",
     "frame_timestamps",
     "get_video_info",
     "load_image",
     "open_video",
     "process_vision_info",
+    "range_sample_fps",
     "read_video_frames",
     "resize_frames",
     "resolve_backend",

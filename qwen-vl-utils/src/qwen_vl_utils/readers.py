@@ -3,7 +3,11 @@
 The reader is chosen explicitly: the ``backend`` argument, else the environment variable
 ``QWEN_VL_UTILS_VIDEO_READER`` (``decord`` or ``pyav``), else decord, or PyAV when decord is not
 installed. The choice is logged once. A read error is raised as VideoReadError naming the file;
-it never silently retries with the other reader.
+it never silently retries with the other reader. The one planned exception: decord cannot read
+videos whose container rotates them by 90 or 270 degrees, so those are read with PyAV (logged once
+per file). Frames come as displayed (rotation applied) and, given a ``size``, are shrunk one at a
+time right after decoding (`VideoFile.read`), so memory is bounded by the output, not the source.
+The two implementations are in `backends.py`.
 """
 from __future__ import annotations
 
@@ -11,13 +15,15 @@ import importlib.util
 import logging
 import os
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Dict, Iterator, List, Optional, Sequence, Union
+from typing import Iterator, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 
+from .backends import DecordVideo as _DecordVideo, PyAVVideo as _PyAVVideo, probe_rotation
 from .defaults import DEFAULTS
+from .resize import resize_frames
+from .videoinfo import VideoInfo, VideoReadError
 
 logger = logging.getLogger("qwen_vl_utils")
 
@@ -26,29 +32,15 @@ _ALIASES = {"decord": "decord", "pyav": "pyav", "av": "pyav"}
 _MODULES = {"decord": "decord", "pyav": "av"}
 _logged: set = set()
 
-# PyAV: a target frame at most this many seconds after the last decoded one is reached by decoding
-# forward; a farther one by seeking to the keyframe before it. Either way the work per requested
-# frame is bounded (by this distance or one keyframe interval), never the whole video.
-_PYAV_FORWARD_SECONDS = 1.0
-
 PathLike = Union[str, "os.PathLike[str]"]
 
+# Frames resized together hold at most about this many bytes as float at the source size (at least one
+# frame): batches keep the resize fast for small sources, and 1080p / 4K sources are shrunk one or two
+# frames at a time.
+_RESIZE_BATCH_BYTES = 32 * 1024 * 1024
 
-class VideoReadError(RuntimeError):
-    """A video exists (or is a URL) but cannot be opened or decoded; the message names the file."""
-
-
-@dataclass(frozen=True)
-class VideoInfo:
-    """What a reader knows about a video before decoding it."""
-
-    path: str
-    total_frames: int
-    fps: float
-    duration: float
-    height: int
-    width: int
-    backend: str
+__all__ = ["BACKENDS", "VideoFile", "VideoInfo", "VideoReadError", "get_video_info", "open_video",
+           "read_video_frames", "resolve_backend"]
 
 
 def resolve_backend(backend: Optional[str] = None) -> str:
@@ -92,138 +84,81 @@ def _local_path(path: PathLike) -> str:
     return path
 
 
-class _DecordVideo:
-    def __init__(self, path: str):
-        import decord
-
-        self.path = path
-        try:
-            self._vr = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=0)
-            total, fps = len(self._vr), float(self._vr.get_avg_fps())
-            height, width = self._vr[0].shape[:2] if total > 0 else (0, 0)
-            self._vr.seek(0)
-        except Exception as e:  # decord raises bare RuntimeError / DECORDError
-            raise VideoReadError(f"cannot read video {path!r} with decord: {e}") from e
-        self.info = VideoInfo(path, total, fps, total / fps if fps > 0 else 0.0, height, width, "decord")
-
-    def read(self, indices: List[int]) -> np.ndarray:
-        try:
-            return self._vr.get_batch(indices).asnumpy()
-        except Exception as e:
-            raise VideoReadError(f"cannot decode frames of {self.path!r} with decord: {e}") from e
-
-    def close(self) -> None:
-        self._vr = None
-
-
-class _PyAVVideo:
-    def __init__(self, path: str):
-        import av
-
-        self.path = path
-        try:
-            self._container = av.open(path)
-        except Exception as e:
-            raise VideoReadError(f"cannot read video {path!r} with pyav: {e}") from e
-        try:
-            if not self._container.streams.video:
-                raise VideoReadError(f"{path!r} has no video stream")
-            stream = self._stream = self._container.streams.video[0]
-            stream.thread_type = "AUTO"
-            rate = stream.average_rate or stream.guessed_rate or stream.base_rate
-            if not rate:
-                raise VideoReadError(f"cannot read video {path!r} with pyav: unknown frame rate")
-            fps = float(rate)
-            self._time_base = float(stream.time_base)
-            self._start_pts = stream.start_time or 0
-            if stream.duration:
-                duration = float(stream.duration * stream.time_base)
-            else:
-                duration = (self._container.duration or 0) / 1_000_000
-            total = stream.frames or int(round(duration * fps))
-            ctx = stream.codec_context
-            self.info = VideoInfo(path, int(total), fps, total / fps, ctx.height, ctx.width, "pyav")
-        except Exception:
-            self._container.close()
-            raise
-
-    def _index(self, frame) -> int:
-        seconds = (frame.pts - self._start_pts) * self._time_base
-        return int(round(seconds * self.info.fps))
-
-    def read(self, indices: List[int]) -> np.ndarray:
-        try:
-            return self._read(indices)
-        except VideoReadError:
-            raise
-        except Exception as e:
-            raise VideoReadError(f"cannot decode frames of {self.path!r} with pyav: {e}") from e
-
-    def _read(self, indices: List[int]) -> np.ndarray:
-        fps, forward = self.info.fps, max(1, int(round(_PYAV_FORWARD_SECONDS * self.info.fps)))
-        decoded: Dict[int, np.ndarray] = {}
-        frames: Optional[Iterator] = None
-        last, last_index = None, -1
-        for target in sorted(set(indices)):
-            if last is not None and last_index >= target:  # frame already decoded (gap in pts)
-                decoded[target] = last.to_ndarray(format="rgb24")
-                continue
-            if frames is None or target - last_index > forward:
-                pts = self._start_pts + int(round(target / fps / self._time_base))
-                self._container.seek(pts, stream=self._stream, backward=True, any_frame=False)
-                frames = self._container.decode(self._stream)
-            for frame in frames:
-                if frame.pts is None:
-                    continue
-                last, last_index = frame, self._index(frame)
-                if last_index >= target:
-                    break
-            if last is None:
-                raise VideoReadError(f"{self.path!r}: no frame could be decoded near frame {target}")
-            if last_index < target:  # end of stream: the container overstated the frame count
-                logger.warning("%r: frame %d is past the last decodable frame %d; using that frame",
-                               self.path, target, last_index)
-            decoded[target] = last.to_ndarray(format="rgb24")
-        return np.stack([decoded[i] for i in indices])
-
-    def close(self) -> None:
-        self._container.close()
-
-
-_READERS = {"decord": _DecordVideo, "pyav": _PyAVVideo}
+def _open_impl(path: str, name: str, known: Optional[VideoInfo]):
+    if name == "pyav":
+        return _PyAVVideo(path, known=known)
+    rotation = known.rotation if known is not None else probe_rotation(path)
+    if rotation in (90, 270):  # decord's rotated frame does not fit its own buffer (backends.py)
+        if (path, "rotated") not in _logged:
+            _logged.add((path, "rotated"))
+            logger.info("%s is rotated by %d degrees, which decord cannot read: reading it with pyav", path, rotation)
+        return _PyAVVideo(path, known=known)
+    return _DecordVideo(path, rotation=rotation, known=known)
 
 
 class VideoFile:
-    """An open video: ``.info`` (VideoInfo) and ``.read(indices)``. Use ``open_video`` to make one."""
+    """An open video: ``.info`` (VideoInfo) and ``.read(indices)``. Use ``open_video`` to make one.
 
-    def __init__(self, path: PathLike, backend: Optional[str] = None):
+    ``info``: a VideoInfo of this file read before (e.g. cached by the caller); it spares the
+    rotation probe and the scan of frame times. It must describe the file as it is now.
+    """
+
+    def __init__(self, path: PathLike, backend: Optional[str] = None, info: Optional[VideoInfo] = None):
         local = _local_path(path)
-        self._impl = _READERS[resolve_backend(backend)](local)
+        self._impl = _open_impl(local, resolve_backend(backend), info)
         self.info: VideoInfo = self._impl.info
         if self.info.total_frames <= 0:
             self.close()
             raise VideoReadError(f"video {local!r} has no frames")
 
-    def read(self, indices: Sequence[int]) -> torch.Tensor:
-        """uint8 ``[T, 3, H, W]`` of the frames at ``indices`` (any order, repeats allowed), decoding
-        only those frames (plus, for PyAV, the frames between a keyframe and each target)."""
+    def read(self, indices: Sequence[int], size: Optional[Tuple[int, int]] = None) -> torch.Tensor:
+        """uint8 ``[T, 3, H, W]`` of the frames at ``indices`` (any order, repeats allowed), as displayed,
+        decoding only those frames (plus, for PyAV, the frames between a keyframe and each target).
+
+        ``size`` = (h, w): frames are resized (``resize_frames``: bicubic, antialiased, rounded) as soon
+        as they are decoded, a few at a time (at most ``_RESIZE_BATCH_BYTES`` of them as float, at least
+        one), so the source resolution is never held for all frames at once. The result equals resizing
+        all frames at once.
+        """
         idx = [int(i) for i in indices]
         if not idx:
             raise ValueError(f"no frame indices requested from {self.info.path!r}")
         bad = [i for i in idx if not 0 <= i < self.info.total_frames]
         if bad:
             raise IndexError(f"frame indices {bad[:5]} out of range [0, {self.info.total_frames}) for {self.info.path!r}")
-        frames = self._impl.read(idx)
-        return torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)
+        unique = sorted(set(idx))
+        slot = {i: k for k, i in enumerate(unique)}
+        out: Optional[torch.Tensor] = None
+        pending: list = []  # (slot, uint8 [3, H, W]) decoded, not yet resized
+
+        def flush() -> None:
+            nonlocal out
+            frames = torch.stack([f for _, f in pending])
+            if size is not None and tuple(frames.shape[-2:]) != tuple(size):
+                frames = resize_frames(frames, size).to(torch.uint8)
+            if out is None:
+                out = torch.empty((len(unique), *frames.shape[1:]), dtype=torch.uint8)
+            out[[k for k, _ in pending]] = frames
+            pending.clear()
+
+        for i, frame in self._impl.iter_frames(unique):
+            pending.append((slot[i], torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1)))
+            if size is None or len(pending) * frame.size * 4 >= _RESIZE_BATCH_BYTES:
+                flush()
+        if pending:
+            flush()
+        if out is None:
+            raise VideoReadError(f"no frame could be decoded from {self.info.path!r}")
+        return out if idx == unique else out[[slot[i] for i in idx]]
 
     def close(self) -> None:
         self._impl.close()
 
 
 @contextmanager
-def open_video(path: PathLike, backend: Optional[str] = None) -> Iterator[VideoFile]:
+def open_video(path: PathLike, backend: Optional[str] = None, info: Optional[VideoInfo] = None) -> Iterator[VideoFile]:
     """Context manager yielding a VideoFile (one open for both the info and the frames)."""
-    video = VideoFile(path, backend)
+    video = VideoFile(path, backend, info)
     try:
         yield video
     finally:
@@ -231,14 +166,21 @@ def open_video(path: PathLike, backend: Optional[str] = None) -> Iterator[VideoF
 
 
 def get_video_info(path: PathLike, backend: Optional[str] = None) -> VideoInfo:
-    """Frame count, fps, duration and size of a video. FileNotFoundError when a local file is
-    missing; VideoReadError (naming the file) when it cannot be read."""
+    """Frame count, fps, duration, displayed size, frame times (VFR) and rotation of a video.
+    FileNotFoundError when a local file is missing; VideoReadError (naming the file) when it
+    cannot be read."""
     with open_video(path, backend) as video:
         return video.info
 
 
-def read_video_frames(path: PathLike, indices: Sequence[int], backend: Optional[str] = None) -> torch.Tensor:
-    """uint8 ``[T, 3, H, W]`` frames at source indices ``indices``, decoding only those frames."""
-    with open_video(path, backend) as video:
-        return video.read(indices)
-
+def read_video_frames(
+    path: PathLike,
+    indices: Sequence[int],
+    backend: Optional[str] = None,
+    size: Optional[Tuple[int, int]] = None,
+    info: Optional[VideoInfo] = None,
+) -> torch.Tensor:
+    """uint8 ``[T, 3, H, W]`` frames at source indices ``indices``, decoding only those frames;
+    with ``size``, each shrunk to it right after decoding (see `VideoFile.read`)."""
+    with open_video(path, backend, info) as video:
+        return video.read(indices, size=size)

@@ -1,8 +1,9 @@
 """Which frames of a video are sampled: count (smart_nframes), time range, indices, timestamps."""
 from __future__ import annotations
 
+import bisect
 import math
-from typing import Any, Dict, List, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 
@@ -54,13 +55,17 @@ def _limits_repr(ele: Dict[str, Any]) -> str:
     return f"{given}" if given else "the defaults"
 
 
-def frame_range(ele: Dict[str, Any], total_frames: int, video_fps: float) -> Tuple[int, int]:
+def frame_range(
+    ele: Dict[str, Any], total_frames: int, video_fps: float, frame_times: Optional[Sequence[float]] = None
+) -> Tuple[int, int]:
     """(first, last) frame index, inclusive, of the time range ``ele["video_start"]`` ..
     ``ele["video_end"]`` in seconds (both optional, clamped to the video).
 
     first = ceil(video_start * fps), last = min(floor(video_end * fps), total_frames - 1), with a 1e-6
-    tolerance so that float error never moves a boundary by a frame. Raises ValueError when the
-    range holds fewer than two frames or the fps / frame count are not positive.
+    tolerance so that float error never moves a boundary by a frame. For variable-frame-rate video
+    (``frame_times``, see VideoInfo) the same rule on the frames' real times: the first frame shown at
+    or after video_start, the last shown at or before video_end. Raises ValueError when the range
+    holds fewer than two frames or the fps / frame count are not positive.
     """
     if video_fps <= 0:
         raise ValueError(f"video fps must be positive, got {video_fps}")
@@ -71,9 +76,9 @@ def frame_range(ele: Dict[str, Any], total_frames: int, video_fps: float) -> Tup
     duration = total_frames / video_fps
     first, last = 0, total_frames - 1
     if start_s is not None:
-        first = math.ceil(min(max(float(start_s), 0.0), duration) * video_fps - _INDEX_EPS)
+        first = first_frame_from(min(max(float(start_s), 0.0), duration), video_fps, total_frames, frame_times)
     if end_s is not None:
-        last = min(math.floor(min(max(float(end_s), 0.0), duration) * video_fps + _INDEX_EPS), total_frames - 1)
+        last = frame_shown_at(min(max(float(end_s), 0.0), duration), video_fps, total_frames, frame_times)
     if first >= last:
         raise ValueError(
             f"video time range [{start_s}, {end_s}] s selects frames {first}..{last}: fewer than 2 frames "
@@ -82,16 +87,37 @@ def frame_range(ele: Dict[str, Any], total_frames: int, video_fps: float) -> Tup
     return first, last
 
 
+def first_frame_from(seconds: float, fps: float, total_frames: int, frame_times: Optional[Sequence[float]] = None) -> int:
+    """Index of the first frame shown at or after ``seconds`` (``total_frames`` when there is none):
+    ``ceil(seconds * fps)``, or by the real frame times of a variable-frame-rate video."""
+    if frame_times is None:
+        return min(math.ceil(seconds * fps - _INDEX_EPS), total_frames)
+    return bisect.bisect_left(frame_times, seconds - _INDEX_EPS / max(fps, 1.0))
+
+
+def frame_shown_at(seconds: float, fps: float, total_frames: int, frame_times: Optional[Sequence[float]] = None) -> int:
+    """Index of the frame on screen at ``seconds`` (the last one that starts at or before it), within
+    ``[0, total_frames - 1]``: ``floor(seconds * fps)``, or by the real frame times (VFR)."""
+    if frame_times is None:
+        index = math.floor(seconds * fps + _INDEX_EPS)
+    else:
+        index = bisect.bisect_right(frame_times, seconds + _INDEX_EPS / max(fps, 1.0)) - 1
+    return max(0, min(int(index), total_frames - 1))
+
+
 def sample_indices(first: int, last: int, nframes: int) -> List[int]:
     """``nframes`` source frame indices spread uniformly over [first, last] (both included):
     ``torch.linspace(first, last, nframes).round()``, the same indices as upstream."""
     return torch.linspace(first, last, nframes).round().long().tolist()
 
 
-def frame_timestamps(indices: Sequence[int], fps: float) -> List[float]:
-    """Timestamp in seconds of each source frame index: ``index / fps``."""
+def frame_timestamps(indices: Sequence[int], fps: float, frame_times: Optional[Sequence[float]] = None) -> List[float]:
+    """Timestamp in seconds of each source frame index: ``index / fps``, or the frame's real
+    presentation time for variable-frame-rate video (``frame_times``, see VideoInfo)."""
     if fps <= 0:
         raise ValueError(f"fps must be positive, got {fps}")
+    if frame_times is not None:
+        return [float(frame_times[int(i)]) for i in indices]
     return [int(i) / float(fps) for i in indices]
 
 
@@ -99,3 +125,15 @@ def sample_fps(nframes: int, total_frames: int, video_fps: float) -> float:
     """Frames per second of the sampled clip: ``nframes / total_frames * video_fps`` (the ``fps``
     that process_vision_info returns in video_kwargs)."""
     return nframes / max(total_frames, 1e-6) * video_fps
+
+
+def range_sample_fps(
+    nframes: int, first: int, last: int, video_fps: float, frame_times: Optional[Sequence[float]] = None
+) -> float:
+    """Frames per second of ``nframes`` sampled from frames ``first..last``: ``sample_fps`` over the
+    range's frame count, or over its real length for variable-frame-rate video (the last frame of
+    the video lasts one average frame interval)."""
+    if frame_times is None:
+        return sample_fps(nframes, last - first + 1, video_fps)
+    end = frame_times[last + 1] if last + 1 < len(frame_times) else frame_times[last] + 1.0 / video_fps
+    return nframes / max(end - frame_times[first], 1e-6)

@@ -24,37 +24,52 @@ from .resize import (  # noqa: F401  (re-exported)
     video_target_size,
 )
 from .metadata import VideoMetadataDict
-from .sampling import frame_range, frame_timestamps, sample_fps, sample_indices, smart_nframes  # noqa: F401
+from .sampling import (  # noqa: F401
+    frame_range,
+    frame_timestamps,
+    range_sample_fps,
+    sample_fps,
+    sample_indices,
+    smart_nframes,
+)
 
 logger = logging.getLogger("qwen_vl_utils")
 
 VideoOutput = Union[torch.Tensor, Tuple[torch.Tensor, Dict[str, Any]]]
 
 
-def sample_video_frames(ele: Dict[str, Any], total_frames: int, video_fps: float) -> List[int]:
+def sample_video_frames(
+    ele: Dict[str, Any], total_frames: int, video_fps: float, frame_times: Optional[Sequence[float]] = None
+) -> List[int]:
     """Source indices fetch_video would sample from a video of ``total_frames`` at ``video_fps``,
-    without opening it (time range, then smart_nframes, then uniform spacing)."""
-    first, last = frame_range(ele, total_frames, video_fps)
+    without opening it (time range, then smart_nframes, then uniform spacing over the range's frames).
+    ``frame_times``: the real frame times of a variable-frame-rate video (VideoInfo.frame_times)."""
+    first, last = frame_range(ele, total_frames, video_fps, frame_times)
     return sample_indices(first, last, smart_nframes(ele, total_frames=last - first + 1, video_fps=video_fps))
 
 
-def _read_video_file(ele: Dict[str, Any], backend: Optional[str]) -> Tuple[torch.Tensor, Dict[str, Any]]:
-    """Sample and decode the frames of ``ele["video"]`` (a path or URL): uint8 frames and metadata."""
+def _read_video_file(
+    ele: Dict[str, Any], backend: Optional[str], image_patch_size: int
+) -> Tuple[torch.Tensor, Dict[str, Any]]:
+    """Sample, decode and resize the frames of ``ele["video"]`` (a path or URL): uint8 frames at the
+    target size (each shrunk right after decoding) and metadata."""
     started = time.perf_counter()
     with open_video(ele["video"], backend) as video:
         info = video.info
-        indices = sample_video_frames(ele, info.total_frames, info.fps)
-        first, last = frame_range(ele, info.total_frames, info.fps)
+        times = info.frame_times
+        indices = sample_video_frames(ele, info.total_frames, info.fps, times)
+        first, last = frame_range(ele, info.total_frames, info.fps, times)
         count, nframes = last - first + 1, len(indices)
-        frames = video.read(indices)
+        size = video_target_size(info.height, info.width, nframes, ele, image_patch_size=image_patch_size)
+        frames = video.read(indices, size=size)
     metadata = VideoMetadataDict(
         fps=info.fps,
         frames_indices=indices,
-        timestamps=frame_timestamps(indices, info.fps),
+        timestamps=frame_timestamps(indices, info.fps, times),
         total_num_frames=count,
         duration=count / info.fps,
         video_backend=info.backend,
-        sample_fps=sample_fps(nframes, count, info.fps),
+        sample_fps=range_sample_fps(nframes, first, last, info.fps, times),
     )
     logger.debug(
         "%s: %d of %d frames (%d..%d) at %.3f fps with %s in %.3f s",
@@ -125,12 +140,13 @@ def fetch_video(
     time range), video_backend, sample_fps.
     """
     if isinstance(ele.get("video"), str) or hasattr(ele.get("video"), "__fspath__"):
-        frames, metadata = _read_video_file(ele, backend)
+        frames, metadata = _read_video_file(ele, backend, image_patch_size)
+        video = frames.float()  # already at the target size (resized frame by frame while decoding)
     else:
         frames, metadata = _frames_as_video(ele)
-    nframes, _, height, width = frames.shape
-    size = video_target_size(height, width, nframes, ele, image_patch_size=image_patch_size)
-    video = resize_frames(frames, size)
+        nframes, _, height, width = frames.shape
+        size = video_target_size(height, width, nframes, ele, image_patch_size=image_patch_size)
+        video = resize_frames(frames, size)
     output = (video, metadata) if return_video_metadata else video
     if return_video_sample_fps:
         return output, metadata["sample_fps"]

@@ -8,7 +8,9 @@
     processor(text=..., videos=[clip.frames], **video_processor_kwargs(clip))
 
 Modules: config (VideoConfig), args (VideoArguments: its flags / YAML keys, for training and eval),
-schema (row schema, validation), video (load_video, cache),
+schema (row schema, validation), jsonl (reading rows), limits (what training and the judges enforce),
+video_checks (validation against the videos, decoding included), parallel (validation in processes),
+video (load_video, cache),
 proxy (masking and interleaving), conversation (prompt messages), demo (synthetic dataset),
 builders (DarkEventInfer / MixVidQA rows from annotations), cli (the scripts' entry points).
 """

@@ -41,9 +41,16 @@ class VideoArguments:
         metadata={"help": "MixVidQA segment length in seconds, for rows given as two clips: one value or a min "
                           "max pair."},
     )
+    min_segment_seconds: float = field(
+        default=0.25,
+        metadata={"help": "Shortest MixVidQA segment a row (or segment_seconds) may ask for; shorter rows are invalid."},
+    )
     video_seed: int = field(default=42, metadata={"help": "Data seed of the proxy tasks (MixVidQA segments)."})
     video_cache_size: int = field(
         default=32, metadata={"help": "Decoded clips kept per process (LRU); 0 turns the cache off."}
+    )
+    video_cache_mb: int = field(
+        default=1024, metadata={"help": "Most MB of decoded frames the clip cache holds per process."}
     )
     video_backend: Optional[str] = field(
         default=None, metadata={"help": "Video reader: decord, pyav or torchvision (default: best available)."}
@@ -73,5 +80,7 @@ class VideoArguments:
             segment_seconds=seg[0] if len(seg) == 1 else tuple(seg),
             seed=self.video_seed,
             cache_size=cache_size if cache_size is not None else self.video_cache_size,
+            cache_bytes=int(self.video_cache_mb) << 20,
+            min_segment_seconds=self.min_segment_seconds,
             backend=self.video_backend,
         )

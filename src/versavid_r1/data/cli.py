@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 from typing import Optional, Sequence
 
-from versavid_r1.data.config import VideoConfig
 
 
 def _setup_logging(quiet: bool = False) -> None:
@@ -18,12 +17,34 @@ def _setup_logging(quiet: bool = False) -> None:
 
 
 # ------------------------------------------------------------------ validate ---------------------
+def _settings_from_config(path: Optional[str]) -> dict:
+    """The video options (VideoArguments' keys), judge_max_field_chars and max_prompt_length of a training
+    or evaluation YAML, so that rows are checked with the settings the run will use."""
+    if not path:
+        return {}
+    import yaml
+    from dataclasses import fields
+
+    from versavid_r1.data.args import VideoArguments
+
+    with open(path, encoding="utf-8") as f:
+        data = yaml.safe_load(f) or {}
+    keep = {f.name for f in fields(VideoArguments)} | {"judge_max_field_chars", "max_prompt_length"}
+    return {k: v for k, v in data.items() if k in keep}
+
+
 def validate_main(argv: Optional[Sequence[str]] = None) -> int:
+    from versavid_r1.protocol import DEFAULT_MAX_FIELD_CHARS
+
     p = argparse.ArgumentParser(
-        description="Check every row of a VersaVid-R1 JSONL file (fields, answers, videos, spans, "
-        "MixVidQA pairs) and report each problem with its line number. Exit 1 on any error."
+        description="Check every row of a VersaVid-R1 JSONL file (fields, answers, videos, spans, MixVidQA pairs, "
+        "limits of training and the judges) and load each row's video as training will. Every problem is "
+        "reported with its line number. Exit 1 on any error."
     )
     p.add_argument("data", help="JSONL file, one row per line")
+    p.add_argument("--config", default=None, metavar="YAML",
+                   help="the training (or evaluation) YAML: its video settings, judge_max_field_chars and "
+                        "max_prompt_length are the ones checked (flags below override them)")
     p.add_argument("--video_root", default=None, help="folder for relative video paths (default: the JSONL's folder)")
     p.add_argument("--skip_invalid", action="store_true",
                    help="skip bad rows (each logged), print how many, and exit 0 if any row is valid")
@@ -32,20 +53,39 @@ def validate_main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--nframes", type=int, default=None, help="frames per video to check sampling with (default 16)")
     p.add_argument("--fps", type=float, default=None, help="sample by fps instead of nframes")
     p.add_argument("--no_check_videos", action="store_true", help="do not open the videos (structure only)")
+    p.add_argument("--no_decode", action="store_true",
+                   help="open the videos for their headers only, without decoding the sampled frames")
     p.add_argument("--backend", default=None, help="qwen_vl_utils video backend (decord / pyav)")
+    p.add_argument("--judge_max_field_chars", type=int, default=None,
+                   help=f"the judges' --max-field-chars (default {DEFAULT_MAX_FIELD_CHARS}, theirs)")
+    p.add_argument("--max_prompt_length", type=int, default=None,
+                   help="report rows whose video alone has this many tokens or more")
+    p.add_argument("--workers", type=int, default=0, help="validate in this many processes (decoding is CPU-bound)")
+    p.add_argument("--progress", dest="progress", action="store_true", default=None,
+                   help="progress bar on stderr (default: when stderr is a terminal)")
+    p.add_argument("--no_progress", dest="progress", action="store_false", help="no progress bar")
     args = p.parse_args(argv)
     _setup_logging()
 
-    from versavid_r1.data.schema import VIDEO_PATHS_KEY, validate_file
+    from versavid_r1.data.args import VideoArguments
+    from versavid_r1.data.limits import RowLimits
+    from versavid_r1.data.schema import ROW_SOURCE_KEY, VIDEO_PATHS_KEY, validate_file
 
-    kw = {"video_root": args.video_root, "backend": args.backend}
+    settings = _settings_from_config(args.config)
+    for key, value in (("video_root", args.video_root), ("nframes", args.nframes), ("video_fps", args.fps),
+                       ("video_backend", args.backend), ("judge_max_field_chars", args.judge_max_field_chars),
+                       ("max_prompt_length", args.max_prompt_length)):
+        if value is not None:
+            settings[key] = value
     if args.fps is not None:
-        kw["fps"] = args.fps
-    if args.nframes is not None:
-        kw["nframes"] = args.nframes
-    cfg = VideoConfig(**kw)
+        settings.setdefault("nframes", None)
+    limits = RowLimits(judge_max_field_chars=settings.pop("judge_max_field_chars", DEFAULT_MAX_FIELD_CHARS),
+                       max_prompt_length=settings.pop("max_prompt_length", None))
+    cfg = VideoArguments(**settings).video_config()
+    progress = sys.stderr.isatty() if args.progress is None else args.progress
     t0 = time.perf_counter()
-    report = validate_file(args.data, cfg=cfg, skip_invalid=args.skip_invalid, check_videos=not args.no_check_videos)
+    report = validate_file(args.data, cfg=cfg, skip_invalid=args.skip_invalid, check_videos=not args.no_check_videos,
+                           limits=limits, decode=not args.no_decode, workers=args.workers, progress=progress)
     where = args.data
     for w in report.warnings:
         print(f"{where}:{w.line}: warning: {w.field}: {w.message}")
@@ -60,7 +100,7 @@ def validate_main(argv: Optional[Sequence[str]] = None) -> int:
             out.parent.mkdir(parents=True, exist_ok=True)
             with open(out, "w", encoding="utf-8") as f:
                 for row in report.rows:
-                    row = {k: v for k, v in row.items() if k != VIDEO_PATHS_KEY}
+                    row = {k: v for k, v in row.items() if k not in (VIDEO_PATHS_KEY, ROW_SOURCE_KEY)}
                     f.write(json.dumps(row, ensure_ascii=False) + "\n")
             print(f"wrote {len(report.rows)} valid rows to {out}")
         file_errors = [e for e in report.errors if e.line == 0]

@@ -66,8 +66,11 @@ class VideoConfig:
       folder when rows come from `load_rows`, else the current directory.
     - `segment_seconds`: MixVidQA segment length (a number or a `[min, max]` range; SPEC: 1.5–2 s).
     - `seed`: the data seed; with the row it decides the MixVidQA segment length drawn from the range.
-    - `cache_size`: decoded clips kept per process (LRU) so that a step's generation and loss passes
+    - `cache_size` / `cache_bytes`: decoded clips kept per process (LRU), at most this many and at
+      most this many bytes of frames, so that validation and a step's generation and loss passes
       decode each video once; 0 disables the cache.
+    - `min_segment_seconds`: the shortest MixVidQA segment a row or the config may ask for (the
+      interleaved timeline holds duration / segment pieces).
     - `backend`: qwen-vl-utils video backend (`None` = its default), `image_patch_size` 14 for
       Qwen2/2.5-VL (resize factor = patch × merge = 28).
     """
@@ -83,6 +86,8 @@ class VideoConfig:
     segment_seconds: Any = field(default=(1.5, 2.0))
     seed: int = 42
     cache_size: int = 32
+    cache_bytes: int = 1 << 30
+    min_segment_seconds: float = 0.25
     backend: Optional[str] = None
     image_patch_size: int = 14
 
@@ -95,9 +100,16 @@ class VideoConfig:
             raise ValueError(f"VideoConfig: nframes must be an integer >= 2, got {self.nframes}")
         if self.min_pixels > self.max_pixels:
             raise ValueError("VideoConfig: min_pixels > max_pixels")
-        if self.cache_size < 0:
-            raise ValueError("VideoConfig: cache_size must be >= 0")
+        if self.cache_size < 0 or self.cache_bytes < 0:
+            raise ValueError("VideoConfig: cache_size and cache_bytes must be >= 0")
+        if not self.min_segment_seconds > 0:
+            raise ValueError(f"VideoConfig: min_segment_seconds must be > 0, got {self.min_segment_seconds}")
         self.segment_seconds = segment_range(self.segment_seconds)
+        if self.segment_seconds[0] < self.min_segment_seconds:
+            raise ValueError(
+                f"VideoConfig: segment_seconds {list(self.segment_seconds)} is below min_segment_seconds "
+                f"{self.min_segment_seconds}"
+            )
         if self.video_root is not None:
             self.video_root = str(self.video_root)
 

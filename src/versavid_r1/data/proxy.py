@@ -1,7 +1,9 @@
 """The two proxy tasks, made at load time from source videos and time annotations (SPEC.md).
 
-DarkEventInfer — a frame is *inside* `mask_span = [start, end]` when its source timestamp
-`index / fps` satisfies `start <= t < end` (half-open, so two adjacent events never share a frame).
+DarkEventInfer — a frame is *inside* `mask_span = [start, end]` when its source timestamp `t` (its
+presentation time: `index / fps` for constant-frame-rate video, the real time of each frame for
+variable-frame-rate video) satisfies `start <= t < end` (half-open, so two adjacent events never
+share a frame).
 Inside frames become all zeros; every other frame is left untouched. Uniform sampling of a long video
 can step over a short span, and then the model would never see the gap: when no sampled index falls
 inside the span, the sampled index *nearest* to the span is moved to the nearest in-span frame (the
@@ -13,16 +15,17 @@ MixVidQA — two clips `a` and `b` are laid on a *virtual timeline* of alternati
 SHA-256 of the row's `video` and `segment_seconds` plus the data seed, so it is the same in every
 process and run, unlike Python's salted `hash()`). When one clip runs out the other continues to its
 end. A clip's length is `total_frames / fps`. T frames are sampled at the centres of T equal bins of
-the virtual timeline; each sample is the source frame shown at that moment (`floor(t * fps)`). Only
-those frames are decoded.
+the virtual timeline; each sample is the source frame shown at that moment (`floor(t * fps)`, or by
+the real frame times of a variable-frame-rate clip). Only those frames are decoded.
 """
 from __future__ import annotations
 
 import hashlib
 import json
-import math
 from dataclasses import dataclass
 from typing import Optional, Sequence
+
+import qwen_vl_utils as qvu
 
 from versavid_r1.data.config import SegmentSpec, segment_range
 
@@ -30,13 +33,16 @@ _EPS = 1e-9
 
 
 # ------------------------------------------------------------------ DarkEventInfer ---------------
-def span_frame_range(span: Sequence[float], fps: float, total_frames: int) -> Optional[tuple[int, int]]:
-    """Inclusive `(first, last)` source frame indices whose timestamps lie in `[start, end)`, or None."""
+def span_frame_range(
+    span: Sequence[float], fps: float, total_frames: int, frame_times: Optional[Sequence[float]] = None
+) -> Optional[tuple[int, int]]:
+    """Inclusive `(first, last)` source frame indices whose timestamps lie in `[start, end)`, or None.
+    `frame_times`: the real frame times of a variable-frame-rate video (VideoInfo.frame_times)."""
     start, end = float(span[0]), float(span[1])
     if not end > start:
         return None
-    first = max(0, math.ceil(start * fps - 1e-6))
-    last = min(total_frames - 1, math.ceil(end * fps - 1e-6) - 1)
+    first = max(0, qvu.first_frame_from(start, fps, total_frames, frame_times))
+    last = min(total_frames, qvu.first_frame_from(end, fps, total_frames, frame_times)) - 1
     return (first, last) if first <= last else None
 
 
@@ -135,6 +141,6 @@ def locate(timeline: Sequence[Segment], t: float) -> tuple[int, float]:
     return last.clip, last.src_end
 
 
-def source_frame(src_time: float, fps: float, total_frames: int) -> int:
-    """Index of the source frame displayed at `src_time` seconds."""
-    return max(0, min(total_frames - 1, int(math.floor(src_time * fps + 1e-6))))
+def source_frame(src_time: float, fps: float, total_frames: int, frame_times: Optional[Sequence[float]] = None) -> int:
+    """Index of the source frame displayed at `src_time` seconds (by the real frame times when given)."""
+    return qvu.frame_shown_at(src_time, fps, total_frames, frame_times)

@@ -14,6 +14,8 @@ from versavid_r1.data.config import CLIP_BOUND_KEYS, VideoConfig, segment_range
 PathLike = Union[str, os.PathLike]
 # Added by load_rows: absolute paths of the row's video(s), always a list (Arrow-friendly).
 VIDEO_PATHS_KEY = "video_paths"
+# Added by load_rows: "path/to/data.jsonl:LINE", so that a row failing later is named by its line.
+ROW_SOURCE_KEY = "source_line"
 
 
 # ------------------------------------------------------------------ paths ------------------------
@@ -33,8 +35,17 @@ def resolve_video_paths(row: dict, video_root: Optional[PathLike] = None) -> lis
     out = []
     for v in row_video_list(row):
         p = Path(os.path.expanduser(v))
-        out.append(str(p if p.is_absolute() else (root / p).resolve()))
+        out.append(str(p if p.is_absolute() else _resolved(root / p)))
     return out
+
+
+def _resolved(path: Path) -> str:
+    """`path` with symlinks resolved; a symlink loop (which `resolve` raises on) stays as written, made
+    absolute, so that opening it reports the loop as the row's error."""
+    try:
+        return str(path.resolve())
+    except (RuntimeError, OSError):
+        return os.path.abspath(path)
 
 
 def normalize_row(row: dict, video_root: Optional[PathLike] = None) -> dict:

@@ -26,15 +26,12 @@ or with `skip_invalid=True` logs each bad row, prints how many were skipped and 
 """
 from __future__ import annotations
 
-import json
 import logging
 import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Optional, Sequence
-
-import qwen_vl_utils as qvu
+from typing import Any, Optional, Sequence
 
 from versavid_r1.answer import ANSWER_CLOSE, ANSWER_OPEN, answer_tag_problem, extract_answer
 from versavid_r1.data.config import (
@@ -43,8 +40,10 @@ from versavid_r1.data.config import (
     VideoConfig,
     segment_range,
 )
-from versavid_r1.data.proxy import span_frame_range
+from versavid_r1.data.jsonl import count_lines, iter_jsonl  # noqa: F401  (iter_jsonl re-exported)
+from versavid_r1.data.limits import RowLimits, judge_field_errors, override_bound_errors, text_errors
 from versavid_r1.data.rows import (  # noqa: F401  (re-exported: the schema's public names)
+    ROW_SOURCE_KEY,
     VIDEO_PATHS_KEY,
     PathLike,
     normalize_row,
@@ -53,7 +52,7 @@ from versavid_r1.data.rows import (  # noqa: F401  (re-exported: the schema's pu
     row_video_list,
     sampling_options,
 )
-from versavid_r1.data.video import video_info
+from versavid_r1.data.video_checks import InfoCache, check_row_videos
 from versavid_r1.tasks import CAPTION, DARK_EVENT_INFER, MCQA, MIX_VID_QA, PROBLEM_TYPES
 
 logger = logging.getLogger(__name__)
@@ -97,6 +96,14 @@ class ValidationReport:
     def n_invalid(self) -> int:
         return len(self.invalid_lines)
 
+    def add_errors(self, issues: Sequence[RowIssue]) -> None:
+        """Record errors found elsewhere (e.g. by another process) and drop those rows from `rows`."""
+        self.errors.extend(issues)
+        self.errors.sort(key=lambda e: e.line)
+        bad = {e.line for e in issues}
+        kept = [(r, n) for r, n in zip(self.rows, self.lines) if n not in bad]
+        self.rows, self.lines = [r for r, _ in kept], [n for _, n in kept]
+
     def summary(self) -> str:
         return (
             f"{self.path}: {self.n_rows} rows, {len(self.rows)} valid, {self.n_invalid} invalid "
@@ -130,26 +137,6 @@ def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool) or (isinstance(v, float) and v.is_integer())
 
 
-class _InfoCache:
-    """Video info once per path (per validation run), errors remembered too. Successful reads go through
-    the loader's process-wide cache (`video.video_info`), so training does not open each video again
-    for its info after validating it."""
-
-    def __init__(self, backend: Optional[str]):
-        self.backend = backend
-        self._items: dict[str, Any] = {}
-
-    def get(self, path: str):
-        if path not in self._items:
-            try:
-                self._items[path] = video_info(path, backend=self.backend)
-            except FileNotFoundError:
-                self._items[path] = RuntimeError(f"video file not found: {path}")
-            except Exception as exc:  # VideoReadError, or a backend's own exception
-                self._items[path] = RuntimeError(f"unreadable video {path}: {type(exc).__name__}: {exc}")
-        return self._items[path]
-
-
 def _check_clip_bounds_static(row: dict, video: Any, span: Optional[Sequence[float]], err) -> None:
     """Clip bounds (numbers >= 0 already checked) without opening the video: one video only, start <
     end, and a DarkEventInfer `mask_span` inside them (so the guaranteed black frame is sampled)."""
@@ -165,32 +152,34 @@ def _check_clip_bounds_static(row: dict, video: Any, span: Optional[Sequence[flo
         err("mask_span", f"span {list(span)} is not inside the clip bounds [{start}, {end}] s")
 
 
-def _check_clip_bounds_in_video(row: dict, info: Any, err) -> bool:
-    """Clip bounds against the opened video: the start lies inside it and the clip holds >= 2 frames."""
-    given = [k for k in CLIP_BOUND_KEYS if present(row, k)]
-    if not given:
-        return True
-    duration = info.total_frames / info.fps
-    start = row.get("video_start")
-    if start is not None and start >= duration:
-        err("video_start", f"{start} s is not inside the video ({duration:.3f} s)")
-        return False
-    try:
-        qvu.frame_range({k: row[k] for k in given}, info.total_frames, info.fps)
-    except ValueError as exc:
-        err(given[0], str(exc))
-        return False
-    return True
-
-
 def validate_row(
     row: Any,
     line: int,
     video_root: Optional[PathLike],
     cfg: VideoConfig,
-    infos: Optional[_InfoCache] = None,
+    infos: Optional[InfoCache] = None,
+    limits: Optional[RowLimits] = None,
+    decode: bool = False,
 ) -> tuple[list[RowIssue], list[RowIssue]]:
-    """Every problem of one parsed row as `(errors, warnings)`; `infos=None` skips opening videos."""
+    """Every problem of one parsed row as `(errors, warnings)`. `infos=None` skips opening videos;
+    `decode` also loads the row's video as training will (`video_checks`). Never raises: a check that
+    fails unexpectedly is reported as the row's error, naming the exception."""
+    try:
+        return _validate_row(row, line, video_root, cfg, infos, limits or RowLimits(), decode)
+    except Exception as exc:  # noqa: BLE001 - one row's surprise must not stop the validation of the others
+        logger.debug("validation of line %d failed", line, exc_info=True)
+        return [RowIssue(line, "row", f"validation failed unexpectedly: {type(exc).__name__}: {exc}")], []
+
+
+def _validate_row(
+    row: Any,
+    line: int,
+    video_root: Optional[PathLike],
+    cfg: VideoConfig,
+    infos: Optional[InfoCache],
+    limits: RowLimits,
+    decode: bool,
+) -> tuple[list[RowIssue], list[RowIssue]]:
     errors: list[RowIssue] = []
     warnings: list[RowIssue] = []
 
@@ -203,6 +192,8 @@ def validate_row(
     if not isinstance(row, dict):
         err("row", f"expected a JSON object, got {type(row).__name__}")
         return errors, warnings
+    for fld, msg in text_errors(row):
+        err(fld, msg)
 
     for key in REQUIRED_FIELDS:
         if row.get(key) is None:
@@ -216,6 +207,8 @@ def validate_row(
     if ptype is not None and ptype not in PROBLEM_TYPES:
         err("problem_type", f"unknown problem_type {ptype!r} (expected one of {', '.join(PROBLEM_TYPES)})")
         ptype = None
+    for fld, msg in judge_field_errors(row, limits):
+        err(fld, msg)
 
     solution = row.get("solution")
     if solution is not None:
@@ -313,61 +306,15 @@ def validate_row(
     if _is_int(row.get("min_pixels")) and _is_int(row.get("max_pixels")) and row["min_pixels"] > row["max_pixels"]:
         err("min_pixels", "min_pixels > max_pixels")
     _check_clip_bounds_static(row, video, span if span_ok else None, err)
+    if len(errors) == n_before:  # well-typed: now within the config's budget
+        for fld, msg in override_bound_errors(row, cfg):
+            err(fld, msg)
     overrides_ok = len(errors) == n_before
 
-    # --- open the videos (whenever `video` itself is well formed) ---
-    if infos is None or not video_ok:
-        return errors, warnings
-    paths = resolve_video_paths({"video": video}, video_root)
-    info_list = []
-    for k, path in enumerate(paths):
-        fld = "video" if len(paths) == 1 else f"video[{k}]"
-        info = infos.get(path)
-        if isinstance(info, Exception):
-            err(fld, str(info))
-        elif not (info.total_frames >= 1 and info.fps and info.fps > 0):
-            err(fld, f"video {path} reports {info.total_frames} frames at {info.fps} fps")
-        else:
-            info_list.append(info)
-    if len(info_list) != len(paths):
-        return errors, warnings
-
-    if span_ok and ptype == DARK_EVENT_INFER:
-        info = info_list[0]
-        duration = info.total_frames / info.fps
-        tol = 0.5 / info.fps
-        if span[0] >= duration or span[1] > duration + tol:
-            err("mask_span", f"span {list(span)} is outside the video's duration ({duration:.3f} s)")
-        elif span_frame_range(span, info.fps, info.total_frames) is None:
-            err("mask_span", f"span {list(span)} contains no frame of the video ({info.fps:g} fps)")
-
-    if overrides_ok and len(info_list) == 1:
-        overrides_ok = _check_clip_bounds_in_video(row, info_list[0], err)
-    if overrides_ok:
-        ele = sampling_options(row, cfg)
-        sampling = {k: v for k, v in ele.items() if k in ("nframes", "fps", "min_frames", "max_frames")}
-        try:
-            if len(info_list) == 2:
-                total = sum(i.total_frames for i in info_list)
-                duration = sum(i.total_frames / i.fps for i in info_list)
-                qvu.smart_nframes(dict(ele), total_frames=total, video_fps=total / duration)
-            else:  # within the clip bounds, as load_video samples
-                qvu.sample_video_frames(dict(ele), total_frames=info_list[0].total_frames, video_fps=info_list[0].fps)
-        except Exception as exc:
-            err("nframes" if "nframes" in ele else "fps", f"cannot sample {sampling} from this video: {exc}")
+    if infos is not None and video_ok:
+        check_row_videos(row, video_root, cfg, infos, err, span=span if span_ok else None,
+                         overrides_ok=overrides_ok, limits=limits, decode=decode and not errors)
     return errors, warnings
-
-
-def iter_jsonl(path: PathLike) -> Iterable[tuple[int, Any, Optional[str]]]:
-    """`(line number, parsed value or None, JSON error message or None)` for each non-blank line."""
-    with open(path, "r", encoding="utf-8") as f:
-        for lineno, text in enumerate(f, start=1):
-            if not text.strip():
-                continue
-            try:
-                yield lineno, json.loads(text), None
-            except json.JSONDecodeError as exc:
-                yield lineno, None, f"invalid JSON: {exc.msg} (column {exc.colno})"
 
 
 def validate_file(
@@ -376,54 +323,87 @@ def validate_file(
     skip_invalid: bool = False,
     cfg: Optional[VideoConfig] = None,
     check_videos: bool = True,
+    *,
+    limits: Optional[RowLimits] = None,
+    decode: bool = True,
+    decode_share: Optional[tuple[int, int]] = None,
+    workers: int = 0,
+    progress: bool = False,
 ) -> ValidationReport:
     """Validate every row of a JSONL file. Relative videos resolve against `video_root`, else
     `cfg.video_root`, else the file's folder. The report's `rows` are the valid rows, normalised
-    (`normalize_row`). With `skip_invalid`, every invalid row is logged as it is skipped."""
+    (`normalize_row`) and tagged with their `file:line` (`ROW_SOURCE_KEY`). With `skip_invalid`, every
+    invalid row is logged as it is skipped.
+
+    `check_videos=False` checks the rows alone; otherwise every video is opened, and with `decode` each
+    row is loaded as training will (`video_checks`); `decode_share=(k, n)` restricts that to the rows
+    whose 0-based position i has i % n == k (n processes each decoding a share). `workers` > 1
+    validates in that many processes (`parallel.py`); `progress` shows a progress bar on stderr.
+    Never raises on the file's content: every problem is a `RowIssue` (line 0: the file itself)."""
     cfg = cfg or VideoConfig()
+    limits = limits or RowLimits()
     path = Path(path)
     root = Path(video_root or cfg.video_root or path.parent.resolve())
     report = ValidationReport(path=str(path))
     if not path.is_file():
-        report.errors.append(RowIssue(0, "file", f"data file not found: {path}"))
+        what = "a broken symlink or a symlink loop" if path.is_symlink() else "not found"
+        report.errors.append(RowIssue(0, "file", f"data file {what}: {path}"))
         return report
-    infos = _InfoCache(cfg.backend) if check_videos else None
-    for lineno, row, json_error in iter_jsonl(path):
-        report.n_rows += 1
-        if json_error is not None:
-            errors, warnings = [RowIssue(lineno, "json", json_error)], []
-        else:
-            errors, warnings = validate_row(row, lineno, root, cfg, infos)
-        report.errors.extend(errors)
-        report.warnings.extend(warnings)
-        if errors:
-            if skip_invalid:
-                logger.warning("skipping invalid row: %s", "; ".join(str(e) for e in errors))
-            continue
-        report.rows.append(normalize_row(row, root))
-        report.lines.append(lineno)
+    from versavid_r1.data.parallel import RowCheck, validated_rows
+
+    check = RowCheck(str(root), cfg, limits, check_videos, decode, decode_share)
+    try:
+        results = validated_rows(iter_jsonl(path), check, workers)
+        if progress:
+            from tqdm import tqdm
+
+            results = tqdm(results, total=count_lines(path), unit="row", desc=f"validating {path.name}",
+                           mininterval=1.0)
+        for lineno, errors, warnings, row in results:
+            report.n_rows += 1
+            report.errors.extend(errors)
+            report.warnings.extend(warnings)
+            if errors:
+                if skip_invalid:
+                    logger.warning("skipping invalid row: %s", "; ".join(str(e) for e in errors))
+                continue
+            row[ROW_SOURCE_KEY] = f"{path}:{lineno}"
+            report.rows.append(row)
+            report.lines.append(lineno)
+    except OSError as exc:  # the file itself (permissions, a vanished mount), not a row
+        report.errors.append(RowIssue(0, "file", f"cannot read {path}: {type(exc).__name__}: {exc}"))
+        return report
     if report.n_rows == 0:
         report.errors.append(RowIssue(0, "file", f"no rows in {path}"))
     return report
 
 
+def rows_of_report(report: ValidationReport, skip_invalid: bool) -> list[dict]:
+    """The valid rows of a finished report, or `DataValidationError` (see `load_rows`)."""
+    for w in report.warnings:
+        logger.warning("%s: %s", report.path, w)
+    if report.errors:
+        file_errors = [e for e in report.errors if e.line == 0]
+        if not skip_invalid or file_errors or not report.rows:
+            raise DataValidationError(report)
+        print(f"[data] {report.path}: skipped {report.n_invalid} invalid rows of {report.n_rows}", flush=True)
+    return report.rows
+
+
 def load_rows(
-    path: PathLike, cfg: Optional[VideoConfig] = None, skip_invalid: bool = False
+    path: PathLike,
+    cfg: Optional[VideoConfig] = None,
+    skip_invalid: bool = False,
+    limits: Optional[RowLimits] = None,
+    decode: bool = True,
 ) -> list[dict]:
     """Validated, normalised rows of a JSONL file: call this before loading any model.
 
     Raises `DataValidationError` listing every problem, unless `skip_invalid`: then each invalid row
     is logged, the number skipped is printed, and the valid rows are returned (an error if none)."""
     cfg = cfg or VideoConfig()
-    report = validate_file(path, cfg=cfg, skip_invalid=skip_invalid)
-    for w in report.warnings:
-        logger.warning("%s: %s", path, w)
-    if report.errors:
-        file_errors = [e for e in report.errors if e.line == 0]
-        if not skip_invalid or file_errors or not report.rows:
-            raise DataValidationError(report)
-        print(f"[data] {path}: skipped {report.n_invalid} invalid rows of {report.n_rows}", flush=True)
-    return report.rows
+    return rows_of_report(validate_file(path, cfg=cfg, skip_invalid=skip_invalid, limits=limits, decode=decode),
+                          skip_invalid)
 
 
 __all__: Sequence[str] = (
@@ -432,7 +412,10 @@ __all__: Sequence[str] = (
     "DataValidationError",
     "validate_row",
     "validate_file",
+    "rows_of_report",
     "load_rows",
+    "iter_jsonl",
+    "ROW_SOURCE_KEY",
     "normalize_row",
     "resolve_video_paths",
     "row_video_list",

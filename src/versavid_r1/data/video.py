@@ -14,9 +14,15 @@ are decoded:
 - MixVidQA with two clips: the virtual a/b timeline (versavid_r1.data.proxy); both clips are resized
   to the size computed for clip a.
 
-Clips are cached per process (LRU of `cfg.cache_size`), keyed on the resolved paths (with their
-size and mtime), the row's video-relevant fields and the config, so the generation and loss passes of
-a step decode each video once. A cached clip is shared: treat its tensors as read-only.
+Clips are cached per process (LRU of at most `cfg.cache_size` clips and `cfg.cache_bytes` bytes of
+frames), keyed on the resolved paths (with their size and mtime), the row's video-relevant fields and
+the config, so that validation (which decodes every row through `load_video`) and the generation and
+loss passes of a step decode each video once. A cached clip is shared: treat its tensors as read-only.
+
+Memory: each sampled frame is shrunk to its target size right after it is decoded
+(`qwen_vl_utils.read_video_frames(..., size=)`), so a 1080p or 4K source never has all its sampled
+frames held at the source resolution. Frame times are the frames' real presentation times for
+variable-frame-rate video (`VideoInfo.frame_times`), and frames come as displayed (rotation applied).
 """
 from __future__ import annotations
 
@@ -31,6 +37,7 @@ import torch
 import qwen_vl_utils as qvu
 
 from versavid_r1.data.config import CLIP_BOUND_KEYS, ROW_VIDEO_OVERRIDES, VideoConfig, segment_range
+from versavid_r1.data.limits import override_bound_errors
 from versavid_r1.data.proxy import (
     draw_segment_seconds,
     ensure_index_in_range,
@@ -121,15 +128,19 @@ class CacheInfo(NamedTuple):
     misses: int
     size: int
     maxsize: int
+    nbytes: int = 0  # bytes of the cached clips' frames
 
 
 class _ClipCache:
+    """LRU of decoded clips, bounded by count and by the bytes of their frames."""
+
     def __init__(self) -> None:
         self._items: "OrderedDict[str, VideoClip]" = OrderedDict()
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
         self.maxsize = 0
+        self.nbytes = 0
 
     def get(self, key: str) -> Optional[VideoClip]:
         with self._lock:
@@ -141,25 +152,35 @@ class _ClipCache:
             self.hits += 1
             return clip
 
-    def put(self, key: str, clip: VideoClip, maxsize: int) -> None:
+    def put(self, key: str, clip: VideoClip, maxsize: int, max_bytes: Optional[int] = None) -> None:
+        size = _clip_bytes(clip)
         with self._lock:
             self.maxsize = maxsize
             if maxsize <= 0:
                 self._items.clear()
+                self.nbytes = 0
                 return
+            if max_bytes is not None and size > max_bytes:
+                return  # larger than the whole budget: not kept
+            if key in self._items:
+                self.nbytes -= _clip_bytes(self._items.pop(key))
             self._items[key] = clip
-            self._items.move_to_end(key)
-            while len(self._items) > maxsize:
-                self._items.popitem(last=False)
+            self.nbytes += size
+            while len(self._items) > maxsize or (max_bytes is not None and self.nbytes > max_bytes):
+                self.nbytes -= _clip_bytes(self._items.popitem(last=False)[1])
 
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
-            self.hits = self.misses = 0
+            self.hits = self.misses = self.nbytes = 0
 
     def info(self) -> CacheInfo:
         with self._lock:
-            return CacheInfo(self.hits, self.misses, len(self._items), self.maxsize)
+            return CacheInfo(self.hits, self.misses, len(self._items), self.maxsize, self.nbytes)
+
+
+def _clip_bytes(clip: VideoClip) -> int:
+    return int(clip.frames.numel()) * int(clip.frames.element_size())
 
 
 _CLIPS = _ClipCache()
@@ -204,24 +225,13 @@ def _cache_key(row: dict, cfg: VideoConfig, paths: list[str]) -> str:
     if row.get("segment_seconds") is not None:
         relevant["segment_seconds"] = list(segment_range(row["segment_seconds"]))
     cfg_d = cfg.to_dict()
-    cfg_d.pop("cache_size")
+    for name in ("cache_size", "cache_bytes"):
+        cfg_d.pop(name)
     files = [(p, *_stat(p)) for p in paths]
     return json.dumps({"row": relevant, "files": files, "cfg": cfg_d}, sort_keys=True, default=str)
 
 
 # ------------------------------------------------------------------ loading ----------------------
-def _to_uint8(frames: torch.Tensor) -> torch.Tensor:
-    if frames.dtype == torch.uint8:
-        return frames
-    return frames.float().clamp_(0, 255).round_().to(torch.uint8)
-
-
-def _resize(frames: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    if tuple(frames.shape[-2:]) == tuple(size):
-        return _to_uint8(frames)
-    return _to_uint8(qvu.resize_frames(frames, size))
-
-
 def _target_size(height: int, width: int, nframes: int, ele: dict, cfg: VideoConfig) -> tuple[int, int]:
     h, w = qvu.video_target_size(height, width, nframes, pixel_options(ele), image_patch_size=cfg.image_patch_size)
     return int(h), int(w)
@@ -229,7 +239,8 @@ def _target_size(height: int, width: int, nframes: int, ele: dict, cfg: VideoCon
 
 def load_video(row: dict, cfg: Optional[VideoConfig] = None) -> VideoClip:
     """The row's video as the policy sees it (see the module docstring). Same row and config, same
-    frames. Raises FileNotFoundError / qwen_vl_utils.VideoReadError / ValueError for bad input."""
+    frames. Raises FileNotFoundError / qwen_vl_utils.VideoReadError / ValueError for bad input, each
+    naming the video file(s)."""
     cfg = cfg or VideoConfig()
     paths = resolve_video_paths(row, cfg.video_root)
     key = _cache_key(row, cfg, paths) if cfg.cache_size > 0 else None
@@ -237,13 +248,21 @@ def load_video(row: dict, cfg: Optional[VideoConfig] = None) -> VideoClip:
         clip = _CLIPS.get(key)
         if clip is not None:
             return clip
-    clip = _load_uncached(row, cfg, paths)
+    try:
+        clip = _load_uncached(row, cfg, paths)
+    except (ValueError, IndexError) as exc:  # sampling / sizing problems do not know the file: name it
+        if any(p in str(exc) for p in paths):
+            raise
+        raise ValueError(f"{' + '.join(paths)}: {exc}") from exc
     if key is not None:
-        _CLIPS.put(key, clip, cfg.cache_size)
+        _CLIPS.put(key, clip, cfg.cache_size, cfg.cache_bytes)
     return clip
 
 
 def _load_uncached(row: dict, cfg: VideoConfig, paths: list[str]) -> VideoClip:
+    problems = override_bound_errors(row, cfg)
+    if problems:
+        raise ValueError("; ".join(f"{k}: {msg}" for k, msg in problems))
     ele = sampling_options(row, cfg)
     ptype = row.get("problem_type")
     if len(paths) == 2 and ptype == MIX_VID_QA:
@@ -252,24 +271,23 @@ def _load_uncached(row: dict, cfg: VideoConfig, paths: list[str]) -> VideoClip:
         raise ValueError(f"row has {len(paths)} videos; only MixVidQA rows take a pair of clips")
     path = paths[0]
     info = video_info(path, cfg.backend)
-    total, fps = int(info.total_frames), float(info.fps)
-    indices = qvu.sample_video_frames(dict(ele), total, fps)  # clip bounds, smart_nframes, uniform spacing
-    first, last = qvu.frame_range(ele, total, fps)
+    total, fps, times = int(info.total_frames), float(info.fps), info.frame_times
+    indices = qvu.sample_video_frames(dict(ele), total, fps, times)  # clip bounds, smart_nframes, uniform spacing
+    first, last = qvu.frame_range(ele, total, fps, times)
     nframes = len(indices)
 
     span_range = None
     span = row.get("mask_span")
     if ptype == DARK_EVENT_INFER and span is not None:
-        span_range = span_frame_range(span, fps, total)
+        span_range = span_frame_range(span, fps, total, times)
         if span_range is None:
             raise ValueError(f"mask_span {span} contains no frame of {path} ({total} frames at {fps:g} fps)")
         if not first <= span_range[0] <= span_range[1] <= last:
             raise ValueError(f"mask_span {span} is not inside the clip bounds of {path} (frames {first}..{last})")
         indices = ensure_index_in_range(indices, span_range)
 
-    frames = qvu.read_video_frames(path, indices, backend=cfg.backend)
-    size = _target_size(int(frames.shape[-2]), int(frames.shape[-1]), nframes, ele, cfg)
-    frames = _resize(frames, size)
+    size = _target_size(info.height, info.width, nframes, ele, cfg)
+    frames = qvu.read_video_frames(path, indices, backend=cfg.backend, size=size, info=info)
     masked = [False] * nframes
     if span_range is not None:
         masked = [span_range[0] <= i <= span_range[1] for i in indices]
@@ -277,9 +295,9 @@ def _load_uncached(row: dict, cfg: VideoConfig, paths: list[str]) -> VideoClip:
             frames[torch.tensor(masked)] = 0
     return VideoClip(
         frames=frames.contiguous(),
-        timestamps=[float(t) for t in qvu.frame_timestamps(indices, fps)],
+        timestamps=[float(t) for t in qvu.frame_timestamps(indices, fps, times)],
         sources=[0] * nframes,
-        fps=qvu.sample_fps(nframes, last - first + 1, fps),
+        fps=qvu.range_sample_fps(nframes, first, last, fps, times),
         indices=list(indices),
         masked=masked,
         paths=[path],
@@ -295,6 +313,8 @@ def _load_mix(row: dict, cfg: VideoConfig, paths: list[str], ele: dict) -> Video
     durations = [t / f for t, f in zip(totals, fpss)]
     spec = row.get("segment_seconds")
     seg = draw_segment_seconds(row.get("video"), spec if spec is not None else cfg.segment_seconds, cfg.seed)
+    if seg < cfg.min_segment_seconds:  # the timeline would hold duration / seg segments
+        raise ValueError(f"segment_seconds {seg:g} is below min_segment_seconds {cfg.min_segment_seconds:g}")
     timeline = mix_timeline(durations, seg)
     virtual = sum(durations)
     total = sum(totals)
@@ -303,27 +323,21 @@ def _load_mix(row: dict, cfg: VideoConfig, paths: list[str], ele: dict) -> Video
     picks: list[tuple[int, int]] = []
     for t in sample_times(virtual, nframes):
         c, src = locate(timeline, t)
-        picks.append((c, source_frame(src, fpss[c], totals[c])))
+        picks.append((c, source_frame(src, fpss[c], totals[c], infos[c].frame_times)))
 
-    # Decode each clip's needed frames once (sorted, unique); resize both to clip a's target size.
-    raw: dict[int, tuple[list[int], torch.Tensor]] = {}
+    # Both clips at clip a's target size; each clip's needed frames decoded once (sorted, unique), each
+    # frame shrunk right after decoding.
+    size = _target_size(int(infos[0].height), int(infos[0].width), nframes, ele, cfg)
+    decoded: dict[int, dict[int, torch.Tensor]] = {}
     for c in (0, 1):
         wanted = sorted({i for cc, i in picks if cc == c})
         if wanted:
-            raw[c] = (wanted, qvu.read_video_frames(paths[c], wanted, backend=cfg.backend))
-    if 0 in raw:
-        h, w = (int(x) for x in raw[0][1].shape[-2:])
-    else:
-        h, w = int(infos[0].height), int(infos[0].width)
-    size = _target_size(h, w, nframes, ele, cfg)
-    decoded: dict[int, dict[int, torch.Tensor]] = {}
-    for c, (wanted, frames) in raw.items():
-        frames = _resize(frames, size)
-        decoded[c] = {i: frames[k] for k, i in enumerate(wanted)}
+            frames = qvu.read_video_frames(paths[c], wanted, backend=cfg.backend, size=size, info=infos[c])
+            decoded[c] = {i: frames[k] for k, i in enumerate(wanted)}
     out = torch.stack([decoded[c][i] for c, i in picks])
     return VideoClip(
         frames=out.contiguous(),
-        timestamps=[i / fpss[c] for c, i in picks],
+        timestamps=[qvu.frame_timestamps([i], fpss[c], infos[c].frame_times)[0] for c, i in picks],
         sources=[c for c, _ in picks],
         fps=nframes / virtual,
         indices=[i for _, i in picks],

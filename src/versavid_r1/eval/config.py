@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional, Sequence
 
 from versavid_r1.data.args import VideoArguments
-from versavid_r1.protocol import DEFAULT_CAPTION_JUDGE_PORT, DEFAULT_QWEN_JUDGE_PORT
+from versavid_r1.protocol import DEFAULT_CAPTION_JUDGE_PORT, DEFAULT_MAX_FIELD_CHARS, DEFAULT_QWEN_JUDGE_PORT
 from versavid_r1.rewards.format import FORMAT_MODES
 
 PROMPT_MODES: tuple[str, ...] = ("think", "direct")
@@ -139,6 +139,11 @@ class EvalConfig(VideoArguments):
     judge_retries: int = field(default=3, metadata={"help": "Retries of a failed judge request."})
     judge_concurrency: int = field(default=32, metadata={"help": "Judge requests in flight."})
     judge_batch_size: int = field(default=16, metadata={"help": "Items per /predict_batch request."})
+    judge_max_field_chars: int = field(
+        default=DEFAULT_MAX_FIELD_CHARS,
+        metadata={"help": "The judge services' --max-field-chars: rows whose question, solution or caption event is "
+                          "longer are recorded as invalid (the judge would refuse them)."},
+    )
     check_judges: bool = field(
         default=True, metadata={"help": "Check the needed judges' /health before loading the model."}
     )

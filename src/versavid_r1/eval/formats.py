@@ -159,10 +159,11 @@ def _category(row: Optional[dict]) -> Optional[str]:
     return None if value is None or str(value).strip() == "" else str(value)
 
 
-def load_eval_items(path: str | os.PathLike, data_format: str, video_cfg) -> list[EvalItem]:
+def load_eval_items(path: str | os.PathLike, data_format: str, video_cfg, limits=None) -> list[EvalItem]:
     """Every non-blank line of `path` as an EvalItem, in file order (see the module docstring).
 
     Relative videos resolve against `video_cfg.video_root`, else the file's folder (as in training).
+    `limits`: `versavid_r1.data.limits.RowLimits` (the judges' field sizes), default the services' own.
     """
     path = Path(path)
     root = Path(video_cfg.video_root) if video_cfg.video_root else path.parent.resolve()
@@ -190,7 +191,7 @@ def load_eval_items(path: str | os.PathLike, data_format: str, video_cfg) -> lis
             item.error = item.error or str(exc)
             continue
         item.problem_type = row.get("problem_type") if isinstance(row.get("problem_type"), str) else None
-        errors, _ = validate_row(row, line, root, video_cfg, infos=None)
+        errors, _ = validate_row(row, line, root, video_cfg, infos=None, limits=limits)
         if errors:
             item.error = item.error or "; ".join(f"{e.field}: {e.message}" for e in errors)
         if item.error is None:

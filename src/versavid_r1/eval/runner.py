@@ -30,6 +30,7 @@ from typing import Any, Iterator, Optional, Sequence
 from versavid_r1 import prompts
 from versavid_r1.answer import extract_answer
 from versavid_r1.data import load_video, make_conversation
+from versavid_r1.data.limits import RowLimits
 from versavid_r1.rewards import JudgeClient, JudgeError
 
 from .config import EvalSetupError
@@ -229,7 +230,8 @@ def run_eval(cfg, generator=None) -> dict[str, Any]:
     out = Path(cfg.output_dir)
     prepare_output(out, cfg)
     vcfg = cfg.video_config()
-    items = load_eval_items(cfg.data_path, cfg.data_format, vcfg)
+    items = load_eval_items(cfg.data_path, cfg.data_format, vcfg,
+                            RowLimits(judge_max_field_chars=cfg.judge_max_field_chars))
     if cfg.max_samples:
         items = items[: cfg.max_samples]
     samples, generations = RecordFile(out / SAMPLES_FILE), RecordFile(out / GENERATIONS_FILE)

@@ -29,7 +29,7 @@ from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 
 from ..protocol import (
-    HEALTH_PATH, PERMANENT_KEY, PREDICT_BATCH_PATH, PREDICT_PATH, CaptionBatchRequest,
+    HEALTH_PATH, MAX_PRECOMPUTED_EVENTS, PERMANENT_KEY, PREDICT_BATCH_PATH, PREDICT_PATH, CaptionBatchRequest,
     CaptionBatchResponse, CaptionRequest, CaptionResult, Health, ItemError,
 )
 from .autodq import AutoDQ, AutoDQError
@@ -40,7 +40,6 @@ from .texts import answer_text
 
 log = logging.getLogger("versavid_r1.judges.caption")
 METRICS_PATH = "/metrics"
-MAX_PRECOMPUTED_EVENTS = 64
 
 
 def make_openai_client(settings: CaptionJudgeSettings):

@@ -19,7 +19,7 @@ import typing
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Optional, Sequence
 
-from ..tasks import DEFAULT_CAPTION_JUDGE_PORT, DEFAULT_QWEN_JUDGE_PORT
+from ..tasks import DEFAULT_CAPTION_JUDGE_PORT, DEFAULT_MAX_FIELD_CHARS, DEFAULT_QWEN_JUDGE_PORT
 
 API_KEY_ENV = "VERSAVID_JUDGE_API_KEY"
 BACKENDS = ("transformers", "vllm", "openai")
@@ -36,7 +36,7 @@ class ServiceLimits:
     """Request limits shared by both services (all enforced before any model work)."""
 
     max_body_bytes: int = _opt(4 * 1024 * 1024, "request body limit in bytes; larger bodies get 413")
-    max_field_chars: int = _opt(16_000, "characters per text field (content, sol, question, event); "
+    max_field_chars: int = _opt(DEFAULT_MAX_FIELD_CHARS, "characters per text field (content, sol, question, event); "
                                         "longer gets 422")
     max_batch_items: int = _opt(512, "items of one /predict_batch request; more gets 422")
     max_chat_chars: int = _opt(64_000, "Qwen judge: message characters of one /v1/chat/completions "

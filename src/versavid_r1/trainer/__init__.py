@@ -4,6 +4,7 @@
   ScriptArguments       the project's training options for TrlParser (args.py)
   rows_to_dataset       data rows -> the Dataset the trainer iterates (rows.py)
   preflight             data and judge checks before the model is loaded (preflight.py)
+  row_guard             rows that fail to load during training: skipped, counted, replaced (row_guard.py)
   video_inputs          processor inputs of video prompts (video_inputs.py)
   vllm_video            vLLM colocate requests with video (vllm_video.py)
 

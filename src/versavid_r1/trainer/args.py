@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from versavid_r1.data.args import VideoArguments
-from versavid_r1.protocol import DEFAULT_CAPTION_JUDGE_PORT, DEFAULT_QWEN_JUDGE_PORT
+from versavid_r1.protocol import DEFAULT_CAPTION_JUDGE_PORT, DEFAULT_MAX_FIELD_CHARS, DEFAULT_QWEN_JUDGE_PORT
+
+from .row_guard import DEFAULT_MAX_SKIPPED_ROWS
 
 
 @dataclass
@@ -40,6 +42,18 @@ class ScriptArguments(VideoArguments):
     skip_invalid: bool = field(
         default=False,
         metadata={"help": "Drop rows that fail validation (each is logged) instead of stopping before training."},
+    )
+    validate_decode: bool = field(
+        default=True,
+        metadata={"help": "Before training, load every row's video as training will (decode its sampled frames), so "
+                          "a file that does not decode is reported with its line now, not at the step that samples it. "
+                          "With several processes each decodes a share. false: check the video headers only."},
+    )
+    max_skipped_rows: int = field(
+        default=DEFAULT_MAX_SKIPPED_ROWS,
+        metadata={"help": "Rows that fail to load during training (a file changed or a mount failed since "
+                          "validation) are skipped, logged with their file:line, counted (data/skipped_rows) and "
+                          "replaced by other rows; more than this many distinct rows stop training with the list."},
     )
     max_train_samples: Optional[int] = field(
         default=None, metadata={"help": "Use only the first N valid rows (smoke tests, demos)."}
@@ -104,6 +118,11 @@ class ScriptArguments(VideoArguments):
             "choices": ["strict", "prefix"],
         },
     )
+    judge_max_field_chars: int = field(
+        default=DEFAULT_MAX_FIELD_CHARS,
+        metadata={"help": "The judge services' --max-field-chars: a row whose problem, solution or caption event is "
+                          "longer is invalid (the judge would refuse it with HTTP 422 at the step that scores it)."},
+    )
     judge_api_key_env: str = field(
         default="VERSAVID_JUDGE_API_KEY",
         metadata={"help": "Environment variable holding the judges' bearer token (unset: no auth)."},
@@ -142,6 +161,8 @@ class ScriptArguments(VideoArguments):
             self.data_mixture = [vars(s).copy() for s in parse_mixture(self.data_mixture)]
         if self.mixture_size is not None and self.mixture_size < 1:
             raise ValueError(f"mixture_size must be >= 1, got {self.mixture_size}")
+        if self.max_skipped_rows < 0:
+            raise ValueError(f"max_skipped_rows must be >= 0, got {self.max_skipped_rows}")
         super().__post_init__()
 
     def reward_config(self):
@@ -161,6 +182,12 @@ class ScriptArguments(VideoArguments):
             composition=self.reward_composition,
             format_mode=self.format_mode,
         )
+
+    def row_limits(self):
+        """The `versavid_r1.data.limits.RowLimits` the data is validated against (judges' and prompt limits)."""
+        from versavid_r1.data.limits import RowLimits
+
+        return RowLimits(judge_max_field_chars=self.judge_max_field_chars, max_prompt_length=self.max_prompt_length)
 
     def judge_headers(self) -> Optional[dict]:
         """Bearer auth for the judges when the key's environment variable is set."""

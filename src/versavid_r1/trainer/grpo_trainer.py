@@ -29,13 +29,15 @@ import logging
 from typing import Any, Callable, Optional, Sequence
 
 import torch
+from accelerate.utils import gather_object
 from transformers import ProcessorMixin
 from trl import GRPOTrainer
 from trl.extras.profiling import profiling_context
 from trl.models import unwrap_model_for_generation
 
 from .rank_sync import all_ranks_agree, fail_together
-from .rows import decode_rows
+from .row_guard import DEFAULT_MAX_SKIPPED_ROWS, RowGuard
+from .rows import DatasetRows, decode_rows
 from .shared_prefill import (
     completions_until_eos,
     generate_with_shared_prefill,
@@ -75,6 +77,9 @@ class Qwen25VLGRPOTrainer(GRPOTrainer):
             once and decode its G completions from a copied KV cache (`shared_prefill.py`); batches that
             are not G consecutive copies of each prompt, images, vLLM and continuous batching use TRL's
             path. `--share_prompt_prefill false` (ScriptArguments) turns it off.
+        max_skipped_rows: rows that fail to load during training (a file changed since validation) are
+            skipped, logged with their `file:line`, counted in `data/skipped_rows` and replaced by other rows
+            (`row_guard.py`); more than this many distinct failed rows stop training with the list.
     """
 
     def __init__(
@@ -91,6 +96,7 @@ class Qwen25VLGRPOTrainer(GRPOTrainer):
         conversation_builder: Optional[Callable[[dict], list]] = None,
         max_prompt_length: Optional[int] = None,
         share_prompt_prefill: bool = True,
+        max_skipped_rows: int = DEFAULT_MAX_SKIPPED_ROWS,
         **kwargs,
     ):
         # Refused before TRL connects to a server: its client cannot send video (see vllm_video.py).
@@ -134,6 +140,10 @@ class Qwen25VLGRPOTrainer(GRPOTrainer):
             self.generation_config.suppress_tokens = merged
         self._suppressed_token_ids = frozenset(suppress)
         self._vision_cut_count = 0
+        multi = self.accelerator.num_processes > 1
+        self.row_guard = RowGuard(max_skipped_rows, seed=self.args.seed,
+                                  sync=gather_object if multi else None,
+                                  verbose=self.accelerator.is_main_process)
 
     # ---------------------------------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -146,37 +156,35 @@ class Qwen25VLGRPOTrainer(GRPOTrainer):
             self._active_videos = previous
 
     def _build_video_batch(self, inputs: list[dict]) -> tuple[list[dict], list[PromptVideoInputs]]:
-        """Decoded rows with their prompt, and each row's processor inputs (unique rows processed once)."""
-        rows = decode_rows(inputs)
-        cache: dict[str, tuple[list, PromptVideoInputs]] = {}
-        batch, videos = [], []
-        for row in rows:
-            key = row_key(row)
-            if key not in cache:
-                messages = self.conversation_builder(row)
-                clips = list(self.video_loader(row) or [])
-                cache[key] = (
-                    messages,
-                    build_prompt_inputs(
-                        self.processing_class,
-                        messages,
-                        clips,
-                        min_pixels=getattr(self.video_config, "min_pixels", None),
-                        max_pixels=getattr(self.video_config, "max_pixels", None),
-                        chat_template_kwargs=self.chat_template_kwargs,
-                    ),
-                )
-                n_tokens = len(cache[key][1].input_ids)
-                if self.max_prompt_length and n_tokens > self.max_prompt_length:
-                    raise ValueError(
-                        f"prompt of {n_tokens} tokens > max_prompt_length {self.max_prompt_length} "
-                        f"(problem_type {row.get('problem_type')!r}, video {row.get('video')!r}); lower the frame "
-                        "count or pixels per frame (nframes / max_pixels) or raise max_prompt_length"
-                    )
-            messages, prompt_inputs = cache[key]
-            batch.append({**row, "prompt": loggable_messages(messages)})
-            videos.append(prompt_inputs)
-        return batch, videos
+        """Decoded rows with their prompt, and each row's processor inputs (unique rows processed once). A row
+        that fails to load is replaced, with all its copies, by another row of the dataset (`row_guard.py`)."""
+        dataset = self.train_dataset if self.model.training or self.eval_dataset is None else self.eval_dataset
+        rows, built = self.row_guard.prepare(decode_rows(inputs), self._row_inputs, DatasetRows(dataset))
+        self._metrics["train" if self.model.training else "eval"]["data/skipped_rows"].append(
+            float(len(self.row_guard.skipped)))
+        batch = [{**row, "prompt": loggable_messages(built[row_key(row)][0])} for row in rows]
+        return batch, [built[row_key(row)][1] for row in rows]
+
+    def _row_inputs(self, row: dict) -> tuple[list, PromptVideoInputs]:
+        """One row's chat messages and processor inputs (its video decoded); raises for a row that cannot load."""
+        messages = self.conversation_builder(row)
+        clips = list(self.video_loader(row) or [])
+        inputs = build_prompt_inputs(
+            self.processing_class,
+            messages,
+            clips,
+            min_pixels=getattr(self.video_config, "min_pixels", None),
+            max_pixels=getattr(self.video_config, "max_pixels", None),
+            chat_template_kwargs=self.chat_template_kwargs,
+        )
+        n_tokens = len(inputs.input_ids)
+        if self.max_prompt_length and n_tokens > self.max_prompt_length:
+            raise ValueError(
+                f"prompt of {n_tokens} tokens > max_prompt_length {self.max_prompt_length} "
+                f"(problem_type {row.get('problem_type')!r}, video {row.get('video')!r}); lower the frame "
+                "count or pixels per frame (nframes / max_pixels) or raise max_prompt_length"
+            )
+        return messages, inputs
 
     # --- overrides ---------------------------------------------------------------------------------------
     def _generate_and_score_completions(self, inputs):

@@ -57,27 +57,51 @@ class JudgeService:
         ]
 
 
-def load_training_rows(path: Optional[str], video_config, skip_invalid: bool, what: str = "training") -> list[dict]:
+def load_training_rows(
+    path: Optional[str],
+    video_config,
+    skip_invalid: bool,
+    what: str = "training",
+    limits=None,
+    decode: bool = True,
+) -> list[dict]:
     """Validated rows of a JSONL (raises `PreflightError` for a missing path; the data module's
-    `DataValidationError` lists every bad row with its line number)."""
+    `DataValidationError` lists every bad row with its line number).
+
+    With `decode`, every row's video is loaded as training will load it. When several processes run
+    (torch.distributed initialised), each decodes a share of the rows and the problems found are
+    exchanged, so every process ends with the same rows for a fraction of the decoding time."""
     if not path:
         raise PreflightError(
             f"no {what} data: pass --data_path path/to/train.jsonl (make a demo set with "
             "`python scripts/make_demo_data.py`)"
         )
-    from versavid_r1.data import load_rows
+    from versavid_r1.data.schema import RowIssue, rows_of_report, validate_file
 
-    rows = load_rows(path, video_config, skip_invalid=skip_invalid)
+    rank, world = _rank_and_world()
+    share = (rank, world) if decode and world > 1 else None
+    report = validate_file(path, cfg=video_config, skip_invalid=skip_invalid, limits=limits, decode=decode,
+                           decode_share=share)
+    if share is not None:
+        mine = {(e.line, e.field, e.message) for e in report.errors}
+        everyone = [None] * world
+        torch.distributed.all_gather_object(everyone, sorted(mine))
+        found_elsewhere = [RowIssue(*t) for t in sorted({tuple(t) for part in everyone for t in part} - mine)]
+        if skip_invalid:
+            for issue in found_elsewhere:
+                log.warning("skipping invalid row: %s", issue)
+        report.add_errors(found_elsewhere)
+    rows = rows_of_report(report, skip_invalid)
     if not rows:
         raise PreflightError(f"{path}: no valid rows left for {what}")
     log.info("%s data %s: %d rows (%s)", what, path, len(rows), summarize_types(rows))
     return rows
 
 
-def load_training_data(script_args, training_args, video_config) -> tuple[list[dict], Optional[dict]]:
+def load_training_data(script_args, training_args, video_config, **checks) -> tuple[list[dict], Optional[dict]]:
     """The training rows of a run (`data_path`, or the `data_mixture` of several sources) and, for a mixture,
     its report (rows drawn per source, logged here and recorded in versavid_run.json). `max_train_samples`
-    keeps the first N rows (of the shuffled mixture)."""
+    keeps the first N rows (of the shuffled mixture). `checks` go to `load_training_rows` (limits, decode)."""
     report = None
     if script_args.data_mixture:
         from versavid_r1.data import DataValidationError
@@ -89,7 +113,7 @@ def load_training_data(script_args, training_args, video_config) -> tuple[list[d
         seed = training_args.data_seed if training_args.data_seed is not None else training_args.seed
         try:
             rows, mix = build_mixture(
-                sources, lambda path: load_training_rows(path, video_config, script_args.skip_invalid),
+                sources, lambda path: load_training_rows(path, video_config, script_args.skip_invalid, **checks),
                 seed=seed, size=script_args.mixture_size, default_path=script_args.data_path,
             )
         except DataValidationError:
@@ -98,10 +122,16 @@ def load_training_data(script_args, training_args, video_config) -> tuple[list[d
             raise PreflightError(str(err)) from None
         report = mix.to_dict()
     else:
-        rows = load_training_rows(script_args.data_path, video_config, script_args.skip_invalid)
+        rows = load_training_rows(script_args.data_path, video_config, script_args.skip_invalid, **checks)
     if script_args.max_train_samples:
         rows = rows[: script_args.max_train_samples]
     return rows, report
+
+
+def _rank_and_world() -> tuple[int, int]:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
 
 
 def _split_urls(urls: str | Sequence[str]) -> list[str]:

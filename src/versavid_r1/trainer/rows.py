@@ -48,7 +48,25 @@ def decode_rows(inputs: Sequence[dict]) -> list[dict]:
     for x in inputs:
         raw = x.get(ROW_COLUMN) if isinstance(x, dict) else None
         rows.append(json.loads(raw) if isinstance(raw, str) else {k: v for k, v in x.items() if k != "prompt"})
-    keys: list[str] = []
+    return uniform_keys(rows)
+
+
+def uniform_keys(rows: Sequence[dict]) -> list[dict]:
+    """The rows with every key any of them has (missing ones None), in first-seen order."""
+    keys: dict[str, None] = {}
     for r in rows:
-        keys.extend(k for k in r if k not in keys)
+        keys.update(dict.fromkeys(r))
     return [{k: r.get(k) for k in keys} for r in rows]
+
+
+class DatasetRows:
+    """A dataset made by `rows_to_dataset` seen as plain rows, by index (where RowGuard draws replacements)."""
+
+    def __init__(self, dataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def row(self, index: int) -> dict:
+        return decode_rows([self.dataset[int(index)]])[0]
