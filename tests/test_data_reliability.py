@@ -115,7 +115,11 @@ def test_workers_report_the_same(videos):
     path.write_bytes(b"\n".join((videos / "all.jsonl").read_bytes().split(b"\n")[:5]) + b"\n")
     one = validate_file(path, cfg=VideoConfig(**CFG))
     two = validate_file(path, cfg=VideoConfig(**CFG), workers=2)
-    assert [(e.line, e.field, e.message[:60]) for e in two.errors] == [(e.line, e.field, e.message[:60]) for e in one.errors]
+    # Same rows and fields. The wording of the corrupt mp4's error may differ: FFmpeg's threaded decoder
+    # sometimes fails while opening the file, sometimes on the first sampled frame; both name the file.
+    assert [(e.line, e.field) for e in two.errors] == [(e.line, e.field) for e in one.errors]
+    for a, b in zip(one.errors, two.errors):
+        assert a.message == b.message or ("corrupt.mp4" in a.message and "corrupt.mp4" in b.message), (a, b)
     assert len(one.errors) == 3 and two.lines == one.lines == [1, 2] and two.rows == one.rows
 
 
