@@ -1,6 +1,6 @@
 """VersaVid-R1: GRPO training of Qwen2.5-VL for video reasoning (arXiv 2506.09079).
 
-The versions below are one set that installs and runs together (see ../shared/STACK.md and the
+The versions below are one set that installs and runs together (see docs/stack.md and the
 README's "Install" section). torch/torchvision are listed here for completeness; the install script
 (scripts/install.sh) installs them first so that a CPU-only local torch wheel cannot shadow the
 registry's build that torchvision 0.28.0 was compiled against.

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Final
 
-# --- Policy prompt (SPEC.md, Prompt): question, then the think/answer instruction. --------------
+# --- Policy prompt (docs/deviations.md, "The policy prompt"): question, then the think/answer instruction. --------------
 THINK_ANSWER_INSTRUCTION: Final = (
     "Please think about this question as if you were a human pondering deeply. "
     "Output the thinking process in <think> </think> and the final answer in <answer> </answer> tags, "
@@ -31,7 +31,7 @@ CAPTION_QUESTION: Final = (
 # The DREAM-1K captioning prompt, used when a converted benchmark row carries none.
 DREAM1K_CAPTION_QUESTION: Final = "Describe the video in detail."
 
-# --- Caption reward keyword term (SPEC.md): case-insensitive substring matches in the answer. ---
+# --- Caption reward keyword term (docs/method.md): case-insensitive substring matches in the answer. ---
 TEMPORAL_PHRASES: Final[tuple[str, ...]] = (
     "start with", "starts with", "then", "next", "after", "begin with", "begins with",
     "followed by", "following", "subsequently", "thereafter", "later", "initially", "first",

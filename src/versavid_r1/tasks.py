@@ -1,4 +1,4 @@
-"""The four problem types of VersaVid-R1 and how each is scored (SPEC.md, Rewards)."""
+"""The four problem types of VersaVid-R1 and how each is scored (docs/method.md, "Rewards")."""
 from __future__ import annotations
 
 from typing import Final, Literal
@@ -22,7 +22,7 @@ JUDGE_OF_TYPE: Final[dict[str, str]] = {
 }
 JUDGED_TYPES: Final[frozenset[str]] = frozenset(JUDGE_OF_TYPE)
 
-# Range of each task reward before the format gate (SPEC.md): used by tests and by reward checks.
+# Range of each task reward before the format gate (docs/method.md): used by tests and by reward checks.
 TASK_REWARD_RANGE: Final[dict[str, tuple[float, float]]] = {
     MCQA: (0.0, 1.0),
     DARK_EVENT_INFER: (0.0, 2.0),

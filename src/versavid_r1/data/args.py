@@ -2,7 +2,7 @@
 
 One dataclass shared by training (`versavid_r1.trainer.args.ScriptArguments`) and evaluation
 (`versavid_r1.eval.config.EvalConfig`), both of which inherit it, so a training YAML's video section
-can be copied into an eval YAML unchanged. Defaults are the paper's training recipe (SPEC.md); a
+can be copied into an eval YAML unchanged. Defaults are the paper's training recipe (docs/method.md); a
 subclass re-declares a field only to change its default (evaluation samples QA at 1 fps, up to 128
 frames). Names must not clash with TRL's GRPOConfig / ModelConfig, which are parsed next to them by
 the same `TrlParser` (hence `video_fps`, `video_seed`, not `fps`, `seed`).

@@ -1,4 +1,4 @@
-"""The policy's prompt for a row (SPEC.md, Prompt): one user turn, no system prompt.
+"""The policy's prompt for a row (docs/method.md, "The prompt"; docs/deviations.md): one user turn, no system prompt.
 
     [{"role": "user", "content": [
         {"type": "video", "video": <absolute path, or [a, b] for a MixVidQA pair>},

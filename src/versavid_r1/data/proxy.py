@@ -1,4 +1,4 @@
-"""The two proxy tasks, made at load time from source videos and time annotations (SPEC.md).
+"""The two proxy tasks, made at load time from source videos and time annotations (docs/method.md).
 
 DarkEventInfer — a frame is *inside* `mask_span = [start, end]` when its source timestamp
 `index / fps` satisfies `start <= t < end` (half-open, so two adjacent events never share a frame).

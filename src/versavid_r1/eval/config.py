@@ -2,7 +2,7 @@
 
 `python -m versavid_r1.eval --config configs/eval/mcqa.yaml --model PATH [--output DIR] [--flag value ...]`
 is parsed by TRL's `TrlParser` (the same mechanism as training): YAML keys become the defaults, flags
-override them, an unknown YAML key is an error. The defaults are the paper's inference settings (SPEC.md,
+override them, an unknown YAML key is an error. The defaults are the paper's inference settings (docs/method.md,
 Evaluation): QA at 1 fps up to 128 frames, greedy decoding, up to 2048 new tokens, the think/answer prompt.
 Captioning configs set `nframes: 16` and `video_fps: null`.
 

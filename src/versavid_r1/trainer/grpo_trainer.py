@@ -2,7 +2,7 @@
 
 TRL 1.16 hands a video content part to `generate` but computes every log-probability (policy, old policy,
 reference) without it, so the vision tower gets no gradient and the loss scores completions of a prompt
-the model never saw (STACK.md). This subclass keeps TRL's algorithm untouched and overrides only where the
+the model never saw (docs/stack.md). This subclass keeps TRL's algorithm untouched and overrides only where the
 video has to travel:
 
 - `_generate_and_score_completions`: decode each unique row's video once per batch, build its prompt and
