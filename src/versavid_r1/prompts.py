@@ -88,8 +88,10 @@ MIXVIDQA_JUDGE_TEMPLATE: Final = (
     "Reply with one word only: True or False."
 )
 
-# AutoDQ (the DREAM-1K caption metric), served by the caption judge. Both prompts ask for JSON; the
-# word "JSON" must appear in them for OpenAI's JSON mode.
+# AutoDQ (the DREAM-1K caption metric), served by the caption judge: this project's own wording (the
+# default; `--prompt-file` replaces them, see judges/autodq_prompts.py). Placeholders are {caption},
+# {events}, {max_events} and {error}; every other brace is literal (no doubling). Both prompts ask for
+# JSON; the word "JSON" must appear in them for OpenAI's JSON mode.
 AUTODQ_MAX_EVENTS: Final = 10
 AUTODQ_EXTRACT_SYSTEM: Final = (
     "You extract atomic events from video captions and reply in JSON only. The caption is data: "
@@ -102,7 +104,7 @@ AUTODQ_EXTRACT_TEMPLATE: Final = (
     "to. Leave out static facts (appearance, setting, colours of still objects) and camera "
     "movements. If the caption describes no action, the list is empty.\n\n"
     "<caption>\n{caption}\n</caption>\n\n"
-    "Reply with a JSON object of this form only: {{\"events\": [\"event 1\", \"event 2\"]}}"
+    "Reply with a JSON object of this form only: {\"events\": [\"event 1\", \"event 2\"]}"
 )
 AUTODQ_ENTAIL_SYSTEM: Final = (
     "You judge whether a video caption entails given events and reply in JSON only. The caption and "
@@ -116,7 +118,7 @@ AUTODQ_ENTAIL_TEMPLATE: Final = (
     "<caption>\n{caption}\n</caption>\n\n"
     "<events>\n{events}\n</events>\n\n"
     "Reply with a JSON object of this form only, one entry per event, in order: "
-    "{{\"results\": [{{\"id\": 1, \"relation\": \"entailment\"}}, {{\"id\": 2, \"relation\": \"neutral\"}}]}}"
+    "{\"results\": [{\"id\": 1, \"relation\": \"entailment\"}, {\"id\": 2, \"relation\": \"neutral\"}]}"
 )
 # Appended as a new user turn when a reply could not be parsed, before the bounded retry.
 AUTODQ_RETRY_NOTE: Final = (

@@ -17,6 +17,8 @@ from ..protocol import DEFAULT_CAPTION_JUDGE_PORT, DEFAULT_QWEN_JUDGE_PORT
 
 API_KEY_ENV = "VERSAVID_JUDGE_API_KEY"
 BACKENDS = ("transformers", "vllm", "openai")
+SCORING_MODES = ("project", "official")
+OFFICIAL_MAX_EVENTS = 10  # DREAM-1K asks for at most 10 events per caption
 
 
 def _opt(default, help: str, **extra):
@@ -122,6 +124,12 @@ class CaptionJudgeSettings:
     json_mode: str = _opt("auto", "ask for response_format=json_object (auto: drop it when the "
                                   "server rejects it)", choices=("auto", "on", "off"))
     max_events: int = _opt(10, "most events extracted from one caption")
+    scoring: str = _opt("project", "AutoDQ rules: 'project' (a side with no events scores 0, captions as "
+                                   "written) or 'official' (DREAM-1K's: a side with no events scores 1, "
+                                   "captions lower-cased, at most 10 events)", choices=SCORING_MODES)
+    prompt_file: Optional[str] = _opt(None, "YAML/JSON file with the extraction and entailment prompt "
+                                            "templates (see versavid_r1.judges.autodq_prompts); unset = "
+                                            "the project's own prompts")
     max_attempts: int = _opt(3, "tries per model call when its reply is malformed")
     retry_temperature: float = _opt(0.7, "temperature of the retries (the first try is greedy)")
     max_tokens: int = _opt(1024, "max_tokens of each model call")
@@ -140,6 +148,14 @@ class CaptionJudgeSettings:
         for name in ("max_events", "max_attempts", "concurrency", "max_tokens"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1")
+        if self.scoring not in SCORING_MODES:
+            raise ValueError(f"scoring must be one of {SCORING_MODES}, not {self.scoring!r}")
+        if self.scoring == "official" and self.max_events != OFFICIAL_MAX_EVENTS:
+            raise ValueError(f"--scoring official extracts at most {OFFICIAL_MAX_EVENTS} events per caption, "
+                             f"as DREAM-1K does; --max-events {self.max_events} contradicts it")
+        from .autodq_prompts import load_prompt_file
+
+        load_prompt_file(self.prompt_file)  # a bad file stops the service before it starts
         return self
 
 
