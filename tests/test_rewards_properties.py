@@ -118,7 +118,7 @@ class RandomJudge(JudgeClient):
         super().__init__({"qwen25": "http://127.0.0.1:1", "caption": "http://127.0.0.1:1"})
         self.rng = random.Random(seed)
 
-    async def score(self, items):
+    async def score(self, items, errors=None):
         out = []
         for item in items:
             if item.problem_type == tasks.CAPTION:

@@ -16,6 +16,7 @@ on GPUs. `--resume_from_checkpoint true` continues from the newest checkpoint in
 """
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -101,6 +102,7 @@ def build_trainer(script_args, training_args, model_args, rows=None, eval_rows=N
     """Everything up to a ready `Qwen25VLGRPOTrainer` (the checks of steps 1-3 included)."""
     from trl import get_peft_config, get_quantization_config
 
+    from versavid_r1.data import make_conversation
     from versavid_r1.modeling import load_processor, load_vl_model
     from versavid_r1.rewards import JudgeClient, make_versavid_reward
     from versavid_r1.trainer import Qwen25VLGRPOTrainer, preflight
@@ -108,6 +110,7 @@ def build_trainer(script_args, training_args, model_args, rows=None, eval_rows=N
 
     preflight.check_launch(training_args)
     video_config = script_args.video_config()
+    policy_prompt = script_args.policy_prompt_config()
 
     # 2. data
     if rows is None:
@@ -173,6 +176,7 @@ def build_trainer(script_args, training_args, model_args, rows=None, eval_rows=N
         processing_class=processor,
         peft_config=get_peft_config(model_args),
         video_config=video_config,
+        conversation_builder=functools.partial(make_conversation, cfg=video_config, prompt=policy_prompt),
         max_prompt_length=script_args.max_prompt_length,
         share_prompt_prefill=script_args.share_prompt_prefill,
     )

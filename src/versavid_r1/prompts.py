@@ -8,17 +8,29 @@ from __future__ import annotations
 
 from typing import Final
 
-# --- Policy prompt (docs/deviations.md, "The policy prompt"): question, then the think/answer instruction. --------------
-THINK_ANSWER_INSTRUCTION: Final = (
-    "Please think about this question as if you were a human pondering deeply. "
+# --- Policy prompt (docs/deviations.md, "The policy prompt"): question, then the think/answer instruction.
+# The tag sentence alone is the authors' template as described (one sentence asking for the reasoning in
+# <think> and the answer in <answer>, with an inline example of the two tags); the wording is this
+# project's. The project's instruction adds one sentence before it.
+TAG_INSTRUCTION: Final = (
     "Output the thinking process in <think> </think> and the final answer in <answer> </answer> tags, "
     "i.e., <think> reasoning process here </think><answer> answer here </answer>."
+)
+THINK_ANSWER_INSTRUCTION: Final = (
+    "Please think about this question as if you were a human pondering deeply. " + TAG_INSTRUCTION
 )
 DIRECT_ANSWER_INSTRUCTION: Final = (
     "Give only the final answer inside <answer> </answer> tags."
 )
 # Placed after the question of multiple-choice rows so the answer is an option letter.
 MCQA_SUFFIX: Final = "Answer with the option's letter from the given choices."
+# Named policy prompts (the `policy_prompt` option of training and evaluation): the instruction after the
+# question, and whether a multiple-choice question gets the MCQA_SUFFIX line. "authors" has neither the
+# extra sentence nor the option-letter line. Neither preset has a system prompt of its own.
+POLICY_PROMPT_PRESETS: Final[dict[str, dict]] = {
+    "project": {"instruction": THINK_ANSWER_INSTRUCTION, "mcqa_suffix": True},
+    "authors": {"instruction": TAG_INSTRUCTION, "mcqa_suffix": False},
+}
 
 # --- Questions of the generated proxy-task rows (data builders and the demo dataset). -----------
 DEI_QUESTION: Final = (

@@ -85,3 +85,19 @@ class Health(_Model):
     backend: str = ""
     ready: bool = True
     queue_depth: int = 0
+
+
+class ErrorBody(_Model):
+    """The JSON body of an error answer. `permanent: true` says that retrying the same request cannot
+    succeed (e.g. the caption judge's model cannot produce the JSON AutoDQ needs for this caption), as
+    opposed to an outage: clients do not retry it, and a batch that failed this way is re-sent item by
+    item so that only the affected items fail. Services send it with status 422; clients honour the field
+    whatever the status. Without the field: 5xx, 408 and 429 are outages (retried), other 4xx are
+    protocol errors (never retried, never skipped)."""
+
+    detail: object = ""
+    permanent: bool = False
+
+
+PERMANENT_ERROR_STATUS = 422
+

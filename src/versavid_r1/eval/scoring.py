@@ -14,8 +14,9 @@ For each completion:
   training task reward (for captions: recall + 0.5 precision + keyword term).
 - `judge`: the judge's verdict (verdict, raw reply, score) or AutoDQ result (recall, precision, events).
 
-A judge that still fails after its retries leaves `status` "judge_error" and no score; the completion is
-kept and the next run scores it again without regenerating.
+A judge that still fails after its retries, or answers that it cannot score the item (a permanent error,
+not retried), leaves `status` "judge_error", no score, the judge's reason in `error` and
+`judge_error_permanent`; the completion is kept and the next run scores it again without regenerating.
 """
 from __future__ import annotations
 
@@ -99,8 +100,9 @@ async def score_completions(
         }
         fields.update(_judge_fields(row["problem_type"], answer, s.judge_result))
         if s.skipped or s.task is None:
-            fields.update(status=JUDGE_ERROR, score=None, task_reward=None,
-                          error="the judge failed after its retries; the next run scores this sample again")
+            reason = s.error or "the judge failed after its retries"
+            fields.update(status=JUDGE_ERROR, score=None, task_reward=None, judge_error_permanent=s.error_permanent,
+                          error=f"{reason} (kept: the next run scores this sample again)")
         else:
             if row["problem_type"] == tasks.CAPTION:
                 fields.setdefault("recall", 0.0)  # an empty caption is not sent to the judge: nothing recalled

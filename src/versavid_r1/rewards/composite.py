@@ -116,6 +116,8 @@ class RowScore:
     reward: Optional[float] = None
     judge_result: Any = None
     skipped: bool = False
+    error: Optional[str] = None  # why a skipped row's judge failed (the judge's reason)
+    error_permanent: bool = False  # the judge said retrying cannot help (protocol.ErrorBody)
 
 
 def _row_question(prompt: Any) -> str:
@@ -136,7 +138,8 @@ def _row_question(prompt: Any) -> str:
                     )
     else:
         text = ""
-    for suffix in (prompt_texts.THINK_ANSWER_INSTRUCTION, prompt_texts.DIRECT_ANSWER_INSTRUCTION):
+    for suffix in (prompt_texts.THINK_ANSWER_INSTRUCTION, prompt_texts.TAG_INSTRUCTION,
+                   prompt_texts.DIRECT_ANSWER_INSTRUCTION):
         text = text.replace(suffix, "")
     return text.strip()
 
@@ -195,12 +198,15 @@ async def score_rows(
             judge_items.append(JudgeItem(ptype, answer, sol, questions[i] or "", row_events))
 
     if judge_items:
-        results = await client.score(judge_items)
-        for i, result in zip(judge_rows, results):
+        errors: list = [None] * len(judge_items)
+        results = await client.score(judge_items, errors=errors)
+        for i, result, err in zip(judge_rows, results, errors):
             row = rows[i]
             row.judge_result = result
             if result is None:
                 row.skipped = True
+                row.error = str(err) if err is not None else None
+                row.error_permanent = bool(getattr(err, "permanent", False))
             elif isinstance(result, CaptionResult):
                 row.task = caption_reward(wrap_answer(row.answer), result.recall, result.precision)
             elif isinstance(result, JudgeResult):

@@ -13,6 +13,10 @@ What it guarantees, so that a slow or dead judge never hangs or silently corrupt
   backoff (`backoff_s`·2^k, at most `backoff_max_s`, plus up to `jitter`·delay of random jitter).
   The longest possible wait of one item is therefore bounded by
   (retries + 1) · (timeout_s + queueing behind the semaphore) + Σ backoffs.
+* **Permanent errors.** An error answer whose JSON body says `"permanent": true`
+  (`protocol.ErrorBody`, e.g. a caption model that cannot produce the JSON AutoDQ needs) is not retried:
+  retrying cannot help. A batch that failed this way is re-sent item by item, so only the affected items
+  fail; those are then handled like an outage after its retries (skipped or raised).
 * **Loud failures.** Other 4xx answers (a 422 is a client/server protocol bug) are never retried and
   always raise `JudgeError` with the response body, whatever `on_judge_error` says. After the last
   retry, or on a malformed reply (bad JSON, wrong number of results, a score outside the task's
@@ -238,10 +242,13 @@ class JudgeClient:
             self._cache.clear()
 
     # --- public API ----------------------------------------------------------------------------
-    async def score(self, items: Sequence[JudgeItem]) -> list[Optional[Result]]:
+    async def score(self, items: Sequence[JudgeItem], errors: Optional[list] = None) -> list[Optional[Result]]:
         """Score items concurrently. Returns one result per item: `JudgeResult` (DarkEventInfer,
         MixVidQA: `.output`), `CaptionResult` (caption: `.recall`, `.precision`), or None for an
-        item that failed with `on_judge_error="skip"`. Raises `JudgeError` otherwise."""
+        item that failed with `on_judge_error="skip"`. Raises `JudgeError` otherwise.
+
+        `errors`, when given (a list as long as `items`), receives the `JudgeError` of each skipped item,
+        so a caller can keep the judge's reason (evaluation records it)."""
         results: list[Optional[Result]] = [None] * len(items)
         pending: dict[tuple, list[int]] = {}
         first: dict[tuple, JudgeItem] = {}
@@ -282,18 +289,30 @@ class JudgeClient:
             return_exceptions=True,
         )
         error: Optional[BaseException] = None
+
+        def failed(keys: list[tuple], exc: BaseException) -> None:
+            nonlocal error
+            n_rows = sum(len(pending[key]) for key in keys)
+            self.stats.add(failures=len(keys))
+            if isinstance(exc, JudgeError) and not exc.fatal and self.on_judge_error == "skip":
+                self.stats.add(skipped=n_rows)
+                logger.warning("%s; %d item(s) skipped (on_judge_error=skip)", exc, n_rows)
+                for key in keys:
+                    for i in pending[key]:
+                        if errors is not None:
+                            errors[i] = exc
+                return
+            if error is None or (isinstance(exc, JudgeError) and exc.fatal and not _is_fatal(error)):
+                error = exc
+
         for (judge, chunk), outcome in zip(chunks, outcomes):
             if isinstance(outcome, BaseException):
-                n_rows = sum(len(pending[key]) for key, _ in chunk)
-                self.stats.add(failures=len(chunk))
-                if isinstance(outcome, JudgeError) and not outcome.fatal and self.on_judge_error == "skip":
-                    self.stats.add(skipped=n_rows)
-                    logger.warning("%s; %d item(s) skipped (on_judge_error=skip)", outcome, n_rows)
-                    continue
-                if error is None or (isinstance(outcome, JudgeError) and outcome.fatal and not _is_fatal(error)):
-                    error = outcome
+                failed([key for key, _ in chunk], outcome)
                 continue
             for (key, _), result in zip(chunk, outcome):
+                if isinstance(result, JudgeError):  # a permanent error of this item only
+                    failed([key], result)
+                    continue
                 self._cache_put(key, result)
                 for i in pending[key]:
                     results[i] = result
@@ -337,19 +356,23 @@ class JudgeClient:
                 logger.debug("closing a judge client failed", exc_info=True)
 
     # --- internals -----------------------------------------------------------------------------
-    async def _score_chunk(self, judge: str, items: list[JudgeItem]) -> list[Result]:
+    async def _score_chunk(self, judge: str, items: list[JudgeItem]) -> list[Union[Result, JudgeError]]:
+        """One result per item; a `JudgeError` in place of a result is a permanent error of that item."""
         self.stats.add(calls=len(items))
         if len(items) > 1 and judge not in self._no_batch:
             try:
                 return await self._request_batch(judge, items)
             except JudgeError as exc:
-                if exc.status not in (404, 405):
+                if exc.permanent:  # one item the judge cannot score: find it, keep the others' results
+                    logger.info("%s; sending the %d items of the batch one by one", exc, len(items))
+                elif exc.status not in (404, 405):
                     raise
-                logger.warning("%s: no batch endpoint, sending items one by one", exc)
-                self._no_batch.add(judge)
+                else:
+                    logger.warning("%s: no batch endpoint, sending items one by one", exc)
+                    self._no_batch.add(judge)
         singles = await asyncio.gather(*(self._request_single(judge, item) for item in items), return_exceptions=True)
         for outcome in singles:
-            if isinstance(outcome, BaseException):
+            if isinstance(outcome, BaseException) and not (isinstance(outcome, JudgeError) and outcome.permanent):
                 raise outcome
         return list(singles)  # type: ignore[arg-type]
 
@@ -439,6 +462,8 @@ class JudgeClient:
                                              attempts=attempt + 1, status=status) from exc
                     body = resp.text[:ERROR_BODY_CHARS]
                     cause = f"HTTP {status}: {body}"
+                    if _says_permanent(resp):  # retrying cannot help (protocol.ErrorBody)
+                        raise JudgeError(judge, url, cause, attempts=attempt + 1, status=status, permanent=True)
                     if not (status >= 500 or status in RETRY_STATUSES):
                         raise JudgeError(judge, url, cause, attempts=attempt + 1, status=status, fatal=True)
             if attempt + 1 < attempts:
@@ -448,6 +473,15 @@ class JudgeClient:
                             attempt + 1, self.retries, delay)
                 await asyncio.sleep(delay)
         raise JudgeError(judge, url, cause, attempts=attempts, status=status)
+
+
+def _says_permanent(resp: httpx.Response) -> bool:
+    """Does an error answer's body carry `"permanent": true` (`protocol.ErrorBody`)?"""
+    try:
+        body = resp.json()
+    except ValueError:
+        return False
+    return isinstance(body, dict) and body.get("permanent") is True
 
 
 def _is_fatal(exc: BaseException) -> bool:

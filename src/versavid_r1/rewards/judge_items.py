@@ -21,7 +21,9 @@ class JudgeError(RuntimeError):
     """A judge could not score an item. Names the URL and the cause.
 
     `fatal` is True for errors that `on_judge_error="skip"` must not hide (4xx: a request the
-    service rejects is a bug on one side of the protocol, not an unavailable judge).
+    service rejects is a bug on one side of the protocol, not an unavailable judge). `permanent` is True
+    when the service said that retrying cannot help (`protocol.ErrorBody.permanent`): not retried, and
+    otherwise handled like an outage (skipped under "skip", raised under "raise").
     """
 
     def __init__(
@@ -33,6 +35,7 @@ class JudgeError(RuntimeError):
         attempts: int = 1,
         status: Optional[int] = None,
         fatal: bool = False,
+        permanent: bool = False,
     ) -> None:
         self.judge = judge
         self.url = url
@@ -40,6 +43,7 @@ class JudgeError(RuntimeError):
         self.attempts = attempts
         self.status = status
         self.fatal = fatal
+        self.permanent = permanent
         tries = f" after {attempts} attempt{'s' if attempts != 1 else ''}" if attempts else ""
         super().__init__(f"judge {judge!r} at {url} failed{tries}: {cause}")
 
