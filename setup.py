@@ -38,6 +38,11 @@ EXTRAS = {
         "hypothesis==6.170.15",
         "pytest-timeout==2.4.0",
     ],
+    # An experiment tracker for `--report_to wandb` (TensorBoard, the default, is in CORE). Runs offline
+    # with WANDB_MODE=offline; `wandb sync` uploads later. bash scripts/install.sh --tracking installs it.
+    "tracking": [
+        "wandb==0.31.0",
+    ],
     # Only installable on CUDA machines: flash-attn builds from source against the local CUDA toolkit.
     "gpu": [
         "vllm==0.31.0",

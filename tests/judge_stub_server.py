@@ -2,7 +2,9 @@
 
 It speaks the judge services' wire format (`versavid_r1.protocol`: /predict, /predict_batch,
 /health) and can answer scripted verdicts, be slow, fail the first N requests, reply garbage, lack
-the batch endpoint, require a bearer token, or be down (`down_url()`: a port nobody listens on).
+the batch endpoint, require a bearer token, be down (`down_url()`: a port nobody listens on), or answer
+a permanent error (`protocol.ErrorBody`, 422 with `"permanent": true`) to any request holding one of the
+`permanent` answers, as the caption judge does for a caption its model cannot turn into JSON.
 
     with StubJudge(kind="qwen", delay_s=0.2, scores={"a dog": 2}) as stub:
         client = JudgeClient({"qwen25": stub.url}, ...)
@@ -28,12 +30,14 @@ from fastapi.responses import JSONResponse
 from versavid_r1.answer import extract_answer
 from versavid_r1.protocol import (
     HEALTH_PATH,
+    PERMANENT_ERROR_STATUS,
     PREDICT_BATCH_PATH,
     PREDICT_PATH,
     CaptionBatchRequest,
     CaptionBatchResponse,
     CaptionRequest,
     CaptionResult,
+    ErrorBody,
     Health,
     JudgeBatchRequest,
     JudgeBatchResponse,
@@ -69,6 +73,7 @@ class StubJudge:
         score_fn: Optional[Callable[[Union[JudgeRequest, CaptionRequest]], object]] = None,
         batch_endpoint: bool = True,
         token: Optional[str] = None,
+        permanent: Optional[set[str]] = None,
     ) -> None:
         assert kind in ("qwen", "caption")
         self.kind = kind
@@ -80,6 +85,7 @@ class StubJudge:
         self.score_fn = score_fn
         self.batch_endpoint = batch_endpoint
         self.token = token  # when set, requests without "Authorization: Bearer <token>" get 401
+        self.permanent = {a.lower() for a in (permanent or ())}
         self.requests: list[tuple[str, int]] = []  # (path, number of items), every arrival
         self.items: list[Union[JudgeRequest, CaptionRequest]] = []  # items that were scored
         self.in_flight = 0
@@ -131,6 +137,13 @@ class StubJudge:
             return JSONResponse({"detail": f"scripted failure {self.fail_status}"}, status_code=self.fail_status)
         return None
 
+    def _permanent_failure(self, items: list) -> Optional[JSONResponse]:
+        bad = [i for i, it in enumerate(items) if _text(it.content) in self.permanent]
+        if not bad:
+            return None
+        body = ErrorBody(detail=f"items[{bad[0]}]: the model cannot produce JSON for this caption", permanent=True)
+        return JSONResponse(body.model_dump(), status_code=PERMANENT_ERROR_STATUS)
+
     def _record(self, items: list) -> None:
         with self._lock:
             self.items.extend(items)
@@ -175,7 +188,7 @@ class StubJudge:
 
             @app.post(PREDICT_PATH)
             async def predict_caption(req: CaptionRequest):
-                failed = await stub._enter(PREDICT_PATH, 1)
+                failed = await stub._enter(PREDICT_PATH, 1) or stub._permanent_failure([req])
                 if failed is not None:
                     return failed
                 stub._record([req])
@@ -185,7 +198,7 @@ class StubJudge:
 
                 @app.post(PREDICT_BATCH_PATH)
                 async def predict_caption_batch(req: CaptionBatchRequest):
-                    failed = await stub._enter(PREDICT_BATCH_PATH, len(req.items))
+                    failed = await stub._enter(PREDICT_BATCH_PATH, len(req.items)) or stub._permanent_failure(req.items)
                     if failed is not None:
                         return failed
                     stub._record(list(req.items))

@@ -33,6 +33,7 @@ from versavid_r1 import prompts
 from versavid_r1.answer import extract_answer
 from versavid_r1.data import load_video, make_conversation
 from versavid_r1.rewards import JudgeClient, JudgeError
+from versavid_r1.run_record import environment
 
 from .config import EvalSetupError
 from .formats import EvalItem, load_eval_items
@@ -316,6 +317,8 @@ def write_summary(cfg, items: Sequence[EvalItem], samples: RecordFile, stats: Ru
                   "summary_md": str(out / SUMMARY_MD)},
         "run": asdict(stats),
         "config": cfg.to_dict(),
+        "prompt": cfg.policy_prompt_config().to_dict(),
+        "environment": environment(),
     })
     missing = len(items) - len(records)
     if missing:  # cannot happen unless a record file was edited by hand; never hide it

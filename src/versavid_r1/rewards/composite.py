@@ -22,12 +22,15 @@ Logged through TRL's `log_metric` (values are per process and step; TRL averages
 `rewards/<type>/task_mean` (task reward before composition, rows where it was computed) and
 `rewards/<type>/format`; judge counters of this call `judge/calls`, `judge/cache_hits`,
 `judge/retries`, `judge/failures`, `judge/skipped`, `judge/requests`, `judge/unparseable`,
-`judge/latency_mean_s`, `judge/latency_max_s`. Through `log_extra`: per-completion columns
-`format` and `task_reward`.
+`judge/latency_mean_s`, `judge/latency_max_s`. Through `log_extra` (columns of TRL's completions table,
+`output_dir/completions/*.parquet`): per completion `id` (the row's), `problem_type`, `ground_truth` (the
+text inside the solution's `<answer>`), `format` and `task_reward`; TRL adds the total reward.
 """
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import math
 from dataclasses import dataclass
 from typing import Any, Callable, Literal, Mapping, Optional, Sequence
@@ -37,7 +40,7 @@ from versavid_r1 import tasks
 from versavid_r1.answer import extract_answer, wrap_answer
 from versavid_r1.protocol import DEFAULT_CAPTION_JUDGE_PORT, DEFAULT_QWEN_JUDGE_PORT, CaptionResult, JudgeResult
 from versavid_r1.rewards.caption import caption_reward
-from versavid_r1.rewards.format import FORMAT_MODES, completion_text, format_ok
+from versavid_r1.rewards.format import FORMAT_MODES, answer_text, completion_text, format_ok
 from versavid_r1.rewards.judge_client import ON_JUDGE_ERROR, JudgeClient, JudgeItem, JudgeStats, _normalise_urls
 from versavid_r1.rewards.mcqa import multiple_choice_reward
 
@@ -222,6 +225,21 @@ async def score_rows(
     return rows
 
 
+def _row_ids(kwargs: Mapping[str, Any], n: int) -> list[str]:
+    """Each row's `id`; a row without one gets `sha:` + 12 hex digits of its question, video and solution,
+    the same in every run, so its completions can be followed across steps and runs."""
+    ids = _column(kwargs, "id", n, required=False) or [None] * n
+    fields = [_column(kwargs, k, n, required=False) or [None] * n for k in ("problem", "video", "solution")]
+    out = []
+    for i in range(n):
+        if ids[i] not in (None, ""):
+            out.append(str(ids[i]))
+            continue
+        text = json.dumps([f[i] for f in fields], sort_keys=True, ensure_ascii=False, default=str)
+        out.append("sha:" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:12])
+    return out
+
+
 def _mean(values: Sequence[float]) -> Optional[float]:
     return sum(values) / len(values) if values else None
 
@@ -281,7 +299,10 @@ def make_versavid_reward(cfg: Optional[RewardConfig] = None, client: Optional[Ju
         if cfg.log_metrics and callable(log_metric):
             log_reward_metrics(rows, delta, log_metric)
         log_extra = kwargs.get("log_extra")
-        if cfg.log_extra and callable(log_extra):
+        if cfg.log_extra and callable(log_extra):  # columns of TRL's completions table
+            log_extra("id", _row_ids(kwargs, n))
+            log_extra("problem_type", list(problem_type))
+            log_extra("ground_truth", [answer_text(s) if isinstance(s, str) else None for s in solution])
             log_extra("format", [r.format for r in rows])
             log_extra("task_reward", [r.task for r in rows])
         return [r.reward for r in rows]

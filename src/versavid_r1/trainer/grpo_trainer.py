@@ -170,6 +170,17 @@ class Qwen25VLGRPOTrainer(GRPOTrainer):
         return batch, videos
 
     # --- overrides ---------------------------------------------------------------------------------------
+    def log(self, logs: dict, start_time: Optional[float] = None) -> None:
+        # Reason: TRL writes the logged prompts to the completions table (parquet, and wandb/trackio tables).
+        # A prompt's content parts differ in keys (video vs text), which wandb's table cannot type; one text
+        # per message ("<video: PATH>question...") is readable everywhere.
+        logged = getattr(self, "_logs", {}).get("prompt")
+        if logged:
+            flat = [table_messages(m) for m in logged]
+            logged.clear()
+            logged.extend(flat)
+        super().log(logs, start_time)
+
     def _generate_and_score_completions(self, inputs):
         # Reason: decode the videos once per batch and carry them, per row, into generation and the loss.
         inputs, videos = self._build_video_batch(inputs)
@@ -334,6 +345,32 @@ def loggable_messages(messages: list) -> list:
                 for part in content
             ]
         out.append({**message, "content": content})
+    return out
+
+
+def table_messages(messages: Any) -> Any:
+    """Chat messages with each content part list joined into one string (a video part becomes
+    "<video: PATH>", an image part "<image>"), for the completions table. Other values pass unchanged."""
+    if not isinstance(messages, (list, tuple)):
+        return messages
+    out = []
+    for message in messages:
+        content = message.get("content") if isinstance(message, dict) else None
+        if not isinstance(content, (list, tuple)):
+            out.append(message)
+            continue
+        pieces = []
+        for part in content:
+            kind = part.get("type") if isinstance(part, dict) else None
+            if kind == "video" or (isinstance(part, dict) and "video" in part and kind != "text"):
+                pieces.append(f"<video: {part.get('video')}>")
+            elif kind == "image":
+                pieces.append("<image>")
+            elif isinstance(part, dict):
+                pieces.append(str(part.get("text") or ""))
+            else:
+                pieces.append(str(part))
+        out.append({**message, "content": "".join(pieces)})
     return out
 
 
