@@ -10,7 +10,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 # Built from pieces so that this file does not match itself.
 OUTSIDE_NOTES = re.compile("|".join([
-    r"\b" + "SP" + r"EC\b", r"\b" + "ST" + r"ACK\b",          # SPEC.md / STACK.md, also "SPEC:" or "see STACK"
+    r"\b" + "SP" + r"EC\b", r"\b" + "ST" + r"ACK\b",  # the two note files, also cited without ".md"
     re.escape("../" + "shared"), re.escape("/work/" + "shared"),
 ]))
 DOCS_LINK = re.compile(r"docs/([A-Za-z0-9_\-]+\.md)")
@@ -47,3 +47,33 @@ def test_cited_docs_pages_exist():
             if not (ROOT / "docs" / name).is_file():
                 missing.add(f"{path.relative_to(ROOT)} -> docs/{name}")
     assert not missing, sorted(missing)
+
+
+def readme_training_commands() -> list[list[str]]:
+    """The training commands in README code blocks (continuations joined), as argv after `-m versavid_r1.grpo`;
+    commands with placeholders (`...`, `<setup>`, `$VAR`) are left out."""
+    import shlex
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```bash\n(.*?)```", text, re.DOTALL)
+    commands = []
+    for block in blocks:
+        for command in re.sub(r"\\\n\s*", " ", block).splitlines():
+            command = command.split("#")[0].strip()
+            if "-m versavid_r1.grpo" in command and not re.search(r"\.\.\.|<|\$|\[", command):
+                commands.append(shlex.split(command.split("-m versavid_r1.grpo", 1)[1]))
+    return commands
+
+
+def test_readme_cpu_training_commands_parse_and_name_existing_files():
+    """The README's CPU commands as written (they were run end to end when written; the slow tests of
+    test_trainer_entry.py run torchrun and DeepSpeed with the same config)."""
+    from versavid_r1.grpo import make_parser
+
+    commands = [c for c in readme_training_commands() if "configs/grpo_tiny_cpu.yaml" in c]
+    assert len(commands) >= 2  # DeepSpeed on one process, torchrun with two
+    for argv in commands:
+        script, training, model = make_parser().parse_args_and_config(args=argv)
+        for flag in ("--config", "--deepspeed"):
+            if flag in argv:
+                assert (ROOT / argv[argv.index(flag) + 1]).is_file(), (flag, argv)
