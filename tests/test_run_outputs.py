@@ -24,6 +24,8 @@ from versavid_r1 import prompts
 from versavid_r1.grpo import make_parser, run
 from versavid_r1.tasks import MCQA
 
+pytestmark = pytest.mark.slow  # one real (tiny) training run shared by the module
+
 ROOT = Path(__file__).resolve().parents[1]
 TINY_CONFIG = ROOT / "configs" / "grpo_tiny_cpu.yaml"
 VIDEO = ["--nframes", "4", "--video_fps", "0", "--min_pixels", "3136", "--max_pixels", "6272"]
