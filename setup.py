@@ -1,6 +1,6 @@
 """VersaVid-R1: GRPO training of Qwen2.5-VL for video reasoning (arXiv 2506.09079).
 
-The versions below are one set that installs and runs together (see ../shared/STACK.md and the
+The versions below are one set that installs and runs together (see docs/stack.md and the
 README's "Install" section). torch/torchvision are listed here for completeness; the install script
 (scripts/install.sh) installs them first so that a CPU-only local torch wheel cannot shadow the
 registry's build that torchvision 0.28.0 was compiled against.
@@ -37,6 +37,11 @@ EXTRAS = {
         "pytest==9.2.0",
         "hypothesis==6.170.15",
         "pytest-timeout==2.4.0",
+    ],
+    # An experiment tracker for `--report_to wandb` (TensorBoard, the default, is in CORE). Runs offline
+    # with WANDB_MODE=offline; `wandb sync` uploads later. bash scripts/install.sh --tracking installs it.
+    "tracking": [
+        "wandb==0.31.0",
     ],
     # Only installable on CUDA machines: flash-attn builds from source against the local CUDA toolkit.
     "gpu": [

@@ -3,6 +3,7 @@
 #
 #   bash scripts/install.sh          # CPU or GPU machine: core + dev extras into ./.venv
 #   bash scripts/install.sh --gpu    # also the `gpu` extra (vllm, flash-attn; CUDA machines only)
+#   bash scripts/install.sh --tracking   # also the `tracking` extra (wandb, for --report_to wandb)
 #
 # Environment: VENV (default .venv), PYTHON (default python3),
 #   TORCH_PIP_ARGS (default --isolated; see below), FORCE_REINSTALL=1 to ignore the stamp.
@@ -24,10 +25,12 @@ VENV="${VENV:-.venv}"
 PYTHON="${PYTHON:-python3}"
 TORCH_PIP_ARGS="${TORCH_PIP_ARGS---isolated}"
 WITH_GPU=0
+EXTRAS="dev"
 for arg in "$@"; do
   case "$arg" in
     --gpu) WITH_GPU=1 ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    --tracking) EXTRAS="dev,tracking" ;;
+    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
     *) echo "install.sh: unknown argument '$arg'" >&2; exit 2 ;;
   esac
 done
@@ -36,7 +39,7 @@ STAMP="$VENV/.versavid_install_stamp"
 inputs_hash() {
   cat setup.py qwen-vl-utils/setup.py scripts/install.sh | sha256sum | cut -d' ' -f1
 }
-want="$(inputs_hash)-gpu$WITH_GPU"
+want="$(inputs_hash)-gpu$WITH_GPU-$EXTRAS"
 PY="$VENV/bin/python"
 
 if [[ "${FORCE_REINSTALL:-0}" != 1 && -f "$STAMP" && "$(cat "$STAMP")" == "$want" ]] \
@@ -61,8 +64,8 @@ if ! "$PY" -c "import torch, torchvision; assert torch.__version__.split('+')[0]
   quiet_pip $TORCH_PIP_ARGS install -q "torch==2.13.0" "torchvision==0.28.0"
 fi
 
-echo "[install] versavid-r1[dev] and qwen-vl-utils (editable)"
-quiet_pip install -q -e ".[dev]" -e ./qwen-vl-utils
+echo "[install] versavid-r1[$EXTRAS] and qwen-vl-utils (editable)"
+quiet_pip install -q -e ".[$EXTRAS]" -e ./qwen-vl-utils
 if [[ $WITH_GPU == 1 ]]; then
   # The `gpu` extra, in two steps: flash-attn compiles against the installed torch and CUDA toolkit,
   # so it must be built without pip's build isolation.

@@ -2,7 +2,10 @@
 
 It speaks the judge services' wire format (`versavid_r1.protocol`: /predict, /predict_batch,
 /health) and can answer scripted verdicts, be slow, fail the first N requests, reply garbage, lack
-the batch endpoint, require a bearer token, or be down (`down_url()`: a port nobody listens on).
+the batch endpoint, require a bearer token, be down (`down_url()`: a port nobody listens on), or answer
+a permanent error for each of the `permanent` answers (an `ItemError` with `permanent: true` in a batch, a
+422 with `"permanent": true` from /predict; `versavid_r1.protocol`), as the caption judge does for a
+caption its model cannot turn into JSON.
 
     with StubJudge(kind="qwen", delay_s=0.2, scores={"a dog": 2}) as stub:
         client = JudgeClient({"qwen25": stub.url}, ...)
@@ -71,6 +74,7 @@ class StubJudge:
         score_fn: Optional[Callable[[Union[JudgeRequest, CaptionRequest]], object]] = None,
         batch_endpoint: bool = True,
         token: Optional[str] = None,
+        permanent: Optional[set[str]] = None,
     ) -> None:
         assert kind in ("qwen", "caption")
         self.kind = kind
@@ -82,6 +86,7 @@ class StubJudge:
         self.score_fn = score_fn
         self.batch_endpoint = batch_endpoint
         self.token = token  # when set, requests without "Authorization: Bearer <token>" get 401
+        self.permanent = {a.lower() for a in (permanent or ())}
         self.requests: list[tuple[str, int]] = []  # (path, number of items), every arrival
         self.items: list[Union[JudgeRequest, CaptionRequest]] = []  # items that were scored
         self.in_flight = 0
@@ -111,6 +116,8 @@ class StubJudge:
             recall, precision = out  # type: ignore[misc]
             return CaptionResult(recall=recall, precision=precision)
         answer = _text(req.content)
+        if answer in self.permanent:
+            return ItemError(error="the model cannot produce JSON for this caption", permanent=True)
         if answer in self.caption_scores:
             recall, precision = self.caption_scores[answer]
             return CaptionResult(recall=recall, precision=precision)

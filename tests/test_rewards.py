@@ -1,4 +1,4 @@
-"""Table-driven tests of the reward functions (SPEC.md, Rewards) and of versavid_reward end to end
+"""Table-driven tests of the reward functions (docs/method.md, "Rewards") and of versavid_reward end to end
 against real HTTP judge stubs on 127.0.0.1."""
 from __future__ import annotations
 
@@ -311,7 +311,7 @@ def test_caption_reward_rejects_bad_judge_values(recall, precision):
 
 
 def test_keyword_lists_are_the_shared_data():
-    # The lists live in versavid_r1.prompts only; SPEC.md's counts.
+    # The lists live in versavid_r1.prompts only; docs/method.md's counts.
     assert len(prompts.TEMPORAL_PHRASES) == 29 and len(prompts.HEDGE_PHRASES) == 38
     assert CAPTION_MAX == pytest.approx(tasks.TASK_REWARD_RANGE[tasks.CAPTION][1])
 

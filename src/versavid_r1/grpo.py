@@ -16,6 +16,7 @@ on GPUs. `--resume_from_checkpoint true` continues from the newest checkpoint in
 """
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -23,6 +24,8 @@ import sys
 import time
 from pathlib import Path
 from typing import Optional, Sequence
+
+from versavid_r1.run_record import RUN_INFO_FILE, training_record
 
 log = logging.getLogger("versavid_r1.grpo")
 
@@ -101,13 +104,15 @@ def build_trainer(script_args, training_args, model_args, rows=None, eval_rows=N
     """Everything up to a ready `Qwen25VLGRPOTrainer` (the checks of steps 1-3 included)."""
     from trl import get_peft_config, get_quantization_config
 
-    from versavid_r1.modeling import load_processor, load_vl_model
+    from versavid_r1.data import make_conversation
+    from versavid_r1.modeling import DEFAULT_LORA_TARGET_MODULES, load_processor, load_vl_model
     from versavid_r1.rewards import JudgeClient, make_versavid_reward
     from versavid_r1.trainer import Qwen25VLGRPOTrainer, preflight
     from versavid_r1.trainer.rows import rows_to_dataset
 
     preflight.check_launch(training_args)
     video_config = script_args.video_config()
+    policy_prompt = script_args.policy_prompt_config()
 
     # 2. data
     checks = dict(limits=script_args.row_limits(), decode=script_args.validate_decode)
@@ -132,6 +137,8 @@ def build_trainer(script_args, training_args, model_args, rows=None, eval_rows=N
     model_path = model_args.model_name_or_path
     if not model_path:
         raise ValueError("no model: pass --model_name_or_path (a local Qwen2.5-VL / Qwen2-VL directory or hub id)")
+    if os.path.isdir(model_path):  # an absolute path in saved adapters and run records: usable from any folder
+        model_path = model_args.model_name_or_path = os.path.abspath(model_path)
     load_kwargs = {}
     quantization_config = get_quantization_config(model_args)
     if quantization_config is not None:
@@ -159,6 +166,9 @@ def build_trainer(script_args, training_args, model_args, rows=None, eval_rows=N
         )
         training_args.generation_kwargs = {**(training_args.generation_kwargs or {}), "sequence_bias": bias}
 
+    if model_args.use_peft and not model_args.lora_target_modules and not model_args.lora_target_parameters:
+        model_args.lora_target_modules = list(DEFAULT_LORA_TARGET_MODULES)
+        log.info("use_peft without lora_target_modules: LoRA on %s", model_args.lora_target_modules)
     reward_cfg = script_args.reward_config()
     client = JudgeClient.from_config(reward_cfg)
     client.headers.update(script_args.judge_headers() or {})  # bearer token when the judges require one
@@ -173,25 +183,18 @@ def build_trainer(script_args, training_args, model_args, rows=None, eval_rows=N
         processing_class=processor,
         peft_config=get_peft_config(model_args),
         video_config=video_config,
+        conversation_builder=functools.partial(make_conversation, cfg=video_config, prompt=policy_prompt),
         max_prompt_length=script_args.max_prompt_length,
         share_prompt_prefill=script_args.share_prompt_prefill,
         max_skipped_rows=script_args.max_skipped_rows,
     )
-    trainer._versavid_run_info = {
-        "script_args": _jsonable(vars(script_args)),
-        "video_config": video_config.to_dict(),
-        "reward_config": reward_cfg.to_dict(),
-        "model": model_path,
-        "attn_implementation": model.config._attn_implementation,
-        "rows": len(rows),
-        "data_mixture": mixture,
-        "world_size": training_args.world_size,
-    }
+    trainer._versavid_run_info = training_record(
+        script_args, training_args, model_args,
+        video_config=video_config.to_dict(), reward_config=reward_cfg.to_dict(), policy_prompt=policy_prompt,
+        model=model_path, attn_implementation=model.config._attn_implementation, rows=len(rows),
+        data_mixture=mixture, world_size=training_args.world_size,
+    )
     return trainer
-
-
-def _jsonable(d: dict) -> dict:
-    return json.loads(json.dumps(d, default=str))
 
 
 def run(script_args, training_args, model_args) -> "object":
@@ -203,7 +206,7 @@ def run(script_args, training_args, model_args) -> "object":
     trainer = build_trainer(script_args, training_args, model_args)
     if trainer.accelerator.is_main_process:
         os.makedirs(training_args.output_dir, exist_ok=True)
-        with open(os.path.join(training_args.output_dir, "versavid_run.json"), "w") as f:
+        with open(os.path.join(training_args.output_dir, RUN_INFO_FILE), "w") as f:
             json.dump(trainer._versavid_run_info, f, indent=2)
     log.info("world size %d, output_dir %s", training_args.world_size, training_args.output_dir)
     if resume:

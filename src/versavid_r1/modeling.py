@@ -79,13 +79,20 @@ def _looks_like_local_path(name: str) -> bool:
     return not _HUB_ID.match(name) or name.endswith((".", "-")) or ".." in name
 
 
-def resolve_pretrained(path: Union[str, os.PathLike]) -> tuple[str, dict[str, Any]]:
-    """(name to pass to from_pretrained, extra kwargs) with the no-surprise-download rules above."""
+MODEL_FILES = ("config.json",)
+# A processor can be loaded from a folder without config.json: a LoRA adapter folder saved by the trainer
+# holds the processor next to adapter_config.json.
+PROCESSOR_FILES = ("config.json", "processor_config.json", "preprocessor_config.json", "tokenizer_config.json")
+
+
+def resolve_pretrained(path: Union[str, os.PathLike], markers: tuple[str, ...] = MODEL_FILES) -> tuple[str, dict[str, Any]]:
+    """(name to pass to from_pretrained, extra kwargs) with the no-surprise-download rules above. A local
+    directory must hold one of `markers`."""
     name = os.fspath(path)
     p = Path(name).expanduser()
     if p.is_dir():
-        if not (p / "config.json").is_file():
-            raise FileNotFoundError(f"{p} is a directory but has no config.json; not a model directory "
+        if not any((p / m).is_file() for m in markers):
+            raise FileNotFoundError(f"{p} is a directory but has no {' or '.join(markers)}; not a model directory "
                                     "(build a tiny one with scripts/make_tiny_qwen25vl.py --out DIR)")
         return str(p), {"local_files_only": True}
     if p.exists() or _looks_like_local_path(name):
@@ -152,7 +159,7 @@ def load_processor(path: Union[str, os.PathLike], **kwargs: Any):
     """`AutoProcessor.from_pretrained` with the same local-path / offline rules as `load_vl_model`."""
     from transformers import AutoProcessor
 
-    name, extra = resolve_pretrained(path)
+    name, extra = resolve_pretrained(path, PROCESSOR_FILES)
     extra.update(kwargs)
     try:
         return AutoProcessor.from_pretrained(name, **extra)
@@ -160,6 +167,14 @@ def load_processor(path: Union[str, os.PathLike], **kwargs: Any):
         if _hub_offline() and not Path(name).expanduser().is_dir():
             raise _offline_error(name, err) from err
         raise
+
+
+# LoRA targets when `--use_peft true` names none: peft has no default for Qwen2(.5)-VL and would stop.
+# The language model's attention and MLP projections plus the vision tower's attention (`qkv`, `proj`) and
+# MLP projections (Qwen2.5-VL's vision MLP also uses gate/up/down_proj), as configs/grpo_1gpu.yaml sets.
+# (`proj` also matches the vision patch-embedding convolution, which peft adapts as a Conv3d.)
+DEFAULT_LORA_TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj", "qkv",
+                               "proj")
 
 
 VISION_SPECIAL_TOKENS = ("<|vision_start|>", "<|vision_end|>", "<|vision_pad|>", "<|image_pad|>", "<|video_pad|>")

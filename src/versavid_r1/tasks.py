@@ -1,4 +1,4 @@
-"""The four problem types of VersaVid-R1 and how each is scored (SPEC.md, Rewards)."""
+"""The four problem types of VersaVid-R1 and how each is scored (docs/method.md, "Rewards")."""
 from __future__ import annotations
 
 from typing import Final, Literal
@@ -30,7 +30,7 @@ DEFAULT_CAPTION_JUDGE_PORT: Final = 5200
 # judge_max_field_chars option defaults to it), so a row that passes validation is never refused.
 DEFAULT_MAX_FIELD_CHARS: Final = 16_000
 
-# Range of each task reward before the format gate (SPEC.md): used by tests and by reward checks.
+# Range of each task reward before the format gate (docs/method.md): used by tests and by reward checks.
 TASK_REWARD_RANGE: Final[dict[str, tuple[float, float]]] = {
     MCQA: (0.0, 1.0),
     DARK_EVENT_INFER: (0.0, 2.0),

@@ -16,7 +16,13 @@ builders (DarkEventInfer / MixVidQA rows from annotations), cli (the scripts' en
 """
 from versavid_r1.data.args import VideoArguments
 from versavid_r1.data.config import ROW_VIDEO_OVERRIDES, VideoConfig
-from versavid_r1.data.conversation import clean_messages, make_conversation, prompt_text
+from versavid_r1.data.conversation import (
+    PolicyPrompt,
+    clean_messages,
+    make_conversation,
+    prompt_text,
+    resolve_policy_prompt,
+)
 from versavid_r1.data.schema import (
     VIDEO_PATHS_KEY,
     DataValidationError,
@@ -42,6 +48,7 @@ __all__ = [
     "ROW_VIDEO_OVERRIDES",
     "VIDEO_PATHS_KEY",
     "DataValidationError",
+    "PolicyPrompt",
     "RowIssue",
     "ValidationReport",
     "VideoArguments",
@@ -54,6 +61,7 @@ __all__ = [
     "make_conversation",
     "normalize_row",
     "prompt_text",
+    "resolve_policy_prompt",
     "resolve_video_paths",
     "sampling_options",
     "validate_file",

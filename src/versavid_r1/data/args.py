@@ -1,8 +1,8 @@
-"""`VideoArguments`: the video sampling/sizing options as command-line flags and YAML keys.
+"""`VideoArguments`: the video sampling/sizing and policy prompt options as command-line flags and YAML keys.
 
 One dataclass shared by training (`versavid_r1.trainer.args.ScriptArguments`) and evaluation
 (`versavid_r1.eval.config.EvalConfig`), both of which inherit it, so a training YAML's video section
-can be copied into an eval YAML unchanged. Defaults are the paper's training recipe (SPEC.md); a
+can be copied into an eval YAML unchanged. Defaults are the paper's training recipe (docs/method.md); a
 subclass re-declares a field only to change its default (evaluation samples QA at 1 fps, up to 128
 frames). Names must not clash with TRL's GRPOConfig / ModelConfig, which are parsed next to them by
 the same `TrlParser` (hence `video_fps`, `video_seed`, not `fps`, `seed`).
@@ -12,7 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
+from versavid_r1 import prompts
 from versavid_r1.data.config import VideoConfig
+from versavid_r1.data.conversation import PolicyPrompt, resolve_policy_prompt
 
 
 @dataclass
@@ -55,6 +57,23 @@ class VideoArguments:
     video_backend: Optional[str] = field(
         default=None, metadata={"help": "Video reader: decord, pyav or torchvision (default: best available)."}
     )
+    # --- the policy prompt (the same text in training and evaluation; docs/deviations.md) ---------------
+    policy_prompt: str = field(
+        default="project",
+        metadata={"help": "Policy prompt preset: 'project' (the think/answer instruction with one extra sentence, "
+                          "and an option-letter line after multiple-choice questions) or 'authors' (the authors' "
+                          "template: the question, then one think/answer tag sentence).",
+                  "choices": sorted(prompts.POLICY_PROMPT_PRESETS)},
+    )
+    prompt_instruction: Optional[str] = field(
+        default=None,
+        metadata={"help": "Instruction text after the question, replacing the preset's (unset: the preset's)."},
+    )
+    mcqa_suffix: Optional[bool] = field(
+        default=None,
+        metadata={"help": "Add the option-letter line after multiple-choice questions (unset: the preset's; "
+                          "project: yes, authors: no)."},
+    )
 
     def __post_init__(self) -> None:
         if self.video_fps is not None and float(self.video_fps) == 0.0:
@@ -64,6 +83,11 @@ class VideoArguments:
         if len(self.segment_seconds) not in (1, 2):
             raise ValueError("segment_seconds takes one value or a min max pair")
         self.video_config()  # bad frame / pixel / segment settings fail at parse time, before anything loads
+        self.policy_prompt_config()
+
+    def policy_prompt_config(self) -> PolicyPrompt:
+        """The resolved policy prompt (preset, instruction text, MCQA line) these options describe."""
+        return resolve_policy_prompt(self.policy_prompt, self.prompt_instruction, self.mcqa_suffix)
 
     def video_config(self, video_root: Optional[str] = None, cache_size: Optional[int] = None) -> VideoConfig:
         """The `VideoConfig` these options describe; `video_root` / `cache_size` override the fields."""

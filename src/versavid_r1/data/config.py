@@ -1,4 +1,4 @@
-"""`VideoConfig`: how a row's video is sampled and sized (defaults = the paper's recipe, SPEC.md).
+"""`VideoConfig`: how a row's video is sampled and sized (defaults = the paper's recipe, docs/method.md).
 
 Every limit that decides what the policy sees lives here, explicit, instead of being hard-coded in a
 vendored qwen-vl-utils (the most common cause of irreproducible numbers in peer repos). A row may
@@ -64,7 +64,7 @@ class VideoConfig:
       frames × pixels); frames are resized like qwen-vl-utils' `fetch_video` does.
     - `video_root`: folder that relative `video` paths are resolved against. `None` means: the JSONL's
       folder when rows come from `load_rows`, else the current directory.
-    - `segment_seconds`: MixVidQA segment length (a number or a `[min, max]` range; SPEC: 1.5–2 s).
+    - `segment_seconds`: MixVidQA segment length (a number or a `[min, max]` range; paper: 1.5–2 s).
     - `seed`: the data seed; with the row it decides the MixVidQA segment length drawn from the range.
     - `cache_size` / `cache_bytes`: decoded clips kept per process (LRU), at most this many and at
       most this many bytes of frames, so that validation and a step's generation and loss passes

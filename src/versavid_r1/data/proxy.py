@@ -1,4 +1,4 @@
-"""The two proxy tasks, made at load time from source videos and time annotations (SPEC.md).
+"""The two proxy tasks, made at load time from source videos and time annotations (docs/method.md).
 
 DarkEventInfer — a frame is *inside* `mask_span = [start, end]` when its source timestamp `t` (its
 presentation time: `index / fps` for constant-frame-rate video, the real time of each frame for

@@ -1,8 +1,12 @@
 """`python -m versavid_r1.eval --config configs/eval/NAME.yaml --model PATH [--output DIR] [--flag value ...]`
 
-Prints the summary table and where the files are. Exit status: 0 when the run finished (rows that could
-not be evaluated are counted in the summary, not fatal), 2 for a configuration, data-file or judge-service
-problem found before the run (the message says what to do).
+Prints the summary table and where the files are. Exit status:
+
+- 0: the run finished and scored at least one row (rows that could not be evaluated are counted in the
+  summary and listed under `errors`);
+- 1: the run finished but scored nothing (every row invalid, every video unreadable, every judge call
+  failed, or an empty data file): there is no number to report;
+- 2: a configuration, data-file or judge-service problem found before the run (the message says what to do).
 """
 from __future__ import annotations
 
@@ -30,9 +34,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print(markdown(summary))
     files = summary["files"]
     print(f"per-sample results: {files['samples']}\nsummary: {cfg.output_dir}/summary.json, {files['summary_md']}")
-    if summary["counts"]["not_scored"]:
-        print(f"{summary['counts']['not_scored']} rows were not scored (see 'errors' in summary.json); "
+    counts = summary["counts"]
+    if counts["not_scored"]:
+        print(f"{counts['not_scored']} rows were not scored (see 'errors' in summary.json); "
               "rows with a judge error are scored again by the next run.", file=sys.stderr)
+    if not counts["scored"]:
+        by_status = ", ".join(f"{k}: {v}" for k, v in counts["by_status"].items()) or "the data file has no rows"
+        print(f"error: nothing was scored ({by_status}); see {files['samples']}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -2,7 +2,7 @@
 
 `python -m versavid_r1.eval --config configs/eval/mcqa.yaml --model PATH [--output DIR] [--flag value ...]`
 is parsed by TRL's `TrlParser` (the same mechanism as training): YAML keys become the defaults, flags
-override them, an unknown YAML key is an error. The defaults are the paper's inference settings (SPEC.md,
+override them, an unknown YAML key is an error. The defaults are the paper's inference settings (docs/method.md,
 Evaluation): QA at 1 fps up to 128 frames, greedy decoding, up to 2048 new tokens, the think/answer prompt.
 Captioning configs set `nframes: 16` and `video_fps: null`.
 
@@ -31,7 +31,8 @@ DATA_FORMATS: tuple[str, ...] = ("auto", "internal", "mcqa")
 # one combination of them (see `fingerprint`); the rest (batch size, judge URLs, limits) may change freely
 # between a run and its resumption.
 RESULT_FIELDS: tuple[str, ...] = (
-    "model", "base_model", "data_path", "data_format", "video_root", "prompt_mode", "mcqa_suffix",
+    "model", "base_model", "data_path", "data_format", "video_root", "prompt_mode", "policy_prompt",
+    "prompt_instruction", "mcqa_suffix",
     "nframes", "video_fps", "min_frames", "max_frames", "min_pixels", "max_pixels", "total_pixels",
     "segment_seconds", "video_seed", "backend", "max_new_tokens", "do_sample", "temperature", "top_p", "seed",
     "dtype", "format_mode", "answer_fallback",
@@ -86,9 +87,6 @@ class EvalConfig(VideoArguments):
         default="think",
         metadata={"help": "'think': the <think>/<answer> instruction of training; 'direct': answer only, inside "
                           "<answer> tags."},
-    )
-    mcqa_suffix: bool = field(
-        default=True, metadata={"help": "Ask multiple-choice questions for the option's letter (as in training)."}
     )
     # --- video: versavid_r1.data.args.VideoArguments; only the paper's QA inference defaults differ ----------
     video_fps: Optional[float] = field(
@@ -147,6 +145,7 @@ class EvalConfig(VideoArguments):
     check_judges: bool = field(
         default=True, metadata={"help": "Check the needed judges' /health before loading the model."}
     )
+    progress: bool = field(default=True, metadata={"help": "Show a progress bar (rows finished) on stderr."})
 
     def __post_init__(self) -> None:
         choices = (("prompt_mode", PROMPT_MODES), ("backend", BACKENDS), ("data_format", DATA_FORMATS),
@@ -195,6 +194,7 @@ class EvalConfig(VideoArguments):
         if out["model"] and os.path.exists(out["model"]):
             out["model"] = os.path.abspath(out["model"])
         out["segment_seconds"] = [float(x) for x in out["segment_seconds"]]
+        out["prompt"] = self.policy_prompt_config().to_dict()  # the resolved text: a preset edit shows too
         return out
 
     def to_dict(self) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from typing import Any, Optional
 import torch
 
 from versavid_r1.modeling import load_processor, load_vl_model
+from versavid_r1.run_record import RUN_INFO_FILE
 
 log = logging.getLogger(__name__)
 
@@ -32,14 +33,32 @@ def is_adapter_dir(path: str | os.PathLike) -> bool:
 
 
 def adapter_base(path: str | os.PathLike, base_model: Optional[str] = None) -> str:
-    """The base model of an adapter directory: `base_model` if given, else the adapter's own record."""
+    """The base model of an adapter directory: `base_model` if given, else the adapter's own record.
+
+    peft records the base model path as training was given it. A relative path only works from the
+    training's working directory, so when it is not a directory here, the absolute model path of the
+    training run's `versavid_run.json` (in the adapter folder, or its parent for a checkpoint) is used if
+    it ends with the recorded path. (This project's trainer records absolute paths; older adapters may not.)
+    """
     if base_model:
         return base_model
     with open(Path(path) / ADAPTER_CONFIG, encoding="utf-8") as f:
         base = json.load(f).get("base_model_name_or_path")
     if not base:
         raise ValueError(f"{path}/{ADAPTER_CONFIG} names no base_model_name_or_path; pass --base_model")
-    return str(base)
+    base = str(base)
+    if os.path.isdir(base) or os.path.isabs(base):
+        return base
+    for folder in (Path(path), Path(path).parent):
+        run_file = folder / RUN_INFO_FILE
+        if not run_file.is_file():
+            continue
+        recorded = json.loads(run_file.read_text(encoding="utf-8")).get("model")
+        if (isinstance(recorded, str) and os.path.isabs(recorded) and os.path.isdir(recorded)
+                and Path(recorded).as_posix().endswith(Path(base).as_posix())):
+            log.info("adapter base %r resolved to %s (from %s)", base, recorded, run_file)
+            return recorded
+    return base
 
 
 def has_processor(path: str | os.PathLike) -> bool:

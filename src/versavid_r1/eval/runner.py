@@ -27,11 +27,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterator, Optional, Sequence
 
+from tqdm.auto import tqdm
+
 from versavid_r1 import prompts
 from versavid_r1.answer import extract_answer
 from versavid_r1.data import load_video, make_conversation
 from versavid_r1.data.limits import RowLimits
 from versavid_r1.rewards import JudgeClient, JudgeError
+from versavid_r1.run_record import environment
 
 from .config import EvalSetupError
 from .formats import EvalItem, load_eval_items
@@ -138,9 +141,10 @@ class _Scorer:
     most one batch waits here; `submit` first waits for the previous one (so its errors surface).
     """
 
-    def __init__(self, cfg, samples: RecordFile):
+    def __init__(self, cfg, samples: RecordFile, progress=None):
         self.cfg = cfg
         self.samples = samples
+        self.progress = progress  # a tqdm bar (thread-safe updates), or None
         self.client = JudgeClient.from_config(cfg.reward_config())
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="eval-scorer")
         self._pending: Optional[Future] = None
@@ -173,6 +177,8 @@ class _Scorer:
             records.append({**_base_record(item), "prompt": gen.get("prompt"), "completion": gen["completion"],
                             "num_frames": gen.get("num_frames"), **f})
         self.samples.append(records)
+        if self.progress is not None:
+            self.progress.update(len(records))
 
     async def _score(self, rows, completions):
         try:
@@ -200,13 +206,14 @@ def _check_judges(cfg, items: Sequence[EvalItem]) -> None:
 def _prepare(batch: Sequence[EvalItem], generator, cfg, vcfg, done: dict) -> tuple[list, list[dict]]:
     """(items with their prompt inputs, error records) for one batch."""
     instruction = prompts.DIRECT_ANSWER_INSTRUCTION if cfg.prompt_mode == "direct" else None
+    policy_prompt = cfg.policy_prompt_config()
     ready, errors = [], []
     for item in batch:
         status, error = VIDEO_ERROR, None
         try:
             clip = load_video(item.row, vcfg)
             status = INPUT_ERROR
-            messages = make_conversation(item.row, vcfg, mcqa_suffix=cfg.mcqa_suffix, instruction=instruction)
+            messages = make_conversation(item.row, vcfg, instruction=instruction, prompt=policy_prompt)
             inputs = generator.prepare(messages, [clip])
         except Exception as exc:  # noqa: BLE001 - any decoder/processor failure is this row's error
             error = f"{type(exc).__name__}: {exc}"
@@ -258,7 +265,9 @@ def run_eval(cfg, generator=None) -> dict[str, Any]:
     if pending and cfg.check_judges:
         _check_judges(cfg, pending)
 
-    scorer = _Scorer(cfg, samples)
+    progress = tqdm(total=len(pending), desc=f"eval {cfg.task_name}", unit="row", disable=not cfg.progress,
+                    dynamic_ncols=True)
+    scorer = _Scorer(cfg, samples, progress)
     try:
         for batch in _chunks(to_score, cfg.batch_size):
             scorer.submit([(it, kept[it.id]) for it in batch])
@@ -270,6 +279,7 @@ def run_eval(cfg, generator=None) -> dict[str, Any]:
             for k, batch in enumerate(_chunks(to_generate, cfg.batch_size), start=1):
                 ready, errors = _prepare(batch, generator, cfg, vcfg, done)
                 stats.errors_recorded += samples.append(errors)
+                progress.update(len(batch) - len(ready))
                 if not ready:
                     continue
                 completions = generator.generate([inputs for _, _, inputs, _ in ready])
@@ -283,6 +293,7 @@ def run_eval(cfg, generator=None) -> dict[str, Any]:
             stats.generate_calls = generator.calls - calls_before
     finally:
         scorer.close()
+        progress.close()
 
     stats.seconds = round(time.monotonic() - t0, 3)
     return write_summary(cfg, items, samples, stats)
@@ -308,6 +319,8 @@ def write_summary(cfg, items: Sequence[EvalItem], samples: RecordFile, stats: Ru
                   "summary_md": str(out / SUMMARY_MD)},
         "run": asdict(stats),
         "config": cfg.to_dict(),
+        "prompt": cfg.policy_prompt_config().to_dict(),
+        "environment": environment(),
     })
     missing = len(items) - len(records)
     if missing:  # cannot happen unless a record file was edited by hand; never hide it

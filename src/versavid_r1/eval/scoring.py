@@ -18,7 +18,8 @@ A judge that still fails after its retries leaves `status` "judge_error" and no 
 kept and the next run scores it again without regenerating. So does a judge that answered but could not
 score the sample (an unparseable verdict, a permanent per-item failure): never a score of 0.
 `judge_failure` then says which kind it was ("outage", "unparseable" or "permanent",
-versavid_r1.rewards.JudgeFailure) and `error` why.
+versavid_r1.rewards.JudgeFailure), `judge_error_permanent` whether scoring it again would fail the same
+way, and `error` why, with the judge's own reason (URL and cause).
 """
 from __future__ import annotations
 
@@ -77,8 +78,10 @@ def _judge_fields(ptype: str, answer: str, result: Any) -> dict[str, Any]:
 
 
 def _failure_text(failure) -> str:
-    if failure is None or failure.kind == "outage":
+    if failure is None:
         return "the judge failed after its retries; the next run scores this sample again"
+    if failure.kind == "outage":
+        return f"the judge failed after its retries ({failure.reason}); the next run scores this sample again"
     if failure.kind == "unparseable":
         return f"the judge's reply held no clean verdict (not a score of 0): {failure.reason}"
     return f"the judge cannot score this sample: {failure.reason}"
@@ -110,7 +113,8 @@ async def score_completions(
         }
         fields.update(_judge_fields(row["problem_type"], answer, s.judge_result))
         if s.skipped or s.task is None:
-            fields.update(status=JUDGE_ERROR, score=None, task_reward=None, error=_failure_text(s.failure))
+            fields.update(status=JUDGE_ERROR, score=None, task_reward=None, error=_failure_text(s.failure),
+                          judge_error_permanent=s.error_permanent)
             if s.failure is not None:
                 fields["judge_failure"] = s.failure.kind
         else:

@@ -5,7 +5,14 @@
    contradiction of each; for the predicted events, classify the ground-truth caption (JSON replies).
 3. recall = entailed ground-truth events / ground-truth events;
    precision = entailed predicted events / predicted events. Only "entailment" counts.
-   A side with no events has ratio 0.0 (and its empty event list is returned, so it is visible).
+
+Two sets of rules (`settings.scoring`):
+- "project" (default): a side with no events has ratio 0.0 (its empty event list is returned, so it is
+  visible), an empty prediction scores 0/0 without a model call, captions are used as written;
+- "official" (DREAM-1K's evaluation code): a side with no events has ratio 1.0, both captions are
+  lower-cased (and double quotes become single quotes for extraction), an empty prediction has no events
+  (precision 1.0) and entails nothing (recall 0.0 unless the ground truth has no events either).
+The prompt templates come from `settings.prompt_file` or the project's own (`autodq_prompts`).
 
 Robustness: JSON mode (`response_format={"type": "json_object"}`) where the server supports it
 (`json_mode="auto"`: a call the server rejects is repeated without it; that call only, so one
@@ -21,6 +28,7 @@ keeps failing, `AutoDQError` carries the reason (the service answers 503 with it
 """
 from __future__ import annotations
 
+import ast
 import asyncio
 import hashlib
 import json
@@ -29,8 +37,7 @@ import re
 from collections import Counter, OrderedDict
 from typing import Any, Callable, Optional
 
-from .. import prompts
-from .prompting import entail_messages, extract_messages
+from .autodq_prompts import load_prompt_file
 
 log = logging.getLogger("versavid_r1.judges.autodq")
 
@@ -69,7 +76,27 @@ def parse_json_reply(text: Optional[str]) -> Any:
                     return decoder.raw_decode(cand, i)[0]
                 except json.JSONDecodeError:
                     continue
+    for cand in candidates:
+        obj = _python_literal(cand.strip())
+        if obj is not None:
+            return obj
     raise ValueError("no JSON object in reply")
+
+
+def _python_literal(text: str) -> Any:
+    """A Python dict or list literal in `text`, else None. DREAM-1K's extraction prompt asks for a "Python
+    dictionary string", so replies with single-quoted strings are common under `--prompt-file`.
+    `ast.literal_eval` evaluates literals only, never code."""
+    for open_, close in (("{", "}"), ("[", "]")):
+        i, j = text.find(open_), text.rfind(close)
+        if 0 <= i < j:
+            try:
+                obj = ast.literal_eval(text[i:j + 1])
+            except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+                continue
+            if isinstance(obj, (dict, list)):
+                return obj
+    return None
 
 
 def _list_in(obj: Any, keys: tuple[str, ...]) -> Any:
@@ -158,8 +185,9 @@ def parse_relations(text: Optional[str], n: int) -> list[str]:
     return labels  # type: ignore[return-value]
 
 
-def ratio(labels: list[str]) -> float:
-    return sum(lbl == ENTAILMENT for lbl in labels) / len(labels) if labels else 0.0
+def ratio(labels: list[str], empty: float = 0.0) -> float:
+    """Share of "entailment" labels; `empty` for a side with no events (project 0.0, official 1.0)."""
+    return sum(lbl == ENTAILMENT for lbl in labels) / len(labels) if labels else empty
 
 
 # --- the scorer ------------------------------------------------------------------------------------------
@@ -176,6 +204,8 @@ class AutoDQ:
         self._inflight: dict[str, asyncio.Future] = {}
         self.active_calls = 0
         self.stats: Counter = Counter()
+        self.templates = load_prompt_file(settings.prompt_file)
+        self.official = settings.scoring == "official"
 
     @property
     def json_mode_active(self) -> bool:
@@ -232,7 +262,7 @@ class AutoDQ:
                 self.stats["retries"] += 1
                 msgs = messages + [
                     {"role": "assistant", "content": reply[:2000]},
-                    {"role": "user", "content": prompts.AUTODQ_RETRY_NOTE.format(error=error)},
+                    {"role": "user", "content": self.templates.retry_message(error)},
                 ]
             reply = await self._chat(msgs, 0.0 if attempt == 0 else self.s.retry_temperature)
             try:
@@ -251,7 +281,9 @@ class AutoDQ:
         if not caption.strip():
             return []
         m = self.s.max_events
-        return await self._call_parsed(extract_messages(caption, m), lambda t: parse_events(t, m),
+        if self.official:  # DREAM-1K's extraction step quotes the caption inside a dict string
+            caption = caption.replace('"', "'")
+        return await self._call_parsed(self.templates.extract_messages(caption, m), lambda t: parse_events(t, m),
                                        "event extraction")
 
     def cache_key(self, caption: str) -> str:
@@ -293,14 +325,16 @@ class AutoDQ:
             return []
         if not caption.strip():
             return [NEUTRAL] * len(events)
-        return await self._call_parsed(entail_messages(caption, events),
+        return await self._call_parsed(self.templates.entail_messages(caption, events),
                                        lambda t: parse_relations(t, len(events)), "entailment")
 
     async def score(self, prediction: str, ground_truth: str,
                     events: Optional[list[str]] = None) -> dict:
         """recall, precision and both event lists for one caption pair."""
         given = None if events is None else [" ".join(e.split()) for e in events if e.strip()]
-        if not prediction.strip():       # nothing predicted: nothing recalled, no model call needed
+        if self.official:
+            prediction, ground_truth = prediction.lower(), ground_truth.lower()
+        elif not prediction.strip():     # nothing predicted: nothing recalled, no model call needed
             return {"recall": 0.0, "precision": 0.0, "pred_events": [], "gt_events": given}
 
         async def gt_side() -> list[str]:
@@ -310,5 +344,6 @@ class AutoDQ:
         gt_labels, pred_labels = await asyncio.gather(self.classify(gt_ev, prediction),
                                                       self.classify(pred_ev, ground_truth))
         self.stats["scored"] += 1
-        return {"recall": ratio(gt_labels), "precision": ratio(pred_labels),
+        empty = 1.0 if self.official else 0.0
+        return {"recall": ratio(gt_labels, empty), "precision": ratio(pred_labels, empty),
                 "pred_events": pred_ev, "gt_events": gt_ev}

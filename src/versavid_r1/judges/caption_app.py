@@ -76,8 +76,9 @@ def create_caption_judge_app(settings: CaptionJudgeSettings, client=None) -> Fas
         c = make_openai_client(settings) if own else client
         state["scorer"] = AutoDQ(c, settings)
         app.state.autodq = state["scorer"]
-        log.info("caption judge ready: model=%s via %s", settings.model,
-                 settings.azure_endpoint or settings.base_url or "api.openai.com")
+        log.info("caption judge ready: model=%s via %s, scoring=%s, prompts=%s", settings.model,
+                 settings.azure_endpoint or settings.base_url or "api.openai.com", settings.scoring,
+                 state["scorer"].templates.source)
         try:
             yield
         finally:
@@ -128,7 +129,8 @@ def create_caption_judge_app(settings: CaptionJudgeSettings, client=None) -> Fas
     @app.get(METRICS_PATH)
     async def metrics() -> dict:
         s = state["scorer"]
-        return {"backend": backend_name, "model": settings.model,
+        return {"backend": backend_name, "model": settings.model, "scoring": settings.scoring,
+                "prompts": s.templates.source if s else None,
                 "uptime_s": round(time.time() - started, 3),
                 "json_mode": bool(s and s.json_mode_active), "cache_entries": s.cache_entries if s else 0,
                 "active_calls": s.active_calls if s else 0, **(dict(s.stats) if s else {}), **counters}

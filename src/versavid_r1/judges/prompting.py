@@ -45,17 +45,14 @@ def judge_messages(problem_type: str, prediction: str, ground_truth: str, questi
 
 
 def extract_messages(caption: str, max_events: int) -> list[dict]:
-    return [
-        {"role": "system", "content": prompts.AUTODQ_EXTRACT_SYSTEM},
-        {"role": "user", "content": prompts.AUTODQ_EXTRACT_TEMPLATE.format(
-            max_events=max_events, caption=neutralise(caption))},
-    ]
+    """AutoDQ extraction messages with the project's templates (`autodq_prompts` holds the others)."""
+    from .autodq_prompts import PROJECT_PROMPTS
+
+    return PROJECT_PROMPTS.extract_messages(caption, max_events)
 
 
 def entail_messages(caption: str, events: list[str]) -> list[dict]:
-    listing = "\n".join(f"{i}. {neutralise(e)}" for i, e in enumerate(events, 1))
-    return [
-        {"role": "system", "content": prompts.AUTODQ_ENTAIL_SYSTEM},
-        {"role": "user", "content": prompts.AUTODQ_ENTAIL_TEMPLATE.format(
-            caption=neutralise(caption), events=listing)},
-    ]
+    """AutoDQ entailment messages with the project's templates."""
+    from .autodq_prompts import PROJECT_PROMPTS
+
+    return PROJECT_PROMPTS.entail_messages(caption, events)

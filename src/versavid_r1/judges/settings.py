@@ -25,6 +25,8 @@ API_KEY_ENV = "VERSAVID_JUDGE_API_KEY"
 BACKENDS = ("transformers", "vllm", "openai")
 DTYPES = ("auto", "bfloat16", "bf16", "float16", "fp16", "float32", "fp32")
 _DEVICE = re.compile(r"^(?:auto|cpu|mps|cuda(?::\d+)?)$")
+SCORING_MODES = ("project", "official")
+OFFICIAL_MAX_EVENTS = 10  # DREAM-1K asks for at most 10 events per caption
 
 
 def _opt(default, help: str, **extra):
@@ -206,6 +208,12 @@ class CaptionJudgeSettings:
     json_mode: str = _opt("auto", "ask for response_format=json_object (auto: a call the server rejects "
                                   "is repeated without it, that call only)", choices=("auto", "on", "off"))
     max_events: int = _opt(10, "most events extracted from one caption")
+    scoring: str = _opt("project", "AutoDQ rules: 'project' (a side with no events scores 0, captions as "
+                                   "written) or 'official' (DREAM-1K's: a side with no events scores 1, "
+                                   "captions lower-cased, at most 10 events)", choices=SCORING_MODES)
+    prompt_file: Optional[str] = _opt(None, "YAML/JSON file with the extraction and entailment prompt "
+                                            "templates (see versavid_r1.judges.autodq_prompts); unset = "
+                                            "the project's own prompts")
     max_attempts: int = _opt(3, "tries per model call when its reply is malformed")
     retry_temperature: float = _opt(0.7, "temperature of the retries (the first try is greedy)")
     max_tokens: int = _opt(1024, "max_tokens of each model call")
@@ -234,6 +242,14 @@ class CaptionJudgeSettings:
             raise ValueError("--request-timeout-s must be a finite number > 0")
         if not 0 <= self.retry_temperature <= 2:
             raise ValueError(f"--retry-temperature must be in [0, 2], got {self.retry_temperature}")
+        if self.scoring not in SCORING_MODES:
+            raise ValueError(f"scoring must be one of {SCORING_MODES}, not {self.scoring!r}")
+        if self.scoring == "official" and self.max_events != OFFICIAL_MAX_EVENTS:
+            raise ValueError(f"--scoring official extracts at most {OFFICIAL_MAX_EVENTS} events per caption, "
+                             f"as DREAM-1K does; --max-events {self.max_events} contradicts it")
+        from .autodq_prompts import load_prompt_file
+
+        load_prompt_file(self.prompt_file)  # a bad file stops the service before it starts
         return self
 
 

@@ -1,4 +1,4 @@
-"""VersaVid-R1 rewards (SPEC.md, Rewards): format gate × task reward, and the async judge client.
+"""VersaVid-R1 rewards (docs/method.md, "Rewards"): format gate × task reward, and the async judge client.
 
 Public API:
   extract_answer(text)                        text inside the first <answer> ("" if none)

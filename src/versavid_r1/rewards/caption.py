@@ -1,4 +1,4 @@
-"""Caption reward (SPEC.md): AutoDQ recall + 0.5 × precision + keyword term.
+"""Caption reward (docs/method.md): AutoDQ recall + 0.5 × precision + keyword term.
 
 The keyword term follows the reference exactly, on the text inside `<answer>` (closing tag optional,
 as `extract_answer` reads it); an empty or missing answer gives 0:

@@ -25,12 +25,15 @@ Logged through TRL's `log_metric` (values are per process and step; TRL averages
 `rewards/<type>/format`; judge counters of this call `judge/calls`, `judge/cache_hits`,
 `judge/retries`, `judge/failures`, `judge/skipped`, `judge/requests`, `judge/unparseable`,
 `judge/permanent`, `judge/suspected_injection`, `judge/injection_rejected`, `judge/latency_mean_s`,
-`judge/latency_max_s`. Through `log_extra`: per-completion columns
-`format` and `task_reward`.
+`judge/latency_max_s`. Through `log_extra` (columns of TRL's completions table,
+`output_dir/completions/*.parquet`): per completion `id` (the row's), `problem_type`, `ground_truth` (the
+text inside the solution's `<answer>`), `format` and `task_reward`; TRL adds the total reward.
 """
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import math
 from dataclasses import dataclass
 from typing import Any, Callable, Literal, Mapping, Optional, Sequence
@@ -40,7 +43,7 @@ from versavid_r1 import tasks
 from versavid_r1.answer import extract_answer, wrap_answer
 from versavid_r1.protocol import DEFAULT_CAPTION_JUDGE_PORT, DEFAULT_QWEN_JUDGE_PORT, CaptionResult, JudgeResult
 from versavid_r1.rewards.caption import caption_reward
-from versavid_r1.rewards.format import FORMAT_MODES, completion_text, format_ok
+from versavid_r1.rewards.format import FORMAT_MODES, answer_text, completion_text, format_ok
 from versavid_r1.rewards.judge_client import ON_JUDGE_ERROR, JudgeClient, JudgeItem, JudgeStats, _normalise_urls
 from versavid_r1.rewards.judge_items import JudgeFailure
 from versavid_r1.rewards.mcqa import multiple_choice_reward
@@ -128,6 +131,16 @@ class RowScore:
     skipped: bool = False
     failure: Optional[JudgeFailure] = None  # why a judged row got no score (skipped)
 
+    @property
+    def error(self) -> Optional[str]:
+        """Why a skipped row's judge failed (the judge's reason), for records."""
+        return self.failure.reason if self.failure is not None else None
+
+    @property
+    def error_permanent(self) -> bool:
+        """Scoring the row again would fail the same way (unparseable verdict, permanent item error)."""
+        return self.failure is not None and self.failure.permanent
+
 
 def _row_question(prompt: Any) -> str:
     """The question of a row, read from its prompt (last user turn's text, instruction removed)."""
@@ -147,7 +160,8 @@ def _row_question(prompt: Any) -> str:
                     )
     else:
         text = ""
-    for suffix in (prompt_texts.THINK_ANSWER_INSTRUCTION, prompt_texts.DIRECT_ANSWER_INSTRUCTION):
+    for suffix in (prompt_texts.THINK_ANSWER_INSTRUCTION, prompt_texts.TAG_INSTRUCTION,
+                   prompt_texts.DIRECT_ANSWER_INSTRUCTION):
         text = text.replace(suffix, "")
     return text.strip()
 
@@ -227,6 +241,21 @@ async def score_rows(
     return rows
 
 
+def _row_ids(kwargs: Mapping[str, Any], n: int) -> list[str]:
+    """Each row's `id`; a row without one gets `sha:` + 12 hex digits of its question, video and solution,
+    the same in every run, so its completions can be followed across steps and runs."""
+    ids = _column(kwargs, "id", n, required=False) or [None] * n
+    fields = [_column(kwargs, k, n, required=False) or [None] * n for k in ("problem", "video", "solution")]
+    out = []
+    for i in range(n):
+        if ids[i] not in (None, ""):
+            out.append(str(ids[i]))
+            continue
+        text = json.dumps([f[i] for f in fields], sort_keys=True, ensure_ascii=False, default=str)
+        out.append("sha:" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:12])
+    return out
+
+
 def _mean(values: Sequence[float]) -> Optional[float]:
     return sum(values) / len(values) if values else None
 
@@ -287,7 +316,10 @@ def make_versavid_reward(cfg: Optional[RewardConfig] = None, client: Optional[Ju
         if cfg.log_metrics and callable(log_metric):
             log_reward_metrics(rows, delta, log_metric)
         log_extra = kwargs.get("log_extra")
-        if cfg.log_extra and callable(log_extra):
+        if cfg.log_extra and callable(log_extra):  # columns of TRL's completions table
+            log_extra("id", _row_ids(kwargs, n))
+            log_extra("problem_type", list(problem_type))
+            log_extra("ground_truth", [answer_text(s) if isinstance(s, str) else None for s in solution])
             log_extra("format", [r.format for r in rows])
             log_extra("task_reward", [r.task for r in rows])
         return [r.reward for r in rows]

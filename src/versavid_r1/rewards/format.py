@@ -1,6 +1,6 @@
 """The format gate: is a completion `<think>…</think><answer>…</answer>`?
 
-Decision (SPEC.md leaves it open): the default mode is **"strict"**, a full match.
+Decision (the paper leaves it open; docs/deviations.md): the default mode is **"strict"**, a full match.
 
 * The completion must start with `<think>` at its first character (as in the reference code).
 * Exactly one think block, then optional whitespace, then exactly one answer block, then only

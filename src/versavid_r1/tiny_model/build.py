@@ -35,7 +35,7 @@ class TinyModelDirError(RuntimeError):
 class TinySpec:
     """Every size knob of the tiny models (the `**overrides` of the builders).
 
-    Defaults give about 0.3 M parameters (STACK.md). Pixel limits follow the paper for video
+    Defaults give about 0.3 M parameters (docs/stack.md). Pixel limits follow the paper for video
     (128*28*28 .. 196*28*28 per frame); image limits are Qwen2-VL's processor defaults.
     """
 

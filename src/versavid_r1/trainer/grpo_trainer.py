@@ -2,7 +2,7 @@
 
 TRL 1.16 hands a video content part to `generate` but computes every log-probability (policy, old policy,
 reference) without it, so the vision tower gets no gradient and the loss scores completions of a prompt
-the model never saw (STACK.md). This subclass keeps TRL's algorithm untouched and overrides only where the
+the model never saw (docs/stack.md). This subclass keeps TRL's algorithm untouched and overrides only where the
 video has to travel:
 
 - `_generate_and_score_completions`: decode each unique row's video once per batch, build its prompt and
@@ -187,6 +187,17 @@ class Qwen25VLGRPOTrainer(GRPOTrainer):
         return messages, inputs
 
     # --- overrides ---------------------------------------------------------------------------------------
+    def log(self, logs: dict, start_time: Optional[float] = None) -> None:
+        # Reason: TRL writes the logged prompts to the completions table (parquet, and wandb/trackio tables).
+        # A prompt's content parts differ in keys (video vs text), which wandb's table cannot type; one text
+        # per message ("<video: PATH>question...") is readable everywhere.
+        logged = getattr(self, "_logs", {}).get("prompt")
+        if logged:
+            flat = [table_messages(m) for m in logged]
+            logged.clear()
+            logged.extend(flat)
+        super().log(logs, start_time)
+
     def _generate_and_score_completions(self, inputs):
         # Reason: decode the videos once per batch and carry them, per row, into generation and the loss.
         # A failure on one rank stops every rank with its message (no collective-timeout hang; rank_sync.py).
@@ -370,6 +381,32 @@ def loggable_messages(messages: list) -> list:
                 for part in content
             ]
         out.append({**message, "content": content})
+    return out
+
+
+def table_messages(messages: Any) -> Any:
+    """Chat messages with each content part list joined into one string (a video part becomes
+    "<video: PATH>", an image part "<image>"), for the completions table. Other values pass unchanged."""
+    if not isinstance(messages, (list, tuple)):
+        return messages
+    out = []
+    for message in messages:
+        content = message.get("content") if isinstance(message, dict) else None
+        if not isinstance(content, (list, tuple)):
+            out.append(message)
+            continue
+        pieces = []
+        for part in content:
+            kind = part.get("type") if isinstance(part, dict) else None
+            if kind == "video" or (isinstance(part, dict) and "video" in part and kind != "text"):
+                pieces.append(f"<video: {part.get('video')}>")
+            elif kind == "image":
+                pieces.append("<image>")
+            elif isinstance(part, dict):
+                pieces.append(str(part.get("text") or ""))
+            else:
+                pieces.append(str(part))
+        out.append({**message, "content": "".join(pieces)})
     return out
 
 
