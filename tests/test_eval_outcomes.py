@@ -64,9 +64,8 @@ def test_permanent_judge_error_fails_only_its_row_and_is_not_retried(captions, t
     assert bad["status"] == "judge_error" and bad["judge_error_permanent"] is True
     assert "cannot produce JSON" in bad["error"] and judge.url in bad["error"], bad["error"]
     assert got[ids[1]]["status"] == "ok" and got[ids[1]]["recall"] == 1.0
-    # one batch, then each item once on its own; the permanent one is never asked again
-    assert requests[0] == (PREDICT_BATCH_PATH, len(rows))
-    assert sorted(requests[1:]) == [(PREDICT_PATH, 1)] * len(rows)
+    # one batch: the permanent failure comes back as that item's ItemError and is never asked again
+    assert requests == [(PREDICT_BATCH_PATH, len(rows))]
     err = capsys.readouterr().err
     assert f"{len(rows)}/{len(rows)}" in err and "row" in err, "a progress bar on stderr"
 
