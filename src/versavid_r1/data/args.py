@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
-from versavid_r1.data.config import VideoConfig
+from versavid_r1.data.config import TIME_ENCODINGS, VideoConfig
 
 
 @dataclass
@@ -48,6 +48,15 @@ class VideoArguments:
     video_backend: Optional[str] = field(
         default=None, metadata={"help": "Video reader: decord, pyav or torchvision (default: best available)."}
     )
+    video_time_encoding: str = field(
+        default="absolute",
+        metadata={
+            "help": "How video time enters Qwen2.5-VL's temporal positions: 'absolute' = the real sampling rate "
+            "(seconds per temporal grid = temporal_patch_size / sampled fps, as the model was pretrained); "
+            "'reference' = 1.0 s per grid for every video whatever its length (the authors' code).",
+            "choices": list(TIME_ENCODINGS),
+        },
+    )
 
     def __post_init__(self) -> None:
         if self.video_fps is not None and float(self.video_fps) == 0.0:
@@ -74,4 +83,5 @@ class VideoArguments:
             seed=self.video_seed,
             cache_size=cache_size if cache_size is not None else self.video_cache_size,
             backend=self.video_backend,
+            time_encoding=self.video_time_encoding,
         )

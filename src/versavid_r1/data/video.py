@@ -71,21 +71,23 @@ class VideoClip:
 
 
 # ------------------------------------------------------------------ processor kwargs -------------
-def video_metadata(clip: VideoClip) -> dict:
+def video_metadata(clip: VideoClip, fps: Optional[float] = None) -> dict:
     """transformers `VideoMetadata` fields for an already-sampled clip.
 
     transformers 5.x computes Qwen2.5-VL's `second_per_grid_ts` (temporal position ids) from
     `metadata.sampled_fps = len(frames_indices) / total_num_frames * fps`; describing the clip as a
-    `T`-frame video at `clip.fps` makes that exactly `clip.fps`. Without metadata it assumes 24 fps.
+    `T`-frame video at `fps` (default `clip.fps`) makes that exactly `fps`. Without metadata it assumes
+    24 fps. `fps` other than the clip's: `versavid_r1.data.config.time_fps` (the `reference` encoding).
     """
     t, _, h, w = clip.frames.shape
+    fps = float(clip.fps if fps is None else fps)
     return {
         "total_num_frames": int(t),
-        "fps": float(clip.fps),
+        "fps": fps,
         "frames_indices": list(range(int(t))),
         "height": int(h),
         "width": int(w),
-        "duration": float(t / clip.fps),
+        "duration": float(t / fps),
     }
 
 
@@ -198,6 +200,7 @@ def _cache_key(row: dict, cfg: VideoConfig, paths: list[str]) -> str:
         relevant["segment_seconds"] = list(segment_range(row["segment_seconds"]))
     cfg_d = cfg.to_dict()
     cfg_d.pop("cache_size")
+    cfg_d.pop("time_encoding")  # decides the processor's time description, not the frames
     files = [(p, *_stat(p)) for p in paths]
     return json.dumps({"row": relevant, "files": files, "cfg": cfg_d}, sort_keys=True, default=str)
 

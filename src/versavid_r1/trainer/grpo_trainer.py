@@ -155,6 +155,7 @@ class Qwen25VLGRPOTrainer(GRPOTrainer):
                         min_pixels=getattr(self.video_config, "min_pixels", None),
                         max_pixels=getattr(self.video_config, "max_pixels", None),
                         chat_template_kwargs=self.chat_template_kwargs,
+                        time_encoding=getattr(self.video_config, "time_encoding", "absolute"),
                     ),
                 )
                 n_tokens = len(cache[key][1].input_ids)

@@ -37,7 +37,10 @@ class PromptVideoInputs:
     frames: list[torch.Tensor] = field(default_factory=list)
     """The decoded uint8 frames [T, 3, H, W] of each video, at the size the processor saw (for vLLM)."""
     fps: list[float] = field(default_factory=list)
-    """Sampling fps of each video (frames per second of the decoded clip)."""
+    """The frame rate each video's time positions are computed from (`versavid_r1.data.config.time_fps`):
+    the decoded clip's sampling fps under `time_encoding: absolute`, temporal_patch_size / 1 s under
+    `reference`. A vLLM request must describe the video with this same rate to get the same
+    `second_per_grid_ts`."""
 
 
 def vision_token_ids(tokenizer, config=None) -> list[int]:
@@ -81,6 +84,7 @@ def video_processor_kwargs(
     clips: Sequence[Any],
     min_pixels: Optional[int] = None,
     max_pixels: Optional[int] = None,
+    time_encoding: str = "absolute",
 ) -> dict:
     """`videos_kwargs` for the processor so that it uses the clips as decoded.
 
@@ -88,7 +92,8 @@ def video_processor_kwargs(
       both sides are multiples of patch*merge (28) the processor must not resize again (its own
       min/max pixels would silently override the configured ones). Otherwise it resizes within the given
       pixel limits.
-    - `video_metadata` carries the clip's sampling fps, from which Qwen2.5-VL derives
+    - `video_metadata` carries the clip's frame rate for time (`time_fps`: the sampling fps under
+      `absolute`, the rate giving 1.0 s per grid under `reference`), from which Qwen2.5-VL derives
       `second_per_grid_ts` (the temporal spacing of the 3D position ids); without it transformers assumes
       24 fps.
     - Frames are never re-sampled (`do_sample_frames=False`).
@@ -102,11 +107,20 @@ def video_processor_kwargs(
         kwargs["do_resize"] = True
         if min_pixels is not None and max_pixels is not None:
             kwargs["size"] = {"shortest_edge": int(min_pixels), "longest_edge": int(max_pixels)}
-    # transformers' VideoMetadata of an already-sampled clip: sampled_fps == clip.fps
+    # transformers' VideoMetadata of an already-sampled clip: sampled_fps == the fps given here
     from versavid_r1.data.video import video_metadata
 
-    kwargs["video_metadata"] = [video_metadata(c) for c in clips]
+    rates = clip_time_fps(processor, clips, time_encoding)
+    kwargs["video_metadata"] = [video_metadata(c, fps=r) for c, r in zip(clips, rates)]
     return kwargs
+
+
+def clip_time_fps(processor, clips: Sequence[Any], time_encoding: str = "absolute") -> list[float]:
+    """The frame rate each clip's time positions are computed from (see `PromptVideoInputs.fps`)."""
+    from versavid_r1.data.config import time_fps
+
+    patch = int(getattr(processor.video_processor, "temporal_patch_size", 2))
+    return [time_fps(float(c.fps), time_encoding, patch) for c in clips]
 
 
 def render_prompt(processor, messages: list[dict], chat_template_kwargs: Optional[dict] = None) -> str:
@@ -123,8 +137,11 @@ def build_prompt_inputs(
     min_pixels: Optional[int] = None,
     max_pixels: Optional[int] = None,
     chat_template_kwargs: Optional[dict] = None,
+    time_encoding: str = "absolute",
 ) -> PromptVideoInputs:
-    """Run the processor on one prompt and its decoded clips (`VideoClip`: frames uint8 [T,3,H,W], fps)."""
+    """Run the processor on one prompt and its decoded clips (`VideoClip`: frames uint8 [T,3,H,W], fps).
+
+    `time_encoding` (`VideoConfig.time_encoding`): `absolute` or `reference` seconds per temporal grid."""
     text = render_prompt(processor, messages, chat_template_kwargs)
     n_placeholders = text.count(processor.video_token)
     if n_placeholders != len(clips):
@@ -143,7 +160,7 @@ def build_prompt_inputs(
         text=[text],
         videos=frames,
         return_tensors="pt",
-        videos_kwargs=video_processor_kwargs(processor, clips, min_pixels, max_pixels),
+        videos_kwargs=video_processor_kwargs(processor, clips, min_pixels, max_pixels, time_encoding),
     )
     fields = {k: out[k] for k in VIDEO_FIELDS if k in out and out[k] is not None}
     if "second_per_grid_ts" in fields and not isinstance(fields["second_per_grid_ts"], torch.Tensor):
@@ -152,7 +169,7 @@ def build_prompt_inputs(
         input_ids=out["input_ids"][0].tolist(),
         video_fields=fields,
         frames=frames,
-        fps=[float(c.fps) for c in clips],
+        fps=clip_time_fps(processor, clips, time_encoding),
     )
 
 
