@@ -16,6 +16,7 @@ video has to travel:
 - `_get_per_token_logps_and_entropies`: every log-prob forward gets the video fields of its rows, cut per
   chunk from per-row tensors (patches of several rows are concatenated, like TRL does for images).
 - `_compute_loss`: makes the micro-batch's per-row video inputs visible to the log-prob forward.
+- `_prepare_input`: keeps `second_per_grid_ts` fp32 when TRL's generate path prepares inputs (DeepSpeed bf16).
 
 Rows come from `versavid_r1.trainer.rows.rows_to_dataset` (JSON per row); prompts are built by
 `versavid_r1.data.make_conversation` and videos decoded by `versavid_r1.data.load_video` (proxy tasks
@@ -26,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+from collections.abc import Mapping
 from typing import Any, Callable, Optional, Sequence
 
 import torch
@@ -51,6 +53,8 @@ log = logging.getLogger(__name__)
 
 # Token-aligned keyword arguments of TRL's log-prob helper that are cut per chunk of rows.
 _PER_TOKEN_KWARGS = ("token_type_ids",)
+# Seconds per temporal grid of each video (Qwen2.5-VL): stays fp32 wherever it goes.
+SECONDS_PER_GRID = "second_per_grid_ts"
 
 
 class Qwen25VLGRPOTrainer(GRPOTrainer):
@@ -207,6 +211,15 @@ class Qwen25VLGRPOTrainer(GRPOTrainer):
                 prompt_ids, images, multimodal_fields, num_generations, has_tool_images
             )
         return self._cut_vision_tokens(completion_ids, logprobs)
+
+    def _prepare_input(self, data):
+        # Reason: under DeepSpeed, Trainer casts every float input to the engine's dtype. TRL's generate
+        # path sends `second_per_grid_ts` through it, so generation would see bf16 seconds per grid while
+        # the log-prob forwards see fp32 (other temporal positions). Keep it fp32, only moved to the device.
+        if isinstance(data, Mapping) and isinstance(data.get(SECONDS_PER_GRID), torch.Tensor):
+            rest = super()._prepare_input({k: v for k, v in data.items() if k != SECONDS_PER_GRID})
+            return type(data)({**rest, SECONDS_PER_GRID: data[SECONDS_PER_GRID].to(self.args.device)})
+        return super()._prepare_input(data)
 
     def _get_per_token_logps_and_entropies(
         self,
