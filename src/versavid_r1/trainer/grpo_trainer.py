@@ -17,6 +17,8 @@ video has to travel:
   chunk from per-row tensors (patches of several rows are concatenated, like TRL does for images).
 - `_compute_loss`: makes the micro-batch's per-row video inputs visible to the log-prob forward.
 - `_prepare_input`: keeps `second_per_grid_ts` fp32 when TRL's generate path prepares inputs (DeepSpeed bf16).
+- checkpoints (`checkpoints.CheckpointMixin`): saves are marked complete only once whole; a plain resume
+  restores every tensor (keys converted as `from_pretrained` does) or stops naming the keys.
 
 Rows come from `versavid_r1.trainer.rows.rows_to_dataset` (JSON per row); prompts are built by
 `versavid_r1.data.make_conversation` and videos decoded by `versavid_r1.data.load_video` (proxy tasks
@@ -36,6 +38,7 @@ from trl import GRPOTrainer
 from trl.extras.profiling import profiling_context
 from trl.models import unwrap_model_for_generation
 
+from .checkpoints import CheckpointMixin
 from .rows import decode_rows
 from .shared_prefill import completions_until_eos, generate_with_shared_prefill, is_grouped
 from .video_inputs import (
@@ -57,7 +60,7 @@ _PER_TOKEN_KWARGS = ("token_type_ids",)
 SECONDS_PER_GRID = "second_per_grid_ts"
 
 
-class Qwen25VLGRPOTrainer(GRPOTrainer):
+class Qwen25VLGRPOTrainer(CheckpointMixin, GRPOTrainer):
     """GRPO for Qwen2.5-VL / Qwen2-VL on video prompts (see the module docstring for what changes).
 
     Extra arguments:
