@@ -88,7 +88,14 @@ stop_judges() {
   JUDGE_PIDS=()
 }
 trap stop_judges EXIT
-trap 'echo "[run] interrupted; the lines above say the step reached and how to resume (--resume_from_checkpoint true); full log: $LOG" >&2; exit 130' INT TERM
+on_interrupt() {  # the training's own "interrupted at step N" line (torchrun prints a traceback after it)
+  local where
+  where="$(grep -E '^interrupted (at step|before)' "$LOG" 2>/dev/null | tail -n 1 || true)"
+  echo "[run] ${where:-interrupted}" >&2
+  echo "[run] resume: OUTPUT_DIR=$OUTPUT_DIR bash run_qwen25vl_train.sh <the same arguments> --resume_from_checkpoint true; full log: $LOG" >&2
+  exit 130
+}
+trap on_interrupt INT TERM
 
 free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 

@@ -319,29 +319,38 @@ def test_deepspeed_zero2_bf16_resumes_and_generates_with_fp32_seconds_per_grid(t
 
 @pytest.mark.slow
 def test_interrupted_run_says_so_and_resumes_to_the_planned_step_count(tiny_model, demo_dir, tmp_path):
+    """Ctrl-C in a terminal running the launcher (SIGINT to its whole process group: bash, torchrun, the
+    training, tee): an interruption reported with its step and how to resume, kept in train.log; then the
+    resumed run ends at the planned step count."""
     data = subset(demo_dir, "mcqa", types=(MCQA,), per_type=4)
     out = tmp_path / "out"
-    args = entry_args(tiny_model, data, out, "--max_steps", "6", "--save_steps", "2", "--save_total_limit", "5")
-    cmd = [sys.executable, "-m", "versavid_r1.grpo", *args]
-    first = subprocess.Popen(cmd, cwd=ROOT, env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             text=True)
+    steps = ["--max_steps", "6", "--save_steps", "2", "--save_total_limit", "5"]
+    flags = [*steps, "--log_completions", "false", "--report_to", "none"]
+    env = subprocess_env(SKIP_INSTALL="1", MODEL_PATH=tiny_model, DATA_PATH=data, CONFIG=str(TINY_CONFIG),
+                         OUTPUT_DIR=str(out), PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    first = subprocess.Popen(["bash", str(ROOT / "run_qwen25vl_train.sh"), "--", *flags], cwd=ROOT, env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     deadline = time.monotonic() + 240
     try:
         while not (out / "checkpoint-2" / COMPLETE_MARKER).is_file():
             assert first.poll() is None, first.communicate()[1][-3000:]
             assert time.monotonic() < deadline, "no checkpoint in time"
             time.sleep(0.05)
-        first.send_signal(signal.SIGINT)  # Ctrl-C
+        os.killpg(first.pid, signal.SIGINT)  # Ctrl-C
         stdout, stderr = first.communicate(timeout=60)
     finally:
         if first.poll() is None:
-            first.kill()
+            os.killpg(first.pid, signal.SIGKILL)
+    said = re.compile(r"interrupted at step [2-5]; last complete checkpoint: .*checkpoint-[24]\. Resume with the "
+                      r"same command plus --resume_from_checkpoint true")
     assert first.returncode == 130, stderr[-3000:]
-    assert re.search(r"interrupted at step [2-5]; last complete checkpoint: .*checkpoint-[24]\. Resume with the "
-                     r"same command plus --resume_from_checkpoint true", stderr), stderr[-2000:]
-    assert "Traceback" not in stderr
+    assert said.search((out / "train.log").read_text()), "the training's own line is in the log"
+    last = stderr.strip().splitlines()[-2:]
+    assert said.search(last[0]) and last[0].startswith("[run] "), stderr[-2000:]
+    assert f"OUTPUT_DIR={out} bash run_qwen25vl_train.sh" in last[1] and "--resume_from_checkpoint true" in last[1]
     assert not (out / "checkpoint-6").exists(), "the first run must stop before the end"
 
+    cmd = [sys.executable, "-m", "versavid_r1.grpo", *entry_args(tiny_model, data, out, *steps)]
     second = subprocess.run(cmd + ["--resume_from_checkpoint", "true"], cwd=ROOT, env=subprocess_env(),
                             capture_output=True, text=True, timeout=240)
     log = second.stdout + second.stderr
