@@ -231,7 +231,8 @@ def _run(script_args, training_args, model_args, main_process: bool) -> "object"
     stale = check_fresh_start(training_args.output_dir, resume, script_args.overwrite_output_dir)
     trainer = build_trainer(script_args, training_args, model_args)
     if main_process and stale:
-        log.warning("--overwrite_output_dir: removing %d old checkpoint(s) from %s", len(stale), training_args.output_dir)
+        log.warning("--overwrite_output_dir: removing %d old checkpoint(s) from %s", len(stale),
+                    training_args.output_dir)
         remove_checkpoints(stale)
     if trainer.accelerator.is_main_process:
         os.makedirs(training_args.output_dir, exist_ok=True)
