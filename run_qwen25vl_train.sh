@@ -88,7 +88,14 @@ stop_judges() {
   JUDGE_PIDS=()
 }
 trap stop_judges EXIT
-trap 'echo "[run] interrupted" >&2; exit 130' INT TERM
+on_interrupt() {  # the training's own "interrupted at step N" line (torchrun prints a traceback after it)
+  local where
+  where="$(grep -E '^interrupted (at step|before)' "$LOG" 2>/dev/null | tail -n 1 || true)"
+  echo "[run] ${where:-interrupted}" >&2
+  echo "[run] resume: OUTPUT_DIR=$OUTPUT_DIR bash run_qwen25vl_train.sh <the same arguments> --resume_from_checkpoint true; full log: $LOG" >&2
+  exit 130
+}
+trap on_interrupt INT TERM
 
 free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
@@ -132,9 +139,10 @@ ARGS=(--config "$CONFIG" --model_name_or_path "$MODEL_PATH" --data_path "$DATA_P
 [[ -n "${VIDEO_ROOT:-}" ]] && ARGS+=(--video_root "$VIDEO_ROOT")
 [[ -n "${DEEPSPEED_CONFIG:-}" ]] && ARGS+=(--deepspeed "$DEEPSPEED_CONFIG")
 
-echo "[run] ${LAUNCH[*]} ${ARGS[*]} ${EXTRA_ARGS[*]:-}" | tee "$LOG"
+echo "[run] ${LAUNCH[*]} ${ARGS[*]} ${EXTRA_ARGS[*]:-}" | tee -a "$LOG"
 set +e
-"${LAUNCH[@]}" "${ARGS[@]}" "${EXTRA_ARGS[@]}" 2>&1 | tee -a "$LOG"
+# tee ignores Ctrl-C so that it outlives the training and keeps its "interrupted at step N" line
+"${LAUNCH[@]}" "${ARGS[@]}" "${EXTRA_ARGS[@]}" 2>&1 | (trap '' INT; exec tee -a "$LOG")
 status=${PIPESTATUS[0]}
 set -e
 if [[ $status -ne 0 ]]; then

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -15,10 +16,12 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from versavid_r1.grpo import main, make_parser, resolve_resume, run
 from versavid_r1.tasks import CAPTION, DARK_EVENT_INFER, MCQA, MIX_VID_QA
+from versavid_r1.trainer.checkpoints import COMPLETE_MARKER
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_CONFIG = ROOT / "configs" / "grpo_tiny_cpu.yaml"
@@ -150,10 +153,11 @@ def test_paper_config_samples_like_the_authors_and_bounds_its_checkpoints(tmp_pa
 def test_resume_flag_semantics(tmp_path):
     out = tmp_path / "run"
     assert resolve_resume("auto", str(out)) is None
-    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+    with pytest.raises(FileNotFoundError, match="no complete checkpoint"):
         resolve_resume("true", str(out))
     for step in (2, 10):
         (out / f"checkpoint-{step}").mkdir(parents=True)
+        (out / f"checkpoint-{step}" / COMPLETE_MARKER).write_text("{}")
     assert resolve_resume("true", str(out)).endswith("checkpoint-10")
     assert resolve_resume("auto", str(out)).endswith("checkpoint-10")
     assert resolve_resume(str(out / "checkpoint-2"), str(out)).endswith("checkpoint-2")
@@ -247,61 +251,120 @@ def test_dead_judge_raise_stops_and_skip_counts(tiny_model, demo_dir, tmp_path):
 
 
 # --- several processes, DeepSpeed, kill and resume (subprocesses) ----------------------------------------
+TRAIN_RESUME = ROOT / "tests" / "ds_train_resume.py"  # trains, then resumes at the checkpoint's step
+
+
+def assert_resume_restored(out: Path, base_model: str) -> None:
+    """The model saved after resuming at checkpoint-2's own step (no step left to train) equals checkpoint-2
+    tensor by tensor and differs from the base model: all three read back from disk with safetensors."""
+    from safetensors.torch import load_file
+
+    resumed = load_file(str(out / "model.safetensors"))
+    saved = load_file(str(out / "checkpoint-2" / "model.safetensors"))
+    base = load_file(str(Path(base_model) / "model.safetensors"))
+    assert resumed.keys() == saved.keys() == base.keys()
+    assert [k for k in saved if not torch.equal(resumed[k], saved[k])] == [], "resume did not restore these"
+    assert [k for k in base if torch.equal(resumed[k].float(), base[k].float())] == [], "still the base weights"
+
+
 @pytest.mark.slow
-def test_torchrun_two_processes_gloo(tiny_model, demo_dir, tmp_path):
+def test_torchrun_two_processes_gloo_train_and_resume(tiny_model, demo_dir, tmp_path):
     data = subset(demo_dir, "mcqa", types=(MCQA,), per_type=4)
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "versavid_r1.grpo", *entry_args(tiny_model, data, out, "--max_steps", "2",
-                                                  "--per_device_train_batch_size", "4", "--save_steps", "2")]
-    proc = subprocess.run(cmd, cwd=ROOT, env=subprocess_env(), capture_output=True, text=True, timeout=240)
+           str(TRAIN_RESUME), str(tmp_path / "rope.json"), "--",
+           *entry_args(tiny_model, data, out, "--max_steps", "2", "--per_device_train_batch_size", "4",
+                       "--save_steps", "2", "--learning_rate", "0.01")]
+    proc = subprocess.run(cmd, cwd=ROOT, env=subprocess_env(), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     info = json.loads((out / "versavid_run.json").read_text())
     assert info["world_size"] == 2
     state = json.loads((out / "checkpoint-2" / "trainer_state.json").read_text())
     assert state["global_step"] == 2
+    assert_resume_restored(out, tiny_model)
 
 
 @pytest.mark.slow
-def test_deepspeed_zero3_on_cpu_trains_the_vision_tower(tiny_model, demo_dir, tmp_path):
+def test_deepspeed_zero3_on_cpu_trains_the_vision_tower_and_resumes(tiny_model, demo_dir, tmp_path):
     from safetensors.torch import load_file
 
     data = subset(demo_dir, "mcqa", types=(MCQA,), per_type=4)
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "versavid_r1.grpo", *entry_args(
+    cmd = [sys.executable, str(TRAIN_RESUME), str(tmp_path / "rope.json"), "--", *entry_args(
         tiny_model, data, out, "--deepspeed", str(ROOT / "configs/deepspeed/zero3.json"), "--use_cpu", "false",
         "--max_steps", "2", "--save_steps", "2", "--beta", "0.04", "--learning_rate", "0.05")]
     proc = subprocess.run(cmd, cwd=ROOT, env=subprocess_env(DS_ACCELERATOR="cpu"), capture_output=True,
-                          text=True, timeout=280)
+                          text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert (out / "checkpoint-2" / "global_step2").is_dir(), "a DeepSpeed checkpoint"
     before = load_file(str(Path(tiny_model) / "model.safetensors"))
-    after = load_file(str(out / "model.safetensors"))
+    after = load_file(str(out / "checkpoint-2" / "model.safetensors"))
     visual = [k for k in before if "visual" in k]
     assert visual and any(not (before[k] == after[k]).all() for k in visual), "vision tower unchanged"
+    assert_resume_restored(out, tiny_model)
 
 
 @pytest.mark.slow
-def test_killed_run_resumes_to_the_planned_step_count(tiny_model, demo_dir, tmp_path):
+def test_deepspeed_zero2_bf16_resumes_and_generates_with_fp32_seconds_per_grid(tiny_model, demo_dir, tmp_path):
+    """ZeRO-2 in bf16 with TRL's generate path: the model gets the same fp32 `second_per_grid_ts` in generate
+    as in the loss (Trainer would cast it to bf16: 1.4583 s per grid becomes 1.4609), and the resume is exact."""
+    rows = [json.loads(line) for line in (demo_dir / "demo.jsonl").read_text().splitlines() if line.strip()]
+    data = tmp_path / "mcqa.jsonl"  # 6 frames of the first 4.3 s: 35 frames at 8 fps, 1.4583 s per grid
+    mcqa = [r for r in rows if r["problem_type"] == MCQA][:4]
+    data.write_text("".join(json.dumps({**r, "video": str(demo_dir / r["video"]), "video_end": 4.3}) + "\n"
+                            for r in mcqa))
+    out, record = tmp_path / "out", tmp_path / "rope.json"
+    cmd = [sys.executable, str(TRAIN_RESUME), str(record), "--", *entry_args(
+        tiny_model, str(data), out, "--deepspeed", str(ROOT / "configs/deepspeed/zero2.json"), "--use_cpu", "true",
+        "--bf16", "true", "--share_prompt_prefill", "false", "--nframes", "6", "--max_steps", "2",
+        "--save_steps", "2", "--per_device_train_batch_size", "4", "--learning_rate", "0.01")]
+    proc = subprocess.run(cmd, cwd=ROOT, env=subprocess_env(DS_ACCELERATOR="cpu"), capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert (out / "checkpoint-2" / "global_step2").is_dir(), "a DeepSpeed checkpoint"
+    assert_resume_restored(out, tiny_model)
+    calls = json.loads(record.read_text())
+    generate, loss = [c for c in calls if not c["grad"]], [c for c in calls if c["grad"]]
+    assert generate and loss
+    expected = float(torch.tensor(2 * 35 / 8 / 6, dtype=torch.float32))
+    assert {c["dtype"] for c in calls} == {"torch.float32"}
+    assert {v for c in calls for v in c["values"]} == {expected}
+
+
+@pytest.mark.slow
+def test_interrupted_run_says_so_and_resumes_to_the_planned_step_count(tiny_model, demo_dir, tmp_path):
+    """Ctrl-C in a terminal running the launcher (SIGINT to its whole process group: bash, torchrun, the
+    training, tee): an interruption reported with its step and how to resume, kept in train.log; then the
+    resumed run ends at the planned step count."""
     data = subset(demo_dir, "mcqa", types=(MCQA,), per_type=4)
     out = tmp_path / "out"
-    args = entry_args(tiny_model, data, out, "--max_steps", "6", "--save_steps", "2", "--save_total_limit", "5")
-    cmd = [sys.executable, "-m", "versavid_r1.grpo", *args]
-    first = subprocess.Popen(cmd, cwd=ROOT, env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 180
+    steps = ["--max_steps", "6", "--save_steps", "2", "--save_total_limit", "5"]
+    flags = [*steps, "--log_completions", "false", "--report_to", "none"]
+    env = subprocess_env(SKIP_INSTALL="1", MODEL_PATH=tiny_model, DATA_PATH=data, CONFIG=str(TINY_CONFIG),
+                         OUTPUT_DIR=str(out), PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    first = subprocess.Popen(["bash", str(ROOT / "run_qwen25vl_train.sh"), "--", *flags], cwd=ROOT, env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 240
     try:
-        while not (out / "checkpoint-2" / "trainer_state.json").is_file():
-            assert first.poll() is None, first.stdout.read().decode()[-3000:]
+        while not (out / "checkpoint-2" / COMPLETE_MARKER).is_file():
+            assert first.poll() is None, first.communicate()[1][-3000:]
             assert time.monotonic() < deadline, "no checkpoint in time"
             time.sleep(0.05)
-        first.send_signal(signal.SIGKILL)
-        first.wait(30)
+        os.killpg(first.pid, signal.SIGINT)  # Ctrl-C
+        stdout, stderr = first.communicate(timeout=60)
     finally:
         if first.poll() is None:
-            first.kill()
-    assert first.returncode == -signal.SIGKILL
-    assert not (out / "checkpoint-6").exists(), "the first run must die before the end"
+            os.killpg(first.pid, signal.SIGKILL)
+    said = re.compile(r"interrupted at step [2-5]; last complete checkpoint: .*checkpoint-[24]\. Resume with the "
+                      r"same command plus --resume_from_checkpoint true")
+    assert first.returncode == 130, stderr[-3000:]
+    assert said.search((out / "train.log").read_text()), "the training's own line is in the log"
+    last = stderr.strip().splitlines()[-2:]
+    assert said.search(last[0]) and last[0].startswith("[run] "), stderr[-2000:]
+    assert f"OUTPUT_DIR={out} bash run_qwen25vl_train.sh" in last[1] and "--resume_from_checkpoint true" in last[1]
+    assert not (out / "checkpoint-6").exists(), "the first run must stop before the end"
 
+    cmd = [sys.executable, "-m", "versavid_r1.grpo", *entry_args(tiny_model, data, out, *steps)]
     second = subprocess.run(cmd + ["--resume_from_checkpoint", "true"], cwd=ROOT, env=subprocess_env(),
                             capture_output=True, text=True, timeout=240)
     log = second.stdout + second.stderr

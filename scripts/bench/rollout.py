@@ -43,7 +43,8 @@ def build_case(size: str = "tiny", nframes: int = 16, video_seconds: float = 30.
     model = load_vl_model(model_dir, dtype=torch.float32, attn_implementation="sdpa").eval()
     clip = load_video(row, cfg)
     prompt = vi.build_prompt_inputs(processor, make_conversation(row, cfg), [clip],
-                                    min_pixels=cfg.min_pixels, max_pixels=cfg.max_pixels)
+                                    min_pixels=cfg.min_pixels, max_pixels=cfg.max_pixels,
+                                    time_encoding=cfg.time_encoding)
     suppress = vi.tokens_to_suppress(processor.tokenizer, model.config)
     return model, processor, prompt, suppress
 

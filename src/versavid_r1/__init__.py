@@ -9,6 +9,11 @@ Modules, one per concept of the method:
   judges       the Qwen2.5 judge and AutoDQ caption judge services
   trainer      the video GRPO trainer subclass and its launch helpers
   tiny_model   an offline tiny Qwen2.5-VL (and text LM) for tests and the demo run
+  compat       workarounds for bugs of the pinned libraries, installed on import (see compat/__init__.py)
 """
 
+from versavid_r1 import compat as _compat
+
 __version__ = "0.1.0"
+
+_compat.install()

@@ -9,13 +9,19 @@ Order of work (nothing expensive happens before the cheap checks pass):
 3. judge health for the problem types present (message names the missing service and how to start it),
 4. model, processor, trainer, 5. train (optionally resuming), 6. save and print where everything is.
 
+Output folder: one run at a time (a lock held by the main process); a run without
+`--resume_from_checkpoint` on a folder that holds checkpoints is refused unless `--overwrite_output_dir true`
+(which removes them). Ctrl-C / SIGTERM end the run with "interrupted at step N" and exit status 130 / 143.
+
 Multi-process: launch with `torchrun --nproc_per_node N -m versavid_r1.grpo ...` (add `--nnodes`,
 `--node_rank`, `--master_addr`, `--master_port` for several nodes) and `--deepspeed configs/deepspeed/zero3.json`
-on GPUs. `--resume_from_checkpoint true` continues from the newest checkpoint in output_dir
-(`auto`: the newest if there is one, else from scratch; or a checkpoint path).
+on GPUs. `--resume_from_checkpoint true` continues from the newest complete checkpoint in output_dir
+(`auto`: the newest if there is one, else from scratch; or a checkpoint path); every weight is restored or
+the run stops naming the keys (`versavid_r1.trainer.checkpoints`).
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
@@ -46,9 +52,10 @@ def make_parser():
 
 
 def resolve_resume(value, output_dir: str) -> Optional[str]:
-    """HF semantics for `--resume_from_checkpoint`: true/latest = newest checkpoint in output_dir (error if
-    none), auto = newest if any else a fresh start, a path = that checkpoint, false/empty = fresh start."""
-    from transformers.trainer_utils import get_last_checkpoint
+    """HF semantics for `--resume_from_checkpoint`: true/latest = newest COMPLETE checkpoint in output_dir
+    (error if none), auto = that if any else a fresh start, a path = that checkpoint, false/empty = fresh
+    start. A checkpoint whose save did not finish (no completion marker: killed, disk full) is never picked."""
+    from versavid_r1.trainer.checkpoints import incomplete, is_complete, latest_complete
 
     if value is None or isinstance(value, bool):
         word = "true" if value else ""
@@ -58,16 +65,29 @@ def resolve_resume(value, output_dir: str) -> Optional[str]:
     if low in FALSE_WORDS:
         return None
     if low in TRUE_WORDS or low in AUTO_WORDS:
-        last = get_last_checkpoint(output_dir) if os.path.isdir(output_dir) else None
+        last = latest_complete(output_dir)
+        skipped = [os.path.basename(d) for d in incomplete(output_dir)
+                   if last is None or _step(d) > _step(last)]
+        if skipped:
+            log.warning("ignoring incomplete checkpoint(s) %s in %s (their save did not finish)",
+                        ", ".join(skipped), output_dir)
         if last is None and low not in AUTO_WORDS:
+            also = f" (incomplete, not usable: {', '.join(skipped)})" if skipped else ""
             raise FileNotFoundError(
-                f"--resume_from_checkpoint {word}: no checkpoint-* folder in {output_dir}; pass a checkpoint path, "
-                "or 'auto' to start fresh when there is none"
+                f"--resume_from_checkpoint {word}: no complete checkpoint-* folder in {output_dir}{also}; pass a "
+                "checkpoint path, or 'auto' to start fresh when there is none"
             )
         return last
     if not os.path.isdir(word):
         raise FileNotFoundError(f"--resume_from_checkpoint {word}: no such checkpoint folder")
+    if not is_complete(word):
+        log.warning("%s has no completion marker: its save may not have finished; loading it anyway because "
+                    "it was named explicitly", word)
     return word
+
+
+def _step(folder: str) -> int:
+    return int(os.path.basename(folder).rsplit("-", 1)[-1])
 
 
 def _setup_logging(training_args) -> None:
@@ -199,11 +219,26 @@ def build_trainer(script_args, training_args, model_args, rows=None, eval_rows=N
 
 def run(script_args, training_args, model_args) -> "object":
     """Steps 1-6 (see the module docstring); returns the trainer after training."""
+    from versavid_r1.trainer.run_guard import OutputDirLock
+
     _init_cpu_deepspeed(training_args)
     _setup_logging(training_args)
+    main_process = training_args.process_index == 0
+    with OutputDirLock(training_args.output_dir) if main_process else contextlib.nullcontext():
+        return _run(script_args, training_args, model_args, main_process)
+
+
+def _run(script_args, training_args, model_args, main_process: bool) -> "object":
+    from versavid_r1.trainer.run_guard import Interrupted, check_fresh_start, remove_checkpoints, signals_interrupt
+
     started = time.time()
     resume = resolve_resume(training_args.resume_from_checkpoint, training_args.output_dir)
+    stale = check_fresh_start(training_args.output_dir, resume, script_args.overwrite_output_dir)
     trainer = build_trainer(script_args, training_args, model_args)
+    if main_process and stale:
+        log.warning("--overwrite_output_dir: removing %d old checkpoint(s) from %s", len(stale),
+                    training_args.output_dir)
+        remove_checkpoints(stale)
     if trainer.accelerator.is_main_process:
         os.makedirs(training_args.output_dir, exist_ok=True)
         with open(os.path.join(training_args.output_dir, RUN_INFO_FILE), "w") as f:
@@ -211,7 +246,13 @@ def run(script_args, training_args, model_args) -> "object":
     log.info("world size %d, output_dir %s", training_args.world_size, training_args.output_dir)
     if resume:
         log.info("resuming from %s", resume)
-    trainer.train(resume_from_checkpoint=resume)
+    try:
+        with signals_interrupt():
+            trainer.train(resume_from_checkpoint=resume)
+    except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM: report the step reached, not a failure
+        import signal
+
+        raise Interrupted(getattr(stop, "signum", signal.SIGINT), trainer.state.global_step) from None
     trainer.save_model(training_args.output_dir)
     if trainer.accelerator.is_main_process:
         out = Path(training_args.output_dir).resolve()
@@ -233,13 +274,38 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     script_args, training_args, model_args = parser.parse_args_and_config(args=argv)
     try:
         run(script_args, training_args, model_args)
-    except Exception as err:  # one clear line on top of the traceback for the errors users can fix
-        from versavid_r1.trainer.preflight import PreflightError
+    except KeyboardInterrupt as stop:  # Ctrl-C / SIGTERM: an interruption, reported once, exit 128+signal
+        from versavid_r1.trainer.run_guard import Interrupted
 
-        if isinstance(err, PreflightError):
+        if training_args.process_index == 0:
+            print(interrupted_message(stop, training_args.output_dir), file=sys.stderr, flush=True)
+        raise SystemExit(stop.exit_code if isinstance(stop, Interrupted) else 130) from None
+    except Exception as err:  # one clear line on top of the traceback for the errors users can fix
+        from versavid_r1.trainer.checkpoints import CheckpointError
+        from versavid_r1.trainer.preflight import PreflightError
+        from versavid_r1.trainer.run_guard import OutputDirError
+
+        if isinstance(err, (PreflightError, OutputDirError)):
             print(f"\nERROR: {err}", file=sys.stderr, flush=True)
             raise SystemExit(2) from None
+        if isinstance(err, CheckpointError):
+            print(f"\nERROR: {err}", file=sys.stderr, flush=True)
+            raise SystemExit(1) from None
         raise
+
+
+def interrupted_message(stop: KeyboardInterrupt, output_dir: str) -> str:
+    """The line printed on Ctrl-C: where training stopped and the command that continues it."""
+    from versavid_r1.trainer.checkpoints import checkpoint_dirs, latest_complete
+
+    step = getattr(stop, "step", None)
+    where = f"interrupted at step {step}" if step is not None else "interrupted before training started"
+    last = latest_complete(output_dir)
+    if last is None:
+        again = " plus --overwrite_output_dir true" if checkpoint_dirs(output_dir) else ""
+        return f"\n{where}; no complete checkpoint in {output_dir}: rerun the same command{again} to start again"
+    return (f"\n{where}; last complete checkpoint: {last}. Resume with the same command plus "
+            "--resume_from_checkpoint true")
 
 
 if __name__ == "__main__":

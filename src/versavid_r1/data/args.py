@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from versavid_r1 import prompts
-from versavid_r1.data.config import VideoConfig
+from versavid_r1.data.config import TIME_ENCODINGS, VideoConfig
 from versavid_r1.data.conversation import PolicyPrompt, resolve_policy_prompt
 
 
@@ -74,6 +74,15 @@ class VideoArguments:
         metadata={"help": "Add the option-letter line after multiple-choice questions (unset: the preset's; "
                           "project: yes, authors: no)."},
     )
+    video_time_encoding: str = field(
+        default="absolute",
+        metadata={
+            "help": "How video time enters Qwen2.5-VL's temporal positions: 'absolute' = the real sampling rate "
+            "(seconds per temporal grid = temporal_patch_size / sampled fps, as the model was pretrained); "
+            "'reference' = 1.0 s per grid for every video whatever its length (the authors' code).",
+            "choices": list(TIME_ENCODINGS),
+        },
+    )
 
     def __post_init__(self) -> None:
         if self.video_fps is not None and float(self.video_fps) == 0.0:
@@ -107,4 +116,5 @@ class VideoArguments:
             cache_bytes=int(self.video_cache_mb) << 20,
             min_segment_seconds=self.min_segment_seconds,
             backend=self.video_backend,
+            time_encoding=self.video_time_encoding,
         )

@@ -28,6 +28,25 @@ ROW_VIDEO_OVERRIDES: tuple[str, ...] = (
 )
 CLIP_BOUND_KEYS: tuple[str, ...] = ("video_start", "video_end")
 
+# How a video's time is encoded in Qwen2.5-VL's temporal position ids (`second_per_grid_ts`):
+# - "absolute": the real sampling rate, seconds per temporal grid = temporal_patch_size / sampled fps (a
+#   16-frame clip of 5 s: 0.625 s per grid, of 60 s: 7.5 s), as Qwen2.5-VL was pretrained;
+# - "reference": the authors' code, which called the processor without fps, so every video got
+#   REFERENCE_SECONDS_PER_GRID whatever its length.
+TIME_ENCODINGS: tuple[str, ...] = ("absolute", "reference")
+REFERENCE_SECONDS_PER_GRID = 1.0
+
+
+def time_fps(sampled_fps: float, time_encoding: str, temporal_patch_size: int) -> float:
+    """The frame rate the processor (and a vLLM request) is given for a clip, from which Qwen2.5-VL
+    derives `second_per_grid_ts = temporal_patch_size / fps`: the clip's real sampling fps (`absolute`),
+    or the rate that makes every grid `REFERENCE_SECONDS_PER_GRID` long (`reference`)."""
+    if time_encoding == "reference":
+        return float(temporal_patch_size) / REFERENCE_SECONDS_PER_GRID
+    if time_encoding == "absolute":
+        return float(sampled_fps)
+    raise ValueError(f"time_encoding must be one of {TIME_ENCODINGS}, got {time_encoding!r}")
+
 SegmentSpec = Union[float, int, Sequence[float]]
 
 
@@ -73,6 +92,8 @@ class VideoConfig:
       interleaved timeline holds duration / segment pieces).
     - `backend`: qwen-vl-utils video backend (`None` = its default), `image_patch_size` 14 for
       Qwen2/2.5-VL (resize factor = patch × merge = 28).
+    - `time_encoding`: `absolute` (real seconds per temporal grid) or `reference` (1.0 s per grid for
+      every video, the authors' inputs); see `TIME_ENCODINGS`. Training and evaluation read it alike.
     """
 
     nframes: Optional[int] = 16
@@ -90,8 +111,11 @@ class VideoConfig:
     min_segment_seconds: float = 0.25
     backend: Optional[str] = None
     image_patch_size: int = 14
+    time_encoding: str = "absolute"
 
     def __post_init__(self) -> None:
+        if self.time_encoding not in TIME_ENCODINGS:
+            raise ValueError(f"VideoConfig: time_encoding must be one of {TIME_ENCODINGS}, got {self.time_encoding!r}")
         if self.fps is None and self.nframes is None:
             raise ValueError("VideoConfig: set nframes or fps")
         if self.fps is not None and not self.fps > 0:

@@ -225,8 +225,8 @@ def _cache_key(row: dict, cfg: VideoConfig, paths: list[str]) -> str:
     if row.get("segment_seconds") is not None:
         relevant["segment_seconds"] = list(segment_range(row["segment_seconds"]))
     cfg_d = cfg.to_dict()
-    for name in ("cache_size", "cache_bytes"):
-        cfg_d.pop(name)
+    for name in ("cache_size", "cache_bytes", "time_encoding"):  # time_encoding: the processor's time
+        cfg_d.pop(name)                                      # description, not the frames
     files = [(p, *_stat(p)) for p in paths]
     return json.dumps({"row": relevant, "files": files, "cfg": cfg_d}, sort_keys=True, default=str)
 

@@ -34,7 +34,7 @@ RESULT_FIELDS: tuple[str, ...] = (
     "model", "base_model", "data_path", "data_format", "video_root", "prompt_mode", "policy_prompt",
     "prompt_instruction", "mcqa_suffix",
     "nframes", "video_fps", "min_frames", "max_frames", "min_pixels", "max_pixels", "total_pixels",
-    "segment_seconds", "video_seed", "backend", "max_new_tokens", "do_sample", "temperature", "top_p", "seed",
+    "segment_seconds", "video_seed", "video_time_encoding", "backend", "max_new_tokens", "do_sample", "temperature", "top_p", "seed",
     "dtype", "format_mode", "answer_fallback",
 )
 

@@ -51,7 +51,7 @@ class _Generator:
 
     def prepare(self, messages: list[dict], clips: Sequence[Any]) -> PromptVideoInputs:
         return build_prompt_inputs(self.processor, messages, clips, min_pixels=self.cfg.min_pixels,
-                                   max_pixels=self.cfg.max_pixels)
+                                   max_pixels=self.cfg.max_pixels, time_encoding=self.cfg.video_time_encoding)
 
     def generate(self, inputs: Sequence[PromptVideoInputs]) -> list[str]:
         raise NotImplementedError

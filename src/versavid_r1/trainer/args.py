@@ -65,6 +65,13 @@ class ScriptArguments(VideoArguments):
             "are never truncated, as a cut video would no longer match its features. Paper: 8192."
         },
     )
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={
+            "help": "Start from step 0 in an output_dir that already holds checkpoints, removing them first. "
+            "Without it (and without --resume_from_checkpoint) such a run is refused."
+        },
+    )
     share_prompt_prefill: bool = field(
         default=True,
         metadata={

@@ -16,6 +16,9 @@ video has to travel:
 - `_get_per_token_logps_and_entropies`: every log-prob forward gets the video fields of its rows, cut per
   chunk from per-row tensors (patches of several rows are concatenated, like TRL does for images).
 - `_compute_loss`: makes the micro-batch's per-row video inputs visible to the log-prob forward.
+- `_prepare_input`: keeps `second_per_grid_ts` fp32 when TRL's generate path prepares inputs (DeepSpeed bf16).
+- checkpoints (`checkpoints.CheckpointMixin`): saves are marked complete only once whole; a plain resume
+  restores every tensor (keys converted as `from_pretrained` does) or stops naming the keys.
 
 Rows come from `versavid_r1.trainer.rows.rows_to_dataset` (JSON per row); prompts are built by
 `versavid_r1.data.make_conversation` and videos decoded by `versavid_r1.data.load_video` (proxy tasks
@@ -26,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+from collections.abc import Mapping
 from typing import Any, Callable, Optional, Sequence
 
 import torch
@@ -35,6 +39,7 @@ from trl import GRPOTrainer
 from trl.extras.profiling import profiling_context
 from trl.models import unwrap_model_for_generation
 
+from .checkpoints import CheckpointMixin
 from .rank_sync import all_ranks_agree, fail_together
 from .row_guard import DEFAULT_MAX_SKIPPED_ROWS, RowGuard
 from .rows import DatasetRows, decode_rows
@@ -60,9 +65,11 @@ log = logging.getLogger(__name__)
 
 # Token-aligned keyword arguments of TRL's log-prob helper that are cut per chunk of rows.
 _PER_TOKEN_KWARGS = ("token_type_ids",)
+# Seconds per temporal grid of each video (Qwen2.5-VL): stays fp32 wherever it goes.
+SECONDS_PER_GRID = "second_per_grid_ts"
 
 
-class Qwen25VLGRPOTrainer(GRPOTrainer):
+class Qwen25VLGRPOTrainer(CheckpointMixin, GRPOTrainer):
     """GRPO for Qwen2.5-VL / Qwen2-VL on video prompts (see the module docstring for what changes).
 
     Extra arguments:
@@ -176,6 +183,7 @@ class Qwen25VLGRPOTrainer(GRPOTrainer):
             min_pixels=getattr(self.video_config, "min_pixels", None),
             max_pixels=getattr(self.video_config, "max_pixels", None),
             chat_template_kwargs=self.chat_template_kwargs,
+            time_encoding=getattr(self.video_config, "time_encoding", "absolute"),
         )
         n_tokens = len(inputs.input_ids)
         if self.max_prompt_length and n_tokens > self.max_prompt_length:
@@ -240,6 +248,15 @@ class Qwen25VLGRPOTrainer(GRPOTrainer):
                 prompt_ids, images, multimodal_fields, num_generations, has_tool_images
             )
         return self._cut_vision_tokens(completion_ids, logprobs)
+
+    def _prepare_input(self, data):
+        # Reason: under DeepSpeed, Trainer casts every float input to the engine's dtype. TRL's generate
+        # path sends `second_per_grid_ts` through it, so generation would see bf16 seconds per grid while
+        # the log-prob forwards see fp32 (other temporal positions). Keep it fp32, only moved to the device.
+        if isinstance(data, Mapping) and isinstance(data.get(SECONDS_PER_GRID), torch.Tensor):
+            rest = super()._prepare_input({k: v for k, v in data.items() if k != SECONDS_PER_GRID})
+            return type(data)({**rest, SECONDS_PER_GRID: data[SECONDS_PER_GRID].to(self.args.device)})
+        return super()._prepare_input(data)
 
     def _get_per_token_logps_and_entropies(
         self,

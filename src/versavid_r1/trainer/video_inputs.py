@@ -142,9 +142,13 @@ def temporal_patch_size(processor) -> int:
     return int(processor.video_processor.temporal_patch_size)
 
 
-def clip_second_per_grid_ts(processor, clip: Any) -> float:
-    """Seconds per temporal grid of a decoded clip at its own sampling fps: temporal_patch_size / fps."""
-    return temporal_patch_size(processor) / float(clip.fps)
+def clip_second_per_grid_ts(processor, clip: Any, time_encoding: str = "absolute") -> float:
+    """Seconds per temporal grid of a decoded clip: temporal_patch_size / its sampling fps (`absolute`), or
+    the authors' fixed 1.0 s (`reference`); `versavid_r1.data.config.time_fps`."""
+    from versavid_r1.data.config import time_fps
+
+    tps = temporal_patch_size(processor)
+    return tps / time_fps(float(clip.fps), time_encoding, tps)
 
 
 def build_prompt_inputs(
@@ -155,13 +159,14 @@ def build_prompt_inputs(
     max_pixels: Optional[int] = None,
     chat_template_kwargs: Optional[dict] = None,
     second_per_grid_ts: Optional[Sequence[float]] = None,
+    time_encoding: str = "absolute",
 ) -> PromptVideoInputs:
     """Run the processor on one prompt and its decoded clips (`VideoClip`: frames uint8 [T,3,H,W], fps).
 
     Frames that are not 28-aligned are resized first (`align_frames`). `second_per_grid_ts` (one per clip)
-    sets the temporal spacing the processor computes (through the metadata fps); default: each clip's own,
-    `clip_second_per_grid_ts` (real seconds). A caller with another time encoding passes its values here,
-    and the vLLM request follows (it reads `PromptVideoInputs.second_per_grid_ts`).
+    sets the temporal spacing the processor computes (through the metadata fps); default: each clip's own
+    under `time_encoding` (`clip_second_per_grid_ts`: real seconds under `absolute`, 1.0 under
+    `reference`). The vLLM request follows (it reads `PromptVideoInputs.second_per_grid_ts`).
     """
     text = render_prompt(processor, messages, chat_template_kwargs)
     n_placeholders = text.count(processor.video_token)
@@ -179,7 +184,8 @@ def build_prompt_inputs(
         if f.dtype != torch.uint8 or f.ndim != 4 or f.shape[1] != 3:
             raise ValueError(f"video frames must be uint8 [T, 3, H, W], got {tuple(f.shape)} {f.dtype}")
         frames.append(align_frames(processor, f, min_pixels, max_pixels))
-    spg = [clip_second_per_grid_ts(processor, c) for c in clips] if second_per_grid_ts is None else second_per_grid_ts
+    spg = ([clip_second_per_grid_ts(processor, c, time_encoding) for c in clips] if second_per_grid_ts is None
+           else second_per_grid_ts)
     spg = [float(x) for x in spg]
     if len(spg) != len(clips):
         raise ValueError(f"{len(clips)} videos but {len(spg)} second_per_grid_ts values")

@@ -1,0 +1,122 @@
+"""One training run per output folder, no silent restart over old checkpoints, interruptions named as such.
+
+- `OutputDirLock`: the main process holds an exclusive `flock` on `<output_dir>/.versavid_train.lock` for
+  the whole run; a second trainer on the same folder stops at once with the holder's pid, host and start
+  time (the kernel drops the lock when the holder dies, so a crashed run never leaves it stuck).
+- `check_fresh_start`: a run without `--resume_from_checkpoint` on a folder that holds checkpoints is
+  refused, naming the flag that resumes and the one that starts over (`--overwrite_output_dir true`, which
+  removes the old checkpoints first so a later resume cannot pick one of them).
+- `Interrupted`: Ctrl-C (SIGINT) or SIGTERM during training, with the step reached, so the entry reports
+  an interruption and how to resume instead of a failure traceback.
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import signal
+import socket
+import threading
+import time
+from contextlib import contextmanager
+from typing import Iterator, Optional
+
+from versavid_r1.trainer.checkpoints import checkpoint_dirs
+
+LOCK_NAME = ".versavid_train.lock"
+RESUME_FLAG = "--resume_from_checkpoint true"
+OVERWRITE_FLAG = "--overwrite_output_dir true"
+
+
+class OutputDirError(RuntimeError):
+    """The output folder cannot be used as asked; the message says what to pass instead."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Training was stopped by a signal (not a failure). A KeyboardInterrupt, so that no library's
+    `except Exception` swallows it."""
+
+    def __init__(self, signum: int, step: Optional[int] = None):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+        self.step = step
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
+
+
+class OutputDirLock:
+    """Exclusive lock of an output folder for the life of a run (`with OutputDirLock(path): ...`)."""
+
+    def __init__(self, output_dir: str):
+        self.path = os.path.join(output_dir, LOCK_NAME)
+        self._file = None
+
+    def __enter__(self) -> "OutputDirLock":
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        f = open(self.path, "a+")
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "unknown process"
+            f.close()
+            raise OutputDirError(
+                f"{os.path.dirname(self.path)} is being written by another training run ({holder}); two runs "
+                "cannot share an output_dir: wait for it, stop it, or pass another --output_dir"
+            ) from None
+        f.seek(0)
+        f.truncate()
+        f.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                            "started": time.strftime("%Y-%m-%d %H:%M:%S")}))
+        f.flush()
+        self._file = f
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._file is not None:
+            fcntl.flock(self._file.fileno(), fcntl.LOCK_UN)
+            self._file.close()
+            self._file = None
+
+
+def check_fresh_start(output_dir: str, resume: Optional[str], overwrite: bool) -> list[str]:
+    """The checkpoint folders a fresh start would leave behind; refused unless `overwrite` (see module doc).
+    Returns the folders to remove (empty when resuming or when there are none)."""
+    if resume:
+        return []
+    found = checkpoint_dirs(output_dir)
+    if found and not overwrite:
+        names = ", ".join(os.path.basename(d) for d in found[-3:])
+        raise OutputDirError(
+            f"{output_dir} already holds {len(found)} checkpoint(s) ({names}) and --resume_from_checkpoint is not "
+            f"set: starting again from step 0 would overwrite them. Resume with {RESUME_FLAG}, or start over "
+            f"with {OVERWRITE_FLAG} (removes them), or pass another --output_dir"
+        )
+    return found
+
+
+def remove_checkpoints(folders: list[str]) -> None:
+    for folder in folders:
+        shutil.rmtree(folder)
+
+
+@contextmanager
+def signals_interrupt(signums=(signal.SIGINT, signal.SIGTERM)) -> Iterator[None]:
+    """Within the block, SIGINT/SIGTERM raise `Interrupted` in the main thread (restored afterwards). Off
+    the main thread (where Python allows no handlers) it does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def raise_interrupted(signum, _frame):
+        raise Interrupted(signum)
+
+    previous = {s: signal.signal(s, raise_interrupted) for s in signums}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
