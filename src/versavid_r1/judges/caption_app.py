@@ -10,7 +10,9 @@ The model is reached with the `openai` package's async client: `--base-url` (any
 server, e.g. the Qwen2.5 judge's http://127.0.0.1:5000/v1), or Azure OpenAI with `--azure-endpoint`
 and `--api-version`. The key is read from the environment (OPENAI_API_KEY, or AZURE_OPENAI_API_KEY
 for Azure; `--upstream-api-key-env` names another variable). When the model keeps failing the
-service answers 503 with the reason; it never returns a silent 0.
+service answers 503 with the reason; it never returns a silent 0. `--backend lexical` needs no model:
+events and entailment by content-word coverage (versavid_r1.judges.lexical_autodq), a stand-in for
+smoke tests and the CPU demo.
 """
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ from ..protocol import (
     CaptionRequest, CaptionResult, Health,
 )
 from .autodq import AutoDQ, AutoDQError
+from .lexical_autodq import LexicalAutoDQ
 from .security import check_len, make_auth_dependency, new_app
 from .settings import CaptionJudgeSettings
 from .texts import answer_text
@@ -61,17 +64,19 @@ def create_caption_judge_app(settings: CaptionJudgeSettings, client=None) -> Fas
     """The FastAPI app of the AutoDQ caption judge (`client` overrides the OpenAI client, for tests)."""
     settings.validate()
     state: dict = {"scorer": None}
-    backend_name = "azure" if settings.azure_endpoint else "openai"
+    lexical = settings.backend == "lexical"
+    backend_name = "lexical" if lexical else "azure" if settings.azure_endpoint else "openai"
+    model_name = "lexical" if lexical else settings.model
     started = time.time()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        own = client is None
+        own = client is None and not lexical
         c = make_openai_client(settings) if own else client
-        state["scorer"] = AutoDQ(c, settings)
+        state["scorer"] = LexicalAutoDQ(settings) if lexical else AutoDQ(c, settings)
         app.state.autodq = state["scorer"]
-        log.info("caption judge ready: model=%s via %s", settings.model,
-                 settings.azure_endpoint or settings.base_url or "api.openai.com")
+        log.info("caption judge ready: model=%s via %s", model_name,
+                 "lexical" if lexical else settings.azure_endpoint or settings.base_url or "api.openai.com")
         try:
             yield
         finally:
@@ -113,13 +118,13 @@ def create_caption_judge_app(settings: CaptionJudgeSettings, client=None) -> Fas
     @app.get(HEALTH_PATH, response_model=Health)
     async def health() -> Health:
         s = state["scorer"]
-        return Health(status="ok" if s else "loading", model=settings.model, backend=backend_name,
+        return Health(status="ok" if s else "loading", model=model_name, backend=backend_name,
                       ready=s is not None, queue_depth=s.active_calls if s else 0)
 
     @app.get(METRICS_PATH)
     async def metrics() -> dict:
         s = state["scorer"]
-        return {"backend": backend_name, "model": settings.model,
+        return {"backend": backend_name, "model": model_name,
                 "uptime_s": round(time.time() - started, 3),
                 "json_mode": bool(s and s.json_mode_active), "cache_entries": s.cache_entries if s else 0,
                 "active_calls": s.active_calls if s else 0, **(dict(s.stats) if s else {})}

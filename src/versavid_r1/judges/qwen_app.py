@@ -31,7 +31,7 @@ from ..protocol import (
     EMPTY, HEALTH_PATH, PREDICT_BATCH_PATH, PREDICT_PATH, UNPARSEABLE, Health, JudgeBatchRequest,
     JudgeBatchResponse, JudgeRequest, JudgeResult,
 )
-from .backends.base import BackendError, GenRequest, JudgeBackend, PromptTooLong, create_backend
+from .backends.base import BackendError, GenRequest, JudgeBackend, JudgeTask, PromptTooLong, create_backend
 from .prompting import judge_messages
 from .security import check_len, make_auth_dependency, new_app
 from .settings import QwenJudgeSettings
@@ -112,7 +112,8 @@ class QwenJudge:
                 results[i] = JudgeResult(output=0.0, verdict=EMPTY, raw=None)
                 continue
             msgs = judge_messages(it.problem_type, pred, gt, it.question)
-            asks.append((i, GenRequest(messages=msgs, max_new_tokens=self.settings.max_new_tokens)))
+            asks.append((i, GenRequest(messages=msgs, max_new_tokens=self.settings.max_new_tokens,
+                                       judge_task=JudgeTask(it.problem_type, pred, gt, it.question))))
         try:
             outs = await self.backend.generate_many([r for _, r in asks])
         except PromptTooLong as exc:

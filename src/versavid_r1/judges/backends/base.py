@@ -20,6 +20,17 @@ class PromptTooLong(ValueError):
         self.index = index
 
 
+@dataclass(frozen=True)
+class JudgeTask:
+    """The fields a verdict request was built from, for backends that judge without reading the
+    prompt (the lexical backend). Model backends ignore it."""
+
+    problem_type: str
+    prediction: str
+    ground_truth: str
+    question: str = ""
+
+
 @dataclass
 class GenRequest:
     """One chat generation. temperature 0 means greedy decoding."""
@@ -31,6 +42,7 @@ class GenRequest:
     stop: Optional[list[str]] = None
     response_format: Optional[dict] = None   # passed on by the openai backend only
     seed: Optional[int] = None
+    judge_task: Optional[JudgeTask] = None   # set on verdict requests (QwenJudge.score)
 
     def sampling_key(self) -> tuple:
         """Requests with equal keys can share one batched generate call."""
@@ -121,4 +133,7 @@ def create_backend(settings) -> JudgeBackend:
     if settings.backend == "openai":
         from .openai_backend import OpenAIBackend
         return OpenAIBackend(settings)
+    if settings.backend == "lexical":
+        from .lexical_backend import LexicalBackend
+        return LexicalBackend(settings)
     raise ValueError(f"unknown backend {settings.backend!r}")
