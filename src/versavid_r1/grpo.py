@@ -75,6 +75,7 @@ def _setup_logging(training_args) -> None:
         level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stdout, force=True
     )
     transformers.utils.logging.set_verbosity_warning()  # the project's own INFO lines, not every config dump
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per judge request otherwise
 
 
 def _init_cpu_deepspeed(training_args) -> None:
@@ -206,21 +207,41 @@ def run(script_args, training_args, model_args) -> "object":
     log.info("world size %d, output_dir %s", training_args.world_size, training_args.output_dir)
     if resume:
         log.info("resuming from %s", resume)
+    if script_args.compact_log:
+        from versavid_r1.trainer.progress import use_compact_logging
+
+        use_compact_logging(trainer)
     trainer.train(resume_from_checkpoint=resume)
     trainer.save_model(training_args.output_dir)
+    trainer.save_state()  # output_dir/trainer_state.json: the whole log history, read by versavid_r1.plot
     if trainer.accelerator.is_main_process:
         out = Path(training_args.output_dir).resolve()
         logging_dir = getattr(training_args, "logging_dir", None) or str(out / "runs")
+        completions = f"  completions:  {out}/completions/*.parquet\n" if training_args.log_completions else ""
         print(
             f"\nTraining done in {time.time() - started:.0f} s ({trainer.state.global_step} steps).\n"
             f"  final model:  {out}\n"
             f"  checkpoints:  {out}/checkpoint-*\n"
             f"  logs:         {logging_dir} (tensorboard --logdir {out})\n"
-            f"  completions:  {out}/completions/*.parquet\n"
+            f"{completions}"
             f"  run settings: {out}/versavid_run.json",
             flush=True,
         )
+        _report_rewards(out)
     return trainer
+
+
+def _report_rewards(out: Path) -> None:
+    """The reward table and curve of the finished run (versavid_r1.plot); a failure here is logged, the
+    trained model is already saved."""
+    from versavid_r1.plot import report
+
+    try:
+        png, table = report(out)
+    except Exception as err:  # noqa: BLE001 - a missing picture must not turn a finished run into a failure
+        log.warning("no reward curve: %s: %s (python -m versavid_r1.plot %s)", type(err).__name__, err, out)
+        return
+    print(f"\n{table}\n  reward curve: {png}", flush=True)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:

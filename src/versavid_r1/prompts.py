@@ -31,6 +31,10 @@ CAPTION_QUESTION: Final = (
 # The DREAM-1K captioning prompt, used when a converted benchmark row carries none.
 DREAM1K_CAPTION_QUESTION: Final = "Describe the video in detail."
 
+# --- Warm start (versavid_r1.warm_start): the think text of its target completions. The demo data
+# carries no reasoning to imitate, so the warm start teaches the format with one fixed phrase. ------
+WARM_START_THINK: Final = "I watch the video."
+
 # --- Caption reward keyword term (SPEC.md): case-insensitive substring matches in the answer. ---
 TEMPORAL_PHRASES: Final[tuple[str, ...]] = (
     "start with", "starts with", "then", "next", "after", "begin with", "begins with",
