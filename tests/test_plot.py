@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from versavid_r1.plot import PNG_NAME, find_state, problem_types, summary, training_logs
-from versavid_r1.trainer.progress import reward_line
+from versavid_r1.trainer.progress import log_line, reward_line
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -93,3 +93,5 @@ def test_compact_reward_line():
     logs["judge/skipped"] = 2.0
     assert "| judge failures 0 skipped 2 |" in reward_line(12, 60, logs)
     assert reward_line(60, 60, {"train_runtime": 12.0}) is None
+    assert log_line(60, 60, {"train_runtime": 12.0, "epoch": 3}) == "train_runtime 12  epoch 3"
+    assert log_line(7, 60, {"loss": 0.00125, "kl": 0.03}) is None  # a step that reused its completions

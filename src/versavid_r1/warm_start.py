@@ -4,9 +4,9 @@ A short supervised fine-tune before GRPO: each row's GRPO prompt (video included
 `<think> THINK </think><answer> GROUND TRUTH </answer>` (`versavid_r1.trainer.sft_data`), with
 transformers' `Trainer`. It plays the part that instruction tuning plays for a real base model: a random
 tiny model never writes the think/answer format, so GRPO would see no reward at all. The embedded demo of
-`run_qwen25vl_train.sh` runs it briefly on demo rows the GRPO run never trains on (another seed of the
-generator), so it teaches the format and the answers' vocabulary, and GRPO has to raise the reward on its
-own rows. The model and processor are saved to `output_dir`, ready for `versavid_r1.grpo`.
+`run_qwen25vl_train.sh` stops it early on purpose (configs/warm_start_tiny_cpu.yaml): the policy then
+writes the format only part of the time and rarely the right answer, and GRPO has to raise the reward
+from there. The model and processor are saved to `output_dir`, ready for `versavid_r1.grpo`.
 
 Options: `WarmStartArguments` below (model, data, think text; the video options are the training ones)
 and transformers' `TrainingArguments` (steps, learning rate, batch size, seed, ...), from the YAML and flags.

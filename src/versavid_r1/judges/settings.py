@@ -89,7 +89,7 @@ class QwenJudgeSettings:
                                           "share of the ground truth's content words")
     lexical_partial_cover: float = _opt(0.5, _LEXICAL + "DarkEventInfer scores 1 from this share")
     lexical_answer_cover: float = _opt(1.0, _LEXICAL + "MixVidQA is True from this share")
-    lexical_min_precision: float = _opt(0.5, _LEXICAL + "below this share of the prediction's content words "
+    lexical_min_precision: float = _opt(0.6, _LEXICAL + "below this share of the prediction's content words "
                                              "found in the ground truth (MixVidQA: or the question) the "
                                              "verdict is 0 / False")
     limits: ServiceLimits = field(default_factory=ServiceLimits)

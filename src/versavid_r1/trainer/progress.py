@@ -6,7 +6,7 @@ transformers prints each log entry as a dict (40-odd metrics per GRPO step, seve
     step  12/60  reward 0.843  format 0.75 | MCQA 0.50  DarkEventInfer 1.25  MixVidQA 0.25  caption 1.10 | 2.1 s
 
 (per problem type present in the step's batch; judge failures and skipped items are added when there are
-any). Every metric still goes to the configured loggers (TensorBoard) and to `trainer_state.json`.
+any; a step that reuses the last completions, TRL's `num_iterations` > 1, prints nothing). Every metric still goes to the configured loggers (TensorBoard) and to `trainer_state.json`.
 """
 from __future__ import annotations
 
@@ -47,8 +47,15 @@ def reward_line(step: int, max_steps: int, logs: dict[str, Any]) -> Optional[str
     return line
 
 
-def _other_line(logs: dict[str, Any]) -> str:
-    """Any other entry (the end-of-training summary, evaluation), as compact `key value` pairs."""
+def log_line(step: int, max_steps: int, logs: dict[str, Any]) -> Optional[str]:
+    """The console line of any log entry: `reward_line` for a step with new completions; None for a step
+    that reuses them (TRL's `num_iterations` > 1: no reward to show, the progress bar counts it); the
+    end-of-training summary and evaluations as compact `key value` pairs."""
+    line = reward_line(step, max_steps, logs)
+    if line is not None:
+        return line
+    if "loss" in logs and "train_runtime" not in logs and not any(k.startswith("eval_") for k in logs):
+        return None
     return "  ".join(f"{k} {_num(v, '.4g') if isinstance(v, float) else v}" for k, v in logs.items())
 
 
@@ -56,16 +63,18 @@ class CompactProgressCallback(ProgressCallback):
     """transformers' progress bar, with one line per log entry (see the module docstring)."""
 
     def on_log(self, args, state, control, logs=None, **kwargs):
-        if state.is_world_process_zero and self.training_bar is not None and logs:
-            self.training_bar.write(reward_line(state.global_step, state.max_steps, logs) or _other_line(logs))
+        line = log_line(state.global_step, state.max_steps, logs or {})
+        if state.is_world_process_zero and self.training_bar is not None and line:
+            self.training_bar.write(line)
 
 
 class CompactPrinterCallback(PrinterCallback):
     """The same lines when the progress bar is off (`disable_tqdm`)."""
 
     def on_log(self, args, state, control, logs=None, **kwargs):
-        if state.is_world_process_zero and logs:
-            print(reward_line(state.global_step, state.max_steps, logs) or _other_line(logs), flush=True)
+        line = log_line(state.global_step, state.max_steps, logs or {})
+        if state.is_world_process_zero and line:
+            print(line, flush=True)
 
 
 def use_compact_logging(trainer) -> None:
