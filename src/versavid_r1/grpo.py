@@ -247,15 +247,10 @@ def _report_rewards(out: Path) -> None:
 def main(argv: Optional[Sequence[str]] = None) -> None:
     parser = make_parser()
     script_args, training_args, model_args = parser.parse_args_and_config(args=argv)
-    try:
-        run(script_args, training_args, model_args)
-    except Exception as err:  # one clear line on top of the traceback for the errors users can fix
-        from versavid_r1.trainer.preflight import PreflightError
+    from versavid_r1.trainer.preflight import exit_on_preflight_error
 
-        if isinstance(err, PreflightError):
-            print(f"\nERROR: {err}", file=sys.stderr, flush=True)
-            raise SystemExit(2) from None
-        raise
+    with exit_on_preflight_error():  # one clear line instead of a traceback for the errors users can fix
+        run(script_args, training_args, model_args)
 
 
 if __name__ == "__main__":

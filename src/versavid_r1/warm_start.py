@@ -76,15 +76,10 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     args, training_args = make_parser().parse_args_and_config(args=argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         stream=sys.stdout, force=True)
-    try:
-        run(args, training_args)
-    except Exception as err:
-        from versavid_r1.trainer.preflight import PreflightError
+    from versavid_r1.trainer.preflight import exit_on_preflight_error
 
-        if isinstance(err, PreflightError):
-            print(f"\nERROR: {err}", file=sys.stderr, flush=True)
-            raise SystemExit(2) from None
-        raise
+    with exit_on_preflight_error():
+        run(args, training_args)
 
 
 if __name__ == "__main__":
