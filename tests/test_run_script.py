@@ -125,6 +125,11 @@ def test_embedded_default_learns_and_stops_its_judges(tmp_path):
                            f"{format_first:.3f}", "->", f"{format_last:.3f}"]
     png = out / "reward_curve.png"
     assert f"reward curve: {png}" in proc.stdout and png.stat().st_size > 20_000
+    # the plot command on the run folder draws and prints the same
+    again = subprocess.run([sys.executable, "-m", "versavid_r1.plot", str(out), "--out", str(tmp_path / "again.png")],
+                           cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0 and row in again.stdout.splitlines(), again.stdout + again.stderr
+    assert (tmp_path / "again.png").stat().st_size > 20_000
 
     # the warm start ran on the demo rows and GRPO trained from its output
     run_info = json.loads((out / "versavid_run.json").read_text())
