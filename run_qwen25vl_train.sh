@@ -4,11 +4,16 @@
 #   bash run_qwen25vl_train.sh                              # embedded default (see below)
 #   bash run_qwen25vl_train.sh MODEL_PATH DATA_PATH [-- extra flags for python -m versavid_r1.grpo]
 #   MODEL_PATH=... DATA_PATH=... bash run_qwen25vl_train.sh [extra flags]
+#   bash run_qwen25vl_train.sh --help                       # this text
 #
-# Embedded default (no MODEL_PATH): builds a tiny Qwen2.5-VL and a tiny judge LM offline and a small
-# generated video dataset with all four problem types (under $DEMO_DIR, reused when present), starts
-# both judge services on 127.0.0.1, waits for their health, trains a few GRPO steps with
-# configs/grpo_tiny_cpu.yaml, and stops the services on exit (also on Ctrl-C or failure).
+# Embedded default (no MODEL_PATH): a small GRPO experiment on the CPU that learns. It builds a tiny
+# random Qwen2.5-VL offline and a generated video dataset with all four problem types (under $DEMO_DIR,
+# reused when present), starts both judge services on 127.0.0.1 with their lexical backend (no model:
+# content-word coverage, a stand-in for the LLM judges), gives the model a short seeded warm start
+# (configs/warm_start_tiny_cpu.yaml: supervised, on the demo's ground truths, into $OUTPUT_DIR/warm-start),
+# trains it with GRPO (configs/grpo_tiny_cpu.yaml), prints the reward at the start and the end, per
+# problem type, writes the reward curve $OUTPUT_DIR/reward_curve.png, and stops the services on exit
+# (also on Ctrl-C or failure). About 3 minutes on an idle 2-core machine (README, "Quick start").
 #
 # With MODEL_PATH and DATA_PATH: the paper recipe (configs/grpo_paper_8xA800.yaml: DeepSpeed ZeRO-3
 # with CPU offload) on GPUs, launched by torchrun (multi-node capable). The judges must already be running (see
@@ -29,9 +34,15 @@
 #                      29500 on several nodes, a free local port on one)
 #   QWEN_JUDGE_URL     Qwen2.5 judge (default: http://127.0.0.1:5000; comma-separated replicas)
 #   CAPTION_JUDGE_URL  AutoDQ caption judge (default: http://127.0.0.1:5200)
-#   DEMO_DIR           where the embedded default keeps its model, judge LM and data (default: demo)
+#   DEMO_DIR           where the embedded default keeps its tiny model and data (default: demo)
+#   WARM_START_CONFIG  the embedded default's warm start (default: configs/warm_start_tiny_cpu.yaml)
 #   SKIP_INSTALL=1     do not run scripts/install.sh (use the active Python environment)
 set -euo pipefail
+
+if [[ "${1:-}" == "-h" || "${1:-}" == "--help" ]]; then  # the comment block above, before anything runs
+  sed -n '2,/^set -euo pipefail$/{/^#/s/^# \{0,1\}//p}' "${BASH_SOURCE[0]}"
+  exit 0
+fi
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$ROOT"
@@ -52,6 +63,8 @@ else
 fi
 
 NUM_GPUS="$("$PY" -c 'import torch; print(torch.cuda.device_count() if torch.cuda.is_available() else 0)')"
+# Without a GPU DeepSpeed picks its CPU accelerator anyway; saying so up front spares a warning per process.
+[[ $NUM_GPUS -eq 0 ]] && export DS_ACCELERATOR="${DS_ACCELERATOR:-cpu}"
 EMBEDDED=0
 [[ -z "${MODEL_PATH:-}" ]] && EMBEDDED=1
 
@@ -105,35 +118,52 @@ wait_healthy() {  # URL PID NAME LOGFILE
 
 if [[ $EMBEDDED == 1 ]]; then
   DEMO_DIR="${DEMO_DIR:-demo}"
+  WARM_START_CONFIG="${WARM_START_CONFIG:-configs/warm_start_tiny_cpu.yaml}"
+  # One torch thread per process: a 0.3 M-parameter model gains nothing from more, and spinning threads
+  # make every step several times slower as soon as another process (a judge, anything) wants a core.
+  export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
+  # Loading and saving a 1 MB model needs no progress bars (transformers' own; the training bar stays).
+  export HF_HUB_DISABLE_PROGRESS_BARS="${HF_HUB_DISABLE_PROGRESS_BARS:-1}"
   [[ $NUM_GPUS -gt 0 ]] && echo "[run] no MODEL_PATH: running the embedded tiny default (set MODEL_PATH and DATA_PATH for the paper recipe)"
+  echo "[run] 1/4 tiny Qwen2.5-VL and demo data in $DEMO_DIR"
   "$PY" scripts/make_tiny_qwen25vl.py --out "$DEMO_DIR/tiny-qwen25vl" --arch qwen2_5_vl --overwrite
-  "$PY" scripts/make_tiny_qwen25vl.py --out "$DEMO_DIR/tiny-judge-lm" --arch causal_lm --overwrite
   "$PY" scripts/make_demo_data.py --out "$DEMO_DIR/data" --n "${DEMO_ROWS:-16}" --seed 0
-  MODEL_PATH="$DEMO_DIR/tiny-qwen25vl"
   DATA_PATH="${DATA_PATH:-$DEMO_DIR/data/demo.jsonl}"
 
+  # The judges start now and get ready while the warm start runs. Lexical backend: verdicts and AutoDQ by
+  # content-word coverage, no model (README, "The lexical backend").
   mkdir -p "$OUTPUT_DIR/judges"
   qport="$(free_port)"; cport="$(free_port)"
   QWEN_JUDGE_URL="http://127.0.0.1:$qport"; CAPTION_JUDGE_URL="http://127.0.0.1:$cport"
-  "$PY" src/qwen25_judge_service.py --model "$DEMO_DIR/tiny-judge-lm" --backend transformers \
-      --device cpu --port "$qport" --served-model-name tiny-judge --chat-max-tokens 32 \
+  "$PY" src/qwen25_judge_service.py --backend lexical --model lexical --port "$qport" \
       > "$OUTPUT_DIR/judges/qwen25_judge.log" 2>&1 &
   JUDGE_PIDS+=($!)
-  wait_healthy "$QWEN_JUDGE_URL" "${JUDGE_PIDS[-1]}" "Qwen2.5 judge" "$OUTPUT_DIR/judges/qwen25_judge.log"
-  # The caption judge asks the Qwen2.5 judge's OpenAI-compatible endpoint, as it would ask GPT-3.5.
-  OPENAI_API_KEY="${OPENAI_API_KEY:-local}" "$PY" src/gpt35_judge_service.py \
-      --base-url "$QWEN_JUDGE_URL/v1" --model tiny-judge --max-attempts 1 --max-tokens 32 --port "$cport" \
-      > "$OUTPUT_DIR/judges/caption_judge.log" 2>&1 &
+  "$PY" src/gpt35_judge_service.py --backend lexical --port "$cport" > "$OUTPUT_DIR/judges/caption_judge.log" 2>&1 &
   JUDGE_PIDS+=($!)
-  wait_healthy "$CAPTION_JUDGE_URL" "${JUDGE_PIDS[-1]}" "caption judge" "$OUTPUT_DIR/judges/caption_judge.log"
+
+  echo "[run] 2/4 warm start ($WARM_START_CONFIG) -> $OUTPUT_DIR/warm-start"
+  if ! "$PY" -m versavid_r1.warm_start --config "$WARM_START_CONFIG" --model_name_or_path "$DEMO_DIR/tiny-qwen25vl" \
+      --data_path "$DATA_PATH" --output_dir "$OUTPUT_DIR/warm-start" 2>&1 | tee "$OUTPUT_DIR/warm_start.log"; then
+    echo "[run] warm start failed; full log: $OUTPUT_DIR/warm_start.log" >&2
+    exit 1
+  fi
+  MODEL_PATH="$OUTPUT_DIR/warm-start"
+  echo "[run] 3/4 judge services (lexical backend)"
+  wait_healthy "$QWEN_JUDGE_URL" "${JUDGE_PIDS[0]}" "Qwen2.5 judge" "$OUTPUT_DIR/judges/qwen25_judge.log"
+  wait_healthy "$CAPTION_JUDGE_URL" "${JUDGE_PIDS[1]}" "caption judge" "$OUTPUT_DIR/judges/caption_judge.log"
+  echo "[run] 4/4 GRPO ($CONFIG)"
 fi
 
 # ---- launch ------------------------------------------------------------------------------------
 if [[ -z "${MASTER_PORT:-}" ]]; then
   if [[ $NNODES == 1 ]]; then MASTER_PORT="$(free_port)"; else MASTER_PORT=29500; fi
 fi
-LAUNCH=(torchrun --nnodes "$NNODES" --node_rank "$NODE_RANK" --nproc_per_node "$NPROC_PER_NODE"
-        --master_addr "$MASTER_ADDR" --master_port "$MASTER_PORT" -m versavid_r1.grpo)
+if [[ $EMBEDDED == 1 && $NPROC_PER_NODE == 1 && $NNODES == 1 ]]; then
+  LAUNCH=("$PY" -m versavid_r1.grpo)  # one process: torchrun would only wrap the model in DDP for nothing
+else
+  LAUNCH=(torchrun --nnodes "$NNODES" --node_rank "$NODE_RANK" --nproc_per_node "$NPROC_PER_NODE"
+          --master_addr "$MASTER_ADDR" --master_port "$MASTER_PORT" -m versavid_r1.grpo)
+fi
 ARGS=(--config "$CONFIG" --model_name_or_path "$MODEL_PATH" --data_path "$DATA_PATH"
       --output_dir "$OUTPUT_DIR" --qwen_judge_url "$QWEN_JUDGE_URL" --caption_judge_url "$CAPTION_JUDGE_URL")
 [[ -n "${VIDEO_ROOT:-}" ]] && ARGS+=(--video_root "$VIDEO_ROOT")
@@ -149,4 +179,4 @@ if [[ $status -ne 0 ]]; then
   echo "[run] training failed (exit $status); full log: $LOG" >&2
   exit "$status"
 fi
-echo "[run] done. checkpoints: $OUTPUT_DIR/checkpoint-*  logs: $OUTPUT_DIR/runs (TensorBoard), $LOG"
+echo "[run] done in ${SECONDS} s. checkpoints: $OUTPUT_DIR/checkpoint-*  logs: $OUTPUT_DIR/runs (TensorBoard), $LOG"

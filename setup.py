@@ -30,6 +30,7 @@ CORE = [
     "pyyaml>=6",
     "tensorboard==2.21.0",
     "tqdm>=4.66",
+    "matplotlib==3.11.2",
 ]
 
 EXTRAS = {

@@ -2,7 +2,9 @@
 127.0.0.1, and the multi-process / DeepSpeed / kill-and-resume runs (marked slow, still run by default).
 
 The tiny policy has random weights and would never write `<answer>`, so the runs that need answers use
-`--demo_answer_bias`, which steers about half the completions towards a fixed well-formed answer.
+`--demo_answer_bias`, which steers about half the completions towards a fixed well-formed answer. The runs
+start from configs/grpo_tiny_cpu.yaml (the CPU demo) with the smoke settings of `SMOKE` on top: short, two
+generations, and `on_judge_error skip` (the tiny judge LM's caption judge answers 503).
 """
 from __future__ import annotations
 
@@ -84,9 +86,15 @@ def dead_url() -> str:
     return f"http://127.0.0.1:{free_port()}"  # nothing listens there
 
 
+# Smoke-run settings on top of the demo config: random weights steered to an answer, few short steps.
+SMOKE = ["--max_steps", "4", "--per_device_train_batch_size", "8", "--num_generations", "2", "--beta", "0.0",
+         "--max_completion_length", "24", "--save_steps", "2", "--on_judge_error", "skip", "--judge_retries", "0",
+         "--demo_answer_bias", "10.0", "--demo_answer_text", "<think> I watch the video. </think><answer> A </answer>"]
+
+
 def entry_args(model, data, out, *extra) -> list[str]:
     return ["--config", str(TINY_CONFIG), "--model_name_or_path", model, "--data_path", data,
-            "--output_dir", str(out), "--log_completions", "false", "--report_to", "none", *extra]
+            "--output_dir", str(out), "--log_completions", "false", "--report_to", "none", *SMOKE, *extra]
 
 
 def parse(args):
@@ -130,9 +138,9 @@ def test_configs_parse_and_follow_the_paper():
     assert json.loads((ROOT / "configs/deepspeed/zero3_offload.json").read_text())[
         "zero_optimization"]["offload_optimizer"]["device"] == "cpu"
     # the tiny config parses for real on this machine, flags override it
-    script, training, model = parse(["--config", str(TINY_CONFIG), "--nframes", "2", "--on_judge_error", "raise"])
-    assert (script.nframes, script.on_judge_error, training.num_generations) == (2, "raise", 2)
-    assert training.report_to == ["tensorboard"]
+    script, training, model = parse(["--config", str(TINY_CONFIG), "--nframes", "2", "--on_judge_error", "skip"])
+    assert (script.nframes, script.on_judge_error) == (2, "skip")
+    assert training.report_to == ["tensorboard"] and script.demo_answer_bias == 0.0  # the demo needs no steering
     assert script.video_config().min_pixels == 3136 and script.reward_config().composition == "gate"
 
 

@@ -98,6 +98,7 @@ def _setup_logging(training_args) -> None:
         level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stdout, force=True
     )
     transformers.utils.logging.set_verbosity_warning()  # the project's own INFO lines, not every config dump
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per judge request otherwise
 
 
 def _init_cpu_deepspeed(training_args) -> None:
@@ -246,6 +247,10 @@ def _run(script_args, training_args, model_args, main_process: bool) -> "object"
     log.info("world size %d, output_dir %s", training_args.world_size, training_args.output_dir)
     if resume:
         log.info("resuming from %s", resume)
+    if script_args.compact_log:
+        from versavid_r1.trainer.progress import use_compact_logging
+
+        use_compact_logging(trainer)
     try:
         with signals_interrupt():
             trainer.train(resume_from_checkpoint=resume)
@@ -254,44 +259,54 @@ def _run(script_args, training_args, model_args, main_process: bool) -> "object"
 
         raise Interrupted(getattr(stop, "signum", signal.SIGINT), trainer.state.global_step) from None
     trainer.save_model(training_args.output_dir)
+    trainer.save_state()  # output_dir/trainer_state.json: the whole log history, read by versavid_r1.plot
     if trainer.accelerator.is_main_process:
         out = Path(training_args.output_dir).resolve()
         logging_dir = getattr(training_args, "logging_dir", None) or str(out / "runs")
+        completions = f"  completions:  {out}/completions/*.parquet\n" if training_args.log_completions else ""
         print(
             f"\nTraining done in {time.time() - started:.0f} s ({trainer.state.global_step} steps).\n"
             f"  final model:  {out}\n"
             f"  checkpoints:  {out}/checkpoint-*\n"
             f"  logs:         {logging_dir} (tensorboard --logdir {out})\n"
-            f"  completions:  {out}/completions/*.parquet\n"
+            f"{completions}"
             f"  run settings: {out}/versavid_run.json",
             flush=True,
         )
+        _report_rewards(out)
     return trainer
+
+
+def _report_rewards(out: Path) -> None:
+    """The reward table and curve of the finished run (versavid_r1.plot); a failure here is logged, the
+    trained model is already saved."""
+    from versavid_r1.plot import report
+
+    try:
+        png, table = report(out)
+    except Exception as err:  # noqa: BLE001 - a missing picture must not turn a finished run into a failure
+        log.warning("no reward curve: %s: %s (python -m versavid_r1.plot %s)", type(err).__name__, err, out)
+        return
+    print(f"\n{table}\n  reward curve: {png}", flush=True)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
     parser = make_parser()
     script_args, training_args, model_args = parser.parse_args_and_config(args=argv)
-    try:
-        run(script_args, training_args, model_args)
-    except KeyboardInterrupt as stop:  # Ctrl-C / SIGTERM: an interruption, reported once, exit 128+signal
-        from versavid_r1.trainer.run_guard import Interrupted
+    from versavid_r1.trainer.checkpoints import CheckpointError
+    from versavid_r1.trainer.preflight import exit_on_preflight_error
+    from versavid_r1.trainer.run_guard import Interrupted, OutputDirError
 
+    try:
+        with exit_on_preflight_error(OutputDirError):  # one clear line for the errors users can fix
+            run(script_args, training_args, model_args)
+    except KeyboardInterrupt as stop:  # Ctrl-C / SIGTERM: an interruption, reported once, exit 128+signal
         if training_args.process_index == 0:
             print(interrupted_message(stop, training_args.output_dir), file=sys.stderr, flush=True)
         raise SystemExit(stop.exit_code if isinstance(stop, Interrupted) else 130) from None
-    except Exception as err:  # one clear line on top of the traceback for the errors users can fix
-        from versavid_r1.trainer.checkpoints import CheckpointError
-        from versavid_r1.trainer.preflight import PreflightError
-        from versavid_r1.trainer.run_guard import OutputDirError
-
-        if isinstance(err, (PreflightError, OutputDirError)):
-            print(f"\nERROR: {err}", file=sys.stderr, flush=True)
-            raise SystemExit(2) from None
-        if isinstance(err, CheckpointError):
-            print(f"\nERROR: {err}", file=sys.stderr, flush=True)
-            raise SystemExit(1) from None
-        raise
+    except CheckpointError as err:
+        print(f"\nERROR: {err}", file=sys.stderr, flush=True)
+        raise SystemExit(1) from None
 
 
 def interrupted_message(stop: KeyboardInterrupt, output_dir: str) -> str:

@@ -43,6 +43,10 @@ CAPTION_QUESTION: Final = (
 # The DREAM-1K captioning prompt, used when a converted benchmark row carries none.
 DREAM1K_CAPTION_QUESTION: Final = "Describe the video in detail."
 
+# --- Warm start (versavid_r1.warm_start): the think text of its target completions. The demo data
+# carries no reasoning to imitate, so the warm start teaches the format with one fixed phrase. ------
+WARM_START_THINK: Final = "I watch the video."
+
 # --- Caption reward keyword term (docs/method.md): case-insensitive substring matches in the answer. ---
 TEMPORAL_PHRASES: Final[tuple[str, ...]] = (
     "start with", "starts with", "then", "next", "after", "begin with", "begins with",
@@ -170,4 +174,25 @@ AUTODQ_ENTAIL_TEMPLATE: Final = (
 AUTODQ_RETRY_NOTE: Final = (
     "Your reply could not be used ({error}). Reply again with the JSON object only, exactly in the "
     "form requested."
+)
+
+# --- The lexical judge backend (versavid_r1.judges.lexical): a weight-free stand-in for the LLM
+# judges, for smoke tests, debugging and the CPU demo; never for paper numbers. ---------------------
+# Words that carry no content of their own: articles, pronouns, auxiliaries, prepositions and the
+# connectives a caption strings events with. Everything else in a text is a content word.
+LEXICAL_STOP_WORDS: Final[frozenset[str]] = frozenset((
+    "a", "an", "the", "this", "that", "these", "those", "some", "any", "each", "every", "all",
+    "it", "its", "he", "his", "him", "she", "her", "they", "them", "their", "we", "our", "you",
+    "your", "i", "me", "my", "one", "ones", "there", "here",
+    "is", "are", "was", "were", "be", "been", "being", "am", "do", "does", "did", "has", "have",
+    "had", "will", "would", "can", "shall", "should",
+    "to", "of", "in", "on", "at", "by", "for", "with", "from", "into", "onto", "towards", "toward",
+    "as", "and", "or", "but", "so", "than", "while", "which", "who", "what", "where", "when",
+    "then", "next", "finally", "first", "after", "afterwards", "later", "also", "again", "just",
+    "video", "clip", "scene",
+))
+# Where a caption is cut into events: sentence ends, semicolons and these clause connectives
+# (matched case-insensitively, as whole words).
+LEXICAL_CLAUSE_CONNECTIVES: Final[tuple[str, ...]] = (
+    "and then", "after that", "afterwards", "then", "next", "finally", "meanwhile", "while",
 )

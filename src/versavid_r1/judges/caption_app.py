@@ -16,6 +16,8 @@ for Azure; `--upstream-api-key-env` names another variable). It never returns a 
   422 with `{"detail", "reason", "permanent": true}`, `/predict_batch` puts an `ItemError` in the
   item's place and scores the others.
 A request whose client disconnects is cancelled with its model calls (versavid_r1.judges.disconnect).
+`--backend lexical` needs no model: events and entailment by content-word coverage
+(versavid_r1.judges.lexical_autodq), a stand-in for smoke tests and the CPU demo.
 """
 from __future__ import annotations
 
@@ -34,6 +36,7 @@ from ..protocol import (
 )
 from .autodq import AutoDQ, AutoDQError
 from .disconnect import cancel_on_disconnect
+from .lexical_autodq import LexicalAutoDQ
 from .security import check_text, make_auth_dependency, new_app
 from .settings import CaptionJudgeSettings
 from .texts import answer_text
@@ -67,18 +70,20 @@ def create_caption_judge_app(settings: CaptionJudgeSettings, client=None) -> Fas
     """The FastAPI app of the AutoDQ caption judge (`client` overrides the OpenAI client, for tests)."""
     settings.validate()
     state: dict = {"scorer": None}
-    backend_name = "azure" if settings.azure_endpoint else "openai"
+    lexical = settings.backend == "lexical"
+    backend_name = "lexical" if lexical else "azure" if settings.azure_endpoint else "openai"
+    model_name = "lexical" if lexical else settings.model
     started = time.time()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        own = client is None
+        own = client is None and not lexical
         c = make_openai_client(settings) if own else client
-        state["scorer"] = AutoDQ(c, settings)
+        state["scorer"] = LexicalAutoDQ(settings) if lexical else AutoDQ(c, settings)
         app.state.autodq = state["scorer"]
-        log.info("caption judge ready: model=%s via %s, scoring=%s, prompts=%s", settings.model,
-                 settings.azure_endpoint or settings.base_url or "api.openai.com", settings.scoring,
-                 state["scorer"].templates.source)
+        log.info("caption judge ready: model=%s via %s, scoring=%s, prompts=%s", model_name,
+                 "lexical" if lexical else settings.azure_endpoint or settings.base_url or "api.openai.com",
+                 settings.scoring, state["scorer"].templates.source)
         try:
             yield
         finally:
@@ -122,14 +127,14 @@ def create_caption_judge_app(settings: CaptionJudgeSettings, client=None) -> Fas
     @app.get(HEALTH_PATH, response_model=Health)
     async def health() -> Health:
         s = state["scorer"]
-        return Health(status="ok" if s else "loading", model=settings.model, backend=backend_name,
+        return Health(status="ok" if s else "loading", model=model_name, backend=backend_name,
                       ready=s is not None, queue_depth=s.active_calls if s else 0, pid=os.getpid(),
                       instance=settings.instance_token)
 
     @app.get(METRICS_PATH)
     async def metrics() -> dict:
         s = state["scorer"]
-        return {"backend": backend_name, "model": settings.model, "scoring": settings.scoring,
+        return {"backend": backend_name, "model": model_name, "scoring": settings.scoring,
                 "prompts": s.templates.source if s else None,
                 "uptime_s": round(time.time() - started, 3),
                 "json_mode": bool(s and s.json_mode_active), "cache_entries": s.cache_entries if s else 0,

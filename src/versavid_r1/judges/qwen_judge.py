@@ -17,7 +17,7 @@ from typing import Optional
 from fastapi import HTTPException
 
 from ..protocol import EMPTY, SUSPECTED_INJECTION, JudgeRequest, JudgeResult
-from .backends.base import BackendError, GenRequest, JudgeBackend, PromptTooLong, RequestTooLarge
+from .backends.base import BackendError, GenRequest, JudgeBackend, JudgeTask, PromptTooLong, RequestTooLarge
 from .decoy import decoy_truth, is_positive, positives
 from .prompting import judge_messages
 from .security import check_text
@@ -66,7 +66,8 @@ class QwenJudge:
 
     def _ask(self, item: JudgeRequest, prediction: str, truth: str) -> GenRequest:
         return GenRequest(messages=judge_messages(item.problem_type, prediction, truth, item.question),
-                          max_new_tokens=self.settings.max_new_tokens)
+                          max_new_tokens=self.settings.max_new_tokens,
+                          judge_task=JudgeTask(item.problem_type, prediction, truth, item.question))
 
     async def score(self, items: list[JudgeRequest], prefix: str = "items") -> list[JudgeResult]:
         texts = self._validate(items, prefix)

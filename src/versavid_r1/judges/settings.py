@@ -22,7 +22,9 @@ from typing import Optional, Sequence
 from ..tasks import DEFAULT_CAPTION_JUDGE_PORT, DEFAULT_MAX_FIELD_CHARS, DEFAULT_QWEN_JUDGE_PORT
 
 API_KEY_ENV = "VERSAVID_JUDGE_API_KEY"
-BACKENDS = ("transformers", "vllm", "openai")
+BACKENDS = ("transformers", "vllm", "openai", "lexical")
+CAPTION_BACKENDS = ("openai", "lexical")
+_LEXICAL = "lexical: "  # help prefix of the lexical backend's thresholds (versavid_r1.judges.lexical)
 DTYPES = ("auto", "bfloat16", "bf16", "float16", "fp16", "float32", "fp32")
 _DEVICE = re.compile(r"^(?:auto|cpu|mps|cuda(?::\d+)?)$")
 SCORING_MODES = ("project", "official")
@@ -144,6 +146,14 @@ class QwenJudgeSettings:
     request_window: int = _opt(32, "vllm/openai: most items of one request handed to the engine at once, "
                                    "so that one large batch cannot queue ahead of every later request")
     request_timeout_s: float = _opt(120.0, "openai: seconds per upstream request")
+    # lexical backend (no model: content-word coverage; a stand-in for smoke tests, not for paper numbers)
+    lexical_full_cover: float = _opt(1.0, _LEXICAL + "DarkEventInfer scores 2 when the prediction has this "
+                                          "share of the ground truth's content words")
+    lexical_partial_cover: float = _opt(0.5, _LEXICAL + "DarkEventInfer scores 1 from this share")
+    lexical_answer_cover: float = _opt(1.0, _LEXICAL + "MixVidQA is True from this share")
+    lexical_min_precision: float = _opt(0.6, _LEXICAL + "below this share of the prediction's content words "
+                                             "found in the ground truth (MixVidQA: or the question) the "
+                                             "verdict is 0 / False")
     limits: ServiceLimits = field(default_factory=ServiceLimits)
     log_level: str = _opt("info", "uvicorn and service log level")
 
@@ -177,8 +187,12 @@ class QwenJudgeSettings:
             if not self.openai_base_url:
                 raise ValueError("the openai backend needs --openai-base-url")
             _check_url("--openai-base-url", self.openai_base_url)
-        elif _looks_local(self.model) and not os.path.isdir(os.path.expanduser(self.model)):
+        elif self.backend != "lexical" and _looks_local(self.model) and not os.path.isdir(os.path.expanduser(self.model)):
             raise ValueError(f"--model {self.model!r} is not a directory")
+        _check_shares(self, "lexical_full_cover", "lexical_partial_cover", "lexical_answer_cover",
+                      "lexical_min_precision")
+        if self.lexical_partial_cover > self.lexical_full_cover:
+            raise ValueError("lexical_partial_cover must be <= lexical_full_cover")
         return self
 
     def preflight(self) -> None:
@@ -192,8 +206,11 @@ class QwenJudgeSettings:
 @dataclass
 class CaptionJudgeSettings:
     """The AutoDQ caption judge: an OpenAI-compatible (or Azure OpenAI) model extracts events and
-    classifies entailment."""
+    classifies entailment (or, with the lexical backend, sentence/clause events and word coverage)."""
 
+    backend: str = _opt("openai", "openai: AutoDQ with the model below (OpenAI-compatible or Azure); "
+                                  "lexical: no model, clause events and content-word coverage (a stand-in "
+                                  "for smoke tests, not for paper numbers)", choices=CAPTION_BACKENDS)
     model: str = _opt("gpt-3.5-turbo-0125", "model (Azure: the deployment name)")
     base_url: Optional[str] = _opt(None, "OpenAI-compatible endpoint, e.g. http://127.0.0.1:5000/v1 "
                                          "(the Qwen2.5 judge); default api.openai.com")
@@ -221,11 +238,16 @@ class CaptionJudgeSettings:
     cache_size: int = _opt(10_000, "ground-truth captions whose events are kept (LRU)")
     request_timeout_s: float = _opt(60.0, "seconds per model call")
     transport_retries: int = _opt(2, "the openai client's retries of connection errors, 429, 5xx")
+    lexical_entail_cover: float = _opt(0.75, _LEXICAL + "an event counts as entailed when one event of the "
+                                             "other caption has this share of its content words")
     limits: ServiceLimits = field(default_factory=ServiceLimits)
     log_level: str = _opt("info", "uvicorn and service log level")
 
     def validate(self) -> "CaptionJudgeSettings":
         """Every check that needs no model endpoint: a bad option fails here, before anything starts."""
+        if self.backend not in CAPTION_BACKENDS:
+            raise ValueError(f"backend must be one of {CAPTION_BACKENDS}, not {self.backend!r}")
+        _check_shares(self, "lexical_entail_cover")
         if self.json_mode not in ("auto", "on", "off"):
             raise ValueError("json_mode must be auto, on or off")
         _check_common(self)
@@ -251,6 +273,12 @@ class CaptionJudgeSettings:
 
         load_prompt_file(self.prompt_file)  # a bad file stops the service before it starts
         return self
+
+
+def _check_shares(settings, *names: str) -> None:
+    for name in names:
+        if not 0.0 <= getattr(settings, name) <= 1.0:
+            raise ValueError(f"{name} must be a share in [0, 1], got {getattr(settings, name)!r}")
 
 
 # --- flags from fields ------------------------------------------------------------------------------

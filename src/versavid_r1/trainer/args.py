@@ -143,6 +143,15 @@ class ScriptArguments(VideoArguments):
         metadata={"help": "Seconds to wait for a reachable judge that reports ready=false (model loading)."},
     )
 
+    # --- console ---------------------------------------------------------------------------------------
+    compact_log: bool = field(
+        default=True,
+        metadata={
+            "help": "Print one line per logging step (step, reward, format rate, reward per problem type) instead of "
+            "transformers' dict of every metric; every metric still goes to report_to and trainer_state.json."
+        },
+    )
+
     # --- smoke runs with random weights --------------------------------------------------------------
     demo_answer_bias: float = field(
         default=0.0,

@@ -8,8 +8,10 @@
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import sys
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -29,6 +31,17 @@ log = logging.getLogger(__name__)
 
 class PreflightError(RuntimeError):
     """A check before training failed; the message says what is wrong and how to fix it."""
+
+
+@contextlib.contextmanager
+def exit_on_preflight_error(*also: type[BaseException]):
+    """For the entry points: a `PreflightError` (an error the user can fix), or one of the `also` types,
+    ends the program with its message and exit status 2 instead of a traceback; other errors propagate."""
+    try:
+        yield
+    except (PreflightError, *also) as err:
+        print(f"\nERROR: {err}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,7 @@
-"""Judge model backends: transformers (micro-batching queue), vllm (in-process engine), openai."""
-from .base import BackendError, GenRequest, GenResult, JudgeBackend, PromptTooLong, create_backend
+"""Judge model backends: transformers (micro-batching queue), vllm (in-process engine), openai, and
+lexical (no model: content-word coverage, a stand-in for smoke tests)."""
+from .base import BackendError, GenRequest, GenResult, JudgeBackend, JudgeTask, PromptTooLong, create_backend
 
-__all__ = ["BackendError", "GenRequest", "GenResult", "JudgeBackend", "PromptTooLong", "create_backend"]
+__all__ = [
+    "BackendError", "GenRequest", "GenResult", "JudgeBackend", "JudgeTask", "PromptTooLong", "create_backend",
+]

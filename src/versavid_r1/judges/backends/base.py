@@ -44,6 +44,17 @@ def check_request_tokens(lengths: list[int], limit: int) -> None:
                               f"--max-request-tokens {limit}: send fewer items per request")
 
 
+@dataclass(frozen=True)
+class JudgeTask:
+    """The fields a verdict request was built from, for backends that judge without reading the
+    prompt (the lexical backend). Model backends ignore it."""
+
+    problem_type: str
+    prediction: str
+    ground_truth: str
+    question: str = ""
+
+
 @dataclass
 class GenRequest:
     """One chat generation. temperature 0 means greedy decoding."""
@@ -56,6 +67,7 @@ class GenRequest:
     response_format: Optional[dict] = None   # honoured by backends with `enforces_response_format`
     seed: Optional[int] = None
     lane: str = VERDICT_LANE
+    judge_task: Optional[JudgeTask] = None   # set on verdict requests (QwenJudge.score)
 
     def sampling_key(self) -> tuple:
         """Requests with equal keys can share one batched generate call."""
@@ -169,4 +181,7 @@ def create_backend(settings) -> JudgeBackend:
     if settings.backend == "openai":
         from .openai_backend import OpenAIBackend
         return OpenAIBackend(settings)
+    if settings.backend == "lexical":
+        from .lexical_backend import LexicalBackend
+        return LexicalBackend(settings)
     raise ValueError(f"unknown backend {settings.backend!r}")
