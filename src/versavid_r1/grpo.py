@@ -175,6 +175,8 @@ def build_trainer(script_args, training_args, model_args, rows=None, eval_rows=N
         video_config=video_config,
         max_prompt_length=script_args.max_prompt_length,
         share_prompt_prefill=script_args.share_prompt_prefill,
+        share_prompt_loss=script_args.share_prompt_loss,
+        prefetch_videos=script_args.prefetch_videos,
     )
     trainer._versavid_run_info = {
         "script_args": _jsonable(vars(script_args)),
