@@ -274,7 +274,7 @@ print("RESULT " + json.dumps({"step": step, "diff": diff}))
 def test_zero3_training_step_equals_the_plain_path(tiny_dirs, demo_jsonl, tmp_path):
     """One GRPO step under DeepSpeed ZeRO-3 on CPU, shared-prefix vs plain loss: the same weights after it."""
     rows = [json.loads(line) for line in Path(demo_jsonl).read_text().splitlines() if line.strip()]
-    data = tmp_path / "mcqa.jsonl"  # MCQA only: rule rewards, no judge needed; the demo answer bias varies them
+    data = Path(demo_jsonl).parent / "mcqa-zero3.jsonl"  # beside the videos; MCQA only: rule rewards, no judge
     data.write_text("".join(json.dumps(r) + "\n" for r in rows if r["problem_type"] == "MCQA"))
     env = {"DS_ACCELERATOR": "cpu", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-c", ZERO3_PAIR, str(ROOT / "configs/grpo_tiny_cpu.yaml"), tiny_dirs["qwen2_5_vl"],
@@ -295,3 +295,13 @@ def test_zero3_training_step_equals_the_plain_path(tiny_dirs, demo_jsonl, tmp_pa
     assert any("visual" in k for k in moved) and any("layers" in k for k in moved), "the step moved the weights"
     assert max(result["diff"].values()) <= 1e-5, {k: v for k, v in result["diff"].items() if v > 1e-5}
     assert "shared-prefix log-probs not used" not in stdout + stderr
+
+
+def test_paper_and_one_gpu_configs_keep_whole_groups_for_the_shared_prefix_loss():
+    import yaml
+
+    for name in ("grpo_paper_8xA800.yaml", "grpo_1gpu.yaml", "grpo_tiny_cpu.yaml"):
+        cfg = yaml.safe_load((ROOT / "configs" / name).read_text())
+        assert cfg["per_device_train_batch_size"] % cfg["num_generations"] == 0, name
+        assert cfg.get("share_prompt_loss", True) is True, name
+        assert cfg["attn_implementation"] in shared_prefix.MASK_KERNELS, f"{name}: a kernel that takes the mask"

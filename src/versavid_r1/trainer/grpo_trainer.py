@@ -29,6 +29,7 @@ applied, cached), both replaceable through the constructor for other data.
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
 import logging
 from typing import Any, Callable, Optional, Sequence
@@ -117,7 +118,7 @@ class Qwen25VLGRPOTrainer(GRPOTrainer):
         self.share_prompt_loss = share_prompt_loss
         self._active_videos: Optional[list[PromptVideoInputs]] = None
         self._shared_prefix_fallbacks: set[str] = set()
-        self._prefetcher = PromptPrefetcher(self._build_prompt, row_key) if prefetch_videos else None
+        self._prefetcher: Optional[PromptPrefetcher] = None
         self._look_ahead: Optional[LookAhead] = None
         super().__init__(
             model=model,
@@ -145,6 +146,11 @@ class Qwen25VLGRPOTrainer(GRPOTrainer):
             self.generation_config.suppress_tokens = merged
         self._suppressed_token_ids = frozenset(suppress)
         self._vision_cut_count = 0
+        if prefetch_videos:
+            # The worker thread gets its own copy of the processor: a fast tokenizer shared by two threads can
+            # fail ("Already borrowed") when one changes its padding settings while the other uses it.
+            build = functools.partial(self._build_prompt, processor=copy.deepcopy(self.processing_class))
+            self._prefetcher = PromptPrefetcher(build, row_key)
 
     # ---------------------------------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -178,12 +184,12 @@ class Qwen25VLGRPOTrainer(GRPOTrainer):
             videos.append(prompt_inputs)
         return batch, videos
 
-    def _build_prompt(self, row: dict) -> tuple[list, PromptVideoInputs]:
+    def _build_prompt(self, row: dict, processor=None) -> tuple[list, PromptVideoInputs]:
         """One row's chat messages and processor inputs (its video decoded through the loader and its cache)."""
         messages = self.conversation_builder(row)
         clips = list(self.video_loader(row) or [])
         return messages, build_prompt_inputs(
-            self.processing_class,
+            processor or self.processing_class,
             messages,
             clips,
             min_pixels=getattr(self.video_config, "min_pixels", None),
