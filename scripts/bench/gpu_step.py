@@ -194,48 +194,65 @@ def mfu(flops: float, seconds: float, measured_peak: float, datasheet_peak) -> d
 
 def measure_loss_pass(model, config, prompt, counts: Counts, grid, generations: int, completion: int, path: str,
                       repeats: int, device, peaks: tuple, optim: str = "none") -> dict:
-    """Forward + backward of one micro-batch of G completions (gradient checkpointing), on `path` (plain or
-    shared); with `optim` adamw, then an AdamW step, timed apart (the whole step's last part)."""
+    """Forward + backward of one micro-batch of G completions (gradient checkpointing) on `path` (plain or
+    shared): time, peak memory, MFU. With `optim` adamw, afterwards an AdamW step is timed on its own (the whole
+    step's last part); its states are allocated after the loss pass's peak memory is read."""
     import torch
 
     import _loss_forward as lf
+
     ids, mask = lf.completion_batch(config, prompt, generations, completion, device)
     advantages = torch.randn(generations, generator=torch.Generator().manual_seed(2)).to(device)
     model.train()
     model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     model.config.use_cache = False
-    opt = None
-    if optim == "adamw":
-        opt = torch.optim.AdamW(model.parameters(), lr=1e-6, fused=str(device).startswith("cuda"))
 
-    def loss_pass() -> float:
+    def loss_pass() -> None:
         lf.loss_pass(model, config, prompt, ids, mask, completion, path, advantages)
         sync(device)
 
-    def optimizer_step() -> None:
-        if opt is not None:
-            opt.step()
-        model.zero_grad(set_to_none=True)
-        sync(device)
-
     reset_peak(device)
-    loss_pass()  # warm-up (and AdamW's states below)
-    optimizer_step()
-    times, opt_times = [], []
-    for _ in range(repeats):
-        times.append(C.timed(loss_pass)[0])
-        opt_times.append(C.timed(optimizer_step)[0])
+    times = []
+    for i in range(repeats + 1):  # the first pass is a warm-up
+        seconds = C.timed(loss_pass)[0]
+        model.zero_grad(set_to_none=True)
+        if i:
+            times.append(seconds)
     prompt_len = len(prompt.input_ids)
     forward = loss_pass_flops(config, counts, prompt_len, completion, generations, grid, path == "shared")
     out = {"path": path, "sequences": generations, "completion": completion, "prompt_tokens": prompt_len,
-           "times": times, "loss_pass_s": C.median(times), "peak_gib": peak_gib(device), "optimizer": optim,
+           "times": times, "loss_pass_s": C.median(times), "peak_gib": peak_gib(device),
            **mfu(3.0 * forward, C.median(times), *peaks)}
     if path == "shared":
         out["model_flops_block_sparse"] = 3.0 * loss_pass_flops(config, counts, prompt_len, completion, generations,
                                                                 grid, True, attention="needed")
-    if opt is not None:
-        out["optimizer_s"] = C.median(opt_times)
+    if optim == "adamw":
+        out["optimizer"] = measure_adamw(model, loss_pass, repeats, device)
     return out
+
+
+def measure_adamw(model, loss_pass, repeats: int, device) -> dict:
+    """Time of an AdamW step on the gradients of one loss pass (its states allocated by a first step)."""
+    import torch
+
+    opt = None
+    try:
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-6, fused=str(device).startswith("cuda"))
+        times = []
+        for i in range(repeats + 1):
+            loss_pass()
+            seconds = C.timed(lambda: (opt.step(), sync(device)))[0]
+            model.zero_grad(set_to_none=True)
+            if i:
+                times.append(seconds)
+        return {"step_s": C.median(times), "times": times, "peak_gib": peak_gib(device)}
+    except torch.OutOfMemoryError as exc:
+        return {"error": f"out of memory: {str(exc)[:200]}"}
+    finally:
+        del opt
+        model.zero_grad(set_to_none=True)
+        gc.collect()
+        reset_peak(device)
 
 
 def build_model(config, device, dtype):
@@ -307,22 +324,22 @@ def run_size(size: str, args, report: "C.Report", device, dtype, peaks: tuple) -
         report.add(f"[{size}] generation: OUT OF MEMORY")
     for c in args.train_tokens:
         for path in ("plain", "shared"):
-            optim = args.optim if path == "shared" and c == args.train_tokens[0] else "none"
-            gc.collect()  # free what a previous measurement left (optimizer states, gradients)
+            optim = args.optim if path == "shared" and c == args.new_tokens else "none"
+            gc.collect()  # free what a previous measurement left
             model.zero_grad(set_to_none=True)
             try:
                 lp = measure_loss_pass(model, config, prompt, counts, grid, args.generations, c, path, args.repeats,
                                        device, peaks, optim)
             except torch.OutOfMemoryError as exc:
-                res["loss_pass"].setdefault(c, {})[path] = {"error": f"out of memory (optimizer {optim})"}
-                report.add(f"[{size}] loss pass {path}, {c} tokens, optimizer {optim}: OUT OF MEMORY ({str(exc)[:100]})")
+                res["loss_pass"].setdefault(c, {})[path] = {"error": "out of memory"}
+                report.add(f"[{size}] loss pass {path}, {c} tokens: OUT OF MEMORY ({str(exc)[:100]})")
+                model.zero_grad(set_to_none=True)
                 continue
             res["loss_pass"].setdefault(c, {})[path] = lp
             report.add(f"[{size}] loss pass {path:<6} G={args.generations} x {c} tokens (forward + backward, gradient "
                        f"checkpointing): {C.spread(lp['times'])}, peak {fmt_gib(lp['peak_gib'])}, "
                        f"{lp['achieved_tflops']:.3g} TFLOP/s = MFU {_pct(lp['mfu_measured_peak'])} of the measured peak, "
-                       f"{_pct(lp['mfu_datasheet_peak'])} of the datasheet's" +
-                       (f"; AdamW step {C.fmt_s(lp['optimizer_s'])}" if "optimizer_s" in lp else ""))
+                       f"{_pct(lp['mfu_datasheet_peak'])} of the datasheet's" + _optimizer_note(lp))
     res["step"] = whole_step(res, args, peaks)
     if res["step"]:
         st = res["step"]
@@ -341,9 +358,17 @@ def whole_step(res: dict, args, peaks: tuple) -> dict:
     loss = res["loss_pass"].get(args.new_tokens, {}).get("shared", {})
     if "median_s" not in gen or "loss_pass_s" not in loss:
         return {}
-    seconds = gen["median_s"]["shared"] + loss["loss_pass_s"] + loss.get("optimizer_s", 0.0)
-    covers = "generation + loss pass" + (" + AdamW step" if "optimizer_s" in loss else ", optimizer not included")
+    adamw = loss.get("optimizer", {}).get("step_s")
+    seconds = gen["median_s"]["shared"] + loss["loss_pass_s"] + (adamw or 0.0)
+    covers = "generation + loss pass" + (" + AdamW step" if adamw else ", optimizer not included")
     return {"covers": covers, "step_s": seconds, **mfu(gen["model_flops"] + loss["model_flops"], seconds, *peaks)}
+
+
+def _optimizer_note(lp: dict) -> str:
+    opt = lp.get("optimizer")
+    if not opt:
+        return ""
+    return f"; AdamW step {C.fmt_s(opt['step_s'])}" if "step_s" in opt else f"; AdamW step: {opt['error'][:60]}"
 
 
 def _pct(x) -> str:

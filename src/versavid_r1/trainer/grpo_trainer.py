@@ -82,7 +82,8 @@ class Qwen25VLGRPOTrainer(GRPOTrainer):
             (`shared_prefix.py`; exact) and shuffle generation batches by whole groups; chunks it cannot pack
             (no two rows of a prompt, flash-attention-2, images) run TRL's way, logged once per reason.
             `--share_prompt_loss false` turns it off.
-        prefetch_videos: build the prompt inputs of the batches ahead in a background thread (`prefetch.py`).
+        prefetch_videos: build the prompt inputs of the batches ahead in a background thread (`prefetch.py`);
+            `video_loader` and `conversation_builder` are then also called from that thread.
     """
 
     def __init__(
