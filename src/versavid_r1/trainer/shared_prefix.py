@@ -14,8 +14,9 @@ completion's tokens except its last one, so every position predicts exactly one 
 takes `shift_labels`); a completion of c tokens is a segment of c positions. A 4D boolean mask lets the
 prompt attend causally to itself and every segment attend to the whole prompt and causally to itself only;
 padding attends to itself only. M-RoPE positions are those of the plain rows, computed by the model's own
-`get_rope_index` on the plain [prompt, completion] rows (so positions, and any fix applied to that method,
-are the plain path's by construction) and gathered into the packed layout.
+`get_rope_index` on the plain [prompt, completion] row of each prompt with the longest completion (so
+positions, and any fix applied to that method, are the plain path's by construction) and gathered into the
+packed layout.
 
 The result is exact, not an approximation: each completion token sees the same keys at the same positions
 as in its own row, and the prompt's gradient is the sum over its completions, as autograd accumulates it.
@@ -57,7 +58,12 @@ class PackedBatch:
     @property
     def representatives(self) -> list[int]:
         """One row per packed row (its prompt's video fields go to the forward, in this order)."""
-        return [g.rows[0] for g in self.groups]
+        return representatives(self.groups)
+
+
+def representatives(groups: Sequence[PrefixGroup]) -> list[int]:
+    """Each group's row with the longest completion: its positions cover every row of the group."""
+    return [max(zip(g.lengths, g.rows), key=lambda lr: (lr[0], -lr[1]))[1] for g in groups]
 
 
 def plan_groups(
@@ -104,7 +110,9 @@ def pack(
     logits_to_keep: int,
     pad_token_id: int,
 ) -> PackedBatch:
-    """Gather the plain rows (`input_ids` [N, W], their M-RoPE `position_ids` [3, N, W]) into packed rows."""
+    """Gather the plain rows (`input_ids` [N, W]) into packed rows. `position_ids` [3, U, W] are the M-RoPE
+    positions of each group's representative row (`representatives`): the rows of a group share the prompt
+    and their completions are text, so a completion token's position depends only on its column."""
     n, width = input_ids.shape
     prompt_width = width - logits_to_keep
     lengths = [g.prompt_len - 1 + sum(g.lengths) for g in groups]
@@ -135,7 +143,8 @@ def pack(
     ids = torch.where(real, input_ids[row_idx, col_idx], pad_token_id)
     next_col = (col_idx + 1).clamp(max=width - 1)
     labels = torch.where(segment > 0, input_ids[row_idx, next_col], -100)
-    positions = position_ids.to(device)[:, row_idx, col_idx] * real
+    group_idx = torch.arange(u_count, device=device)[:, None].expand(-1, packed_len)
+    positions = position_ids.to(device)[:, group_idx, col_idx] * real
     return PackedBatch(ids, positions, block_mask(segment), labels, source.to(device), valid.to(device),
                        list(groups))
 
@@ -233,10 +242,14 @@ def prepare(
     groups = plan_groups(input_ids, attention_mask, logits_to_keep, keys)
     if isinstance(groups, str):
         return groups
-    positions = plain_positions(owner, input_ids, attention_mask, mm_token_type_ids, video_fields(range(len(keys))))
+    if bool((mm_token_type_ids[:, input_ids.shape[1] - logits_to_keep:] * attention_mask[:, -logits_to_keep:]).any()):
+        return "a completion holds vision placeholder tokens"
+    reps = representatives(groups)
+    fields = video_fields(reps)  # one row per prompt: grids for the positions, pixels for the forward
+    positions = plain_positions(owner, input_ids[reps], attention_mask[reps], mm_token_type_ids[reps], fields)
     packed = pack(groups, input_ids, positions, logits_to_keep, pad_token_id)
-    # positions are given: the forward needs only the pixels and grids of one row per prompt
-    fields = {k: v for k, v in video_fields(packed.representatives).items() if k != "second_per_grid_ts"}
+    # positions are given: the forward needs only the pixels and grids
+    fields = {k: v for k, v in fields.items() if k != "second_per_grid_ts"}
     dtype = next(owner.parameters()).dtype
     inputs = {"input_ids": packed.input_ids, "position_ids": packed.position_ids,
               "attention_mask": mask_mapping(packed, text_config, dtype), **fields}
