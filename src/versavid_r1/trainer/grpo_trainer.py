@@ -349,7 +349,7 @@ class Qwen25VLGRPOTrainer(GRPOTrainer):
     def _whole_groups(self, generation_batch) -> bool:
         """True when the generation batch is whole groups of G rows (TRL's layout), so groups can be shuffled."""
         g = self.num_generations
-        return g > 1 and len(generation_batch) % g == 0 and self.args.per_device_train_batch_size % g == 0
+        return g > 1 and len(generation_batch) % g == 0
 
     def _can_share_prefill(self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images) -> bool:
         """Shared prefill only for the plain case: transformers generate, the batch's own rows in TRL's layout
