@@ -152,7 +152,9 @@ def run_train_step(generations: int = 4, new_tokens: int = 32, steps: int = 3, n
     model_dir = C.tiny_vl_model("tiny")
     # cache_size=0: every row is decoded once per step, as in a one-epoch run where no row repeats.
     cfg = VideoConfig(nframes=nframes, cache_size=0)
-    rows = load_rows(str(make_demo_dataset(C.cache_dir("demo-data"), n=8, seed=0)), cfg)
+    # one epoch holds every step (4 prompts each): the background prefetch looks ahead within an epoch only
+    n = max(8, 4 * (steps + 1))
+    rows = load_rows(str(make_demo_dataset(C.cache_dir(f"demo-data-{n}" if n > 8 else "demo-data"), n=n, seed=0)), cfg)
     if long_videos:
         rows = with_long_videos(rows)
     Timed, StepClock = timed_trainer_class()

@@ -7,6 +7,10 @@ plus one batch of look-ahead) to `PromptPrefetcher`, which builds them one by on
 the model trains; `take` returns a finished (or finishing) build. The decoded clips go through the same
 per-process clip cache (`versavid_r1.data.video`, thread-safe) as any other load.
 
+Rows taken recently (the last `capacity`) are not queued again: TRL repeats a generation batch
+`steps_per_generation x num_iterations` times, and those repeats need no second build. The look-ahead
+stops at the end of an epoch, so the first batch of an epoch is built when it is needed.
+
 A build that fails in the background is dropped silently: the trainer then builds that row itself, on the
 main thread, where a failure is raised and handled as without prefetching (same error, same row). Decoding
 is I/O and C code (PyAV/decord) and the processor is torch/numpy work, both of which release the GIL.
@@ -55,7 +59,7 @@ class PromptPrefetcher:
         with self._lock:
             future = self._pending.pop(key, None)
             self._taken[key] = None
-            while len(self._taken) > 4 * self._capacity:
+            while len(self._taken) > self._capacity:
                 self._taken.popitem(last=False)
         if future is None or future.cancelled():
             return None
