@@ -157,6 +157,35 @@ def test_block_mask_lets_completions_see_the_prompt_and_themselves_only():
     ]
 
 
+def test_block_attention_equals_the_dense_mask_through_transformers_sdpa(monkeypatch):
+    """sdpa with a PrefixBlockMask (prompt causally, then each completion against the prompt and itself) gives
+    the dense mask's output and gradients, when called the way transformers' sdpa integration calls it."""
+    import types
+
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    groups = [shared_prefix.PrefixGroup((0, 1, 2), 6, (4, 0, 3)), shared_prefix.PrefixGroup((3, 4), 9, (2, 5))]
+    packed = shared_prefix.pack(groups, torch.randint(0, 50, (5, 14)), torch.arange(14).expand(3, 2, 14), 5, 0)
+    assert packed.layout[0] == shared_prefix.RowLayout(5, ((5, 4), (9, 3)), 12), "an empty completion, padding"
+    u, length = packed.input_ids.shape
+    g = torch.Generator().manual_seed(0)
+    q = torch.randn(u, 4, length, 8, generator=g, requires_grad=True)
+    k, v = (torch.randn(u, 2, length, 8, generator=g, requires_grad=True) for _ in range(2))  # 2 KV heads (GQA)
+    module = types.SimpleNamespace(num_key_value_groups=2, is_causal=True)
+    blocks = []
+    row = shared_prefix._block_row
+    monkeypatch.setattr(shared_prefix, "_block_row", lambda *a: blocks.append(1) or row(*a))
+    out = {}
+    for name, mask in (("dense", packed.allowed), ("block", shared_prefix.PrefixBlockMask.wrap(packed.allowed,
+                                                                                               packed.layout))):
+        o, _ = sdpa_attention_forward(module, q, k, v, mask, scaling=0.3)
+        weights = torch.linspace(-1, 1, o.numel()).view_as(o)
+        out[name] = (o, torch.autograd.grad((o * weights).sum(), (q, k, v)))
+    assert len(blocks) == u, "the block path ran, one call per packed row"
+    assert (out["dense"][0] - out["block"][0]).abs().max() <= 1e-5
+    assert all((a - b).abs().max() <= 1e-5 for a, b in zip(out["dense"][1], out["block"][1]))
+
+
 # --- micro-batches hold whole groups ----------------------------------------------------------------------
 def test_generation_batches_are_shuffled_by_whole_groups(tiny_dirs, demo_rows, tmp_path):
     perm = group_permutation(12, 4, torch.Generator().manual_seed(3))

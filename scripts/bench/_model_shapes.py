@@ -121,8 +121,9 @@ def loss_pass_flops(config, counts: Counts, prompt_len: int, completion: int, ge
 
     plain: G rows of prompt + completion, causal attention (what sdpa/flash compute without padding), the video
     encoded G times. shared (`versavid_r1.trainer.shared_prefix`): one packed row of (prompt - 1) + G x completion
-    tokens, the video encoded once; attention "executed" counts every (query, key) pair of the dense block mask
-    (what sdpa computes with a custom mask), "needed" only the pairs the mask allows (a block-sparse kernel's).
+    tokens, the video encoded once. Its attention, by `attention`: "executed" as the trainer runs it with sdpa
+    (`PrefixBlockMask`: the prompt causally, then each completion against the prompt and all of itself),
+    "needed" only the pairs the block mask allows, "dense" every pair of the packed row (eager attention).
     """
     if not shared:
         return generations * forward_flops(config, counts, prompt_len + completion, completion, grid)
@@ -130,14 +131,16 @@ def loss_pass_flops(config, counts: Counts, prompt_len: int, completion: int, ge
     tokens = head + generations * completion
     flops = 2.0 * counts.text_linear * tokens + 2.0 * counts.lm_head * generations * completion
     flops += vision_flops(config, counts, grid)
+    prompt_pairs = head * (head + 1) / 2  # causal, diagonal included
     if attention == "executed":
-        flops += text_attention_flops(config, float(tokens) ** 2)
+        pairs = prompt_pairs + generations * completion * (head + completion)
     elif attention == "needed":
-        pairs = head * (head + 1) / 2 + generations * (completion * head + completion * (completion + 1) / 2)
-        flops += text_attention_flops(config, pairs)
+        pairs = prompt_pairs + generations * (completion * head + completion * (completion + 1) / 2)
+    elif attention == "dense":
+        pairs = float(tokens) ** 2
     else:
-        raise ValueError(f"attention must be 'executed' or 'needed', got {attention!r}")
-    return flops
+        raise ValueError(f"attention must be 'executed', 'needed' or 'dense', got {attention!r}")
+    return flops + text_attention_flops(config, pairs)
 
 
 def generation_flops(config, counts: Counts, prompt_len: int, new_tokens: int, generations: int,

@@ -16,7 +16,7 @@ MFU = model FLOPs / time / peak, reported against BOTH the bf16 matmul peak meas
 (8192^2 matmuls) and the datasheet's dense bf16 peak of the GPU (_model_shapes.DATASHEET_BF16_TFLOPS).
 Model FLOPs are 3 x the forward FLOPs for a loss pass (the recomputation of gradient checkpointing not
 counted), the forward FLOPs for generation; each figure is named by what it covers (generation, loss pass,
-step). The shared-prefix path's FLOPs are counted as sdpa executes its dense block mask.
+step). The shared-prefix path's attention is counted as the trainer computes it with sdpa (block by block).
 
     # on the GPU machine (device tool); needs only torch + transformers (scripts/bench/gpu_check.sh runs both sizes)
     python scripts/bench/gpu_step.py --sizes 3b --quick --json $OUT/gpu_3b.json
@@ -224,8 +224,8 @@ def measure_loss_pass(model, config, prompt, counts: Counts, grid, generations: 
            "times": times, "loss_pass_s": C.median(times), "peak_gib": peak_gib(device),
            **mfu(3.0 * forward, C.median(times), *peaks)}
     if path == "shared":
-        out["model_flops_block_sparse"] = 3.0 * loss_pass_flops(config, counts, prompt_len, completion, generations,
-                                                                grid, True, attention="needed")
+        out["model_flops_dense_mask"] = 3.0 * loss_pass_flops(config, counts, prompt_len, completion, generations,
+                                                              grid, True, attention="dense")
     if optim == "adamw":
         out["optimizer"] = measure_adamw(model, loss_pass, repeats, device)
     return out
@@ -285,12 +285,12 @@ def dry_run(sizes, args, report: "C.Report") -> dict:
         for c in args.train_tokens:
             plain = 3.0 * loss_pass_flops(config, counts, p, c, g, grid, False)
             shared = 3.0 * loss_pass_flops(config, counts, p, c, g, grid, True)
-            sparse = 3.0 * loss_pass_flops(config, counts, p, c, g, grid, True, attention="needed")
+            dense = 3.0 * loss_pass_flops(config, counts, p, c, g, grid, True, attention="dense")
             out[size]["loss_pass_tflop"][c] = {"plain": plain / 1e12, "shared": shared / 1e12,
-                                               "shared_block_sparse": sparse / 1e12}
+                                               "shared_dense_mask": dense / 1e12}
             report.add(f"{size}: loss pass G={g} x {c} tokens: plain {plain / 1e12:.0f} TFLOP, shared-prefix "
-                       f"{shared / 1e12:.0f} TFLOP as sdpa runs it ({plain / shared:.2f}x fewer; with a block-sparse "
-                       f"kernel {sparse / 1e12:.0f} TFLOP, {plain / sparse:.2f}x)")
+                       f"{shared / 1e12:.0f} TFLOP ({plain / shared:.2f}x fewer; with the dense mask, as eager attention "
+                       f"runs it, {dense / 1e12:.0f} TFLOP, {plain / dense:.2f}x)")
     return out
 
 
