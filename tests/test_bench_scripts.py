@@ -14,7 +14,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "scripts" / "bench"
-SCRIPTS = ("rollout", "judge_service", "reward_stage", "video_load", "train_step", "gpu_step")
+SCRIPTS = ("rollout", "judge_service", "reward_stage", "video_load", "train_step", "gpu_step", "loss_pass")
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +98,11 @@ def test_gpu_step_configs_match_published_sizes(bench):
     with pytest.raises(SystemExit):
         g.parse_args(["--frame-size", "392"])
     a = g.parse_args(["--quick", "--sizes", "3b,7b"])
-    assert (a.sizes, a.frame_hw, a.new_tokens, a.train_tokens, a.repeats) == (["3b", "7b"], (392, 392), 64, 256, 2)
+    assert (a.sizes, a.frame_hw, a.new_tokens, a.train_tokens, a.repeats) == (["3b", "7b"], (392, 392), 64, [64], 2)
+    assert g.parse_args(["--train-tokens", "512,2048"]).train_tokens == [512, 2048]
+    assert g.datasheet_bf16_tflops("NVIDIA H100 80GB HBM3") == g.datasheet_bf16_tflops("NVIDIA H200") == 989.4
+    assert g.datasheet_bf16_tflops("NVIDIA H100 PCIe") == 756.0
+    assert g.datasheet_bf16_tflops("NVIDIA A100-SXM4-80GB") == 312.0 and g.datasheet_bf16_tflops("Tesla T4") is None
     import torch
 
     params = {}
@@ -113,22 +117,55 @@ def test_gpu_step_configs_match_published_sizes(bench):
     assert abs(params["3b"] / 3.754e9 - 1) < 0.01 and abs(params["7b"] / 8.292e9 - 1) < 0.01
 
 
-def test_gpu_step_runs_on_cpu_without_trl(tmp_path):
-    """The GPU machine may lack TRL and datasets: the tiny CPU mode must run with both unimportable."""
-    code = ("import sys, runpy; sys.modules['trl'] = None; sys.modules['datasets'] = None; "
-            f"sys.argv = ['gpu_step.py', '--sizes', 'cpu-tiny', '--quick', '--generations', '2', '--frames', '4', "
-            f"'--frame-size', '56x56', '--new-tokens', '3', '--train-tokens', '4', '--repeats', '1', "
-            f"'--json', '{tmp_path / 'g.json'}']\n"
-            f"try:\n    runpy.run_path('{BENCH / 'gpu_step.py'}', run_name='__main__')\n"
-            "except SystemExit as e:\n"
-            "    print('FILE-LOADED', 'versavid_r1_trainer_video_inputs' in sys.modules); sys.exit(e.code)")
-    env = {**os.environ, "PYTHONPATH": ""}
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env, cwd=ROOT)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    lines = proc.stdout.strip().splitlines()
-    assert lines[-1] == "FILE-LOADED True", proc.stdout[-2000:]  # video_inputs came from its file, not the package
-    assert lines[-2].startswith("RATIO gpu_cpu-tiny_train_mfu = "), proc.stdout[-2000:]
-    assert "RATIO gpu_cpu-tiny_rollout_batched_vs_sequential" in proc.stdout
-    data = json.loads((tmp_path / "g.json").read_text())["data"]["sizes"]["cpu-tiny"]
-    assert data["generation"]["new_tokens"] == 3 and data["train"]["seq_len"] == data["prompt_tokens"] + 4
-    assert data["train"]["optimizer"] == "adamw" and data["train"]["model_flops"] > 0
+def test_shared_loss_flops_count_the_pairs_the_block_mask_allows(bench):
+    """The FLOP model of the shared-prefix pass against the trainer's own block mask, counted pair by pair."""
+    import torch
+
+    from versavid_r1.trainer import shared_prefix
+
+    g = bench["gpu_step"]
+    config = g.make_config("cpu-tiny")
+    counts = g.count_params(g.build_model(config, "meta", torch.float32))
+    grid, prompt, completion, rows = (2, 4, 4), 12, 5, 3
+    segment = torch.tensor([[0] * (prompt - 1) + [k for k in range(1, rows + 1) for _ in range(completion)]])
+    allowed = int(shared_prefix.block_mask(segment).sum())
+    flops = {a: g.loss_pass_flops(config, counts, prompt, completion, rows, grid, True, a)
+             for a in ("dense", "needed", "executed")}
+    per_pair = 4.0 * config.text_config.num_hidden_layers * config.text_config.hidden_size
+    length = segment.shape[1]
+    assert flops["dense"] - flops["needed"] == pytest.approx(per_pair * (length * length - allowed))
+    # the block sdpa computes each completion's block whole: its upper triangle is computed, then masked
+    assert flops["executed"] - flops["needed"] == pytest.approx(per_pair * rows * completion * (completion - 1) / 2)
+    plain = g.loss_pass_flops(config, counts, prompt, completion, rows, grid, False)
+    assert plain == pytest.approx(rows * g.forward_flops(config, counts, prompt + completion, completion, grid))
+    paper = bench["loss_pass"].paper_flops()  # 7B, G = 8: the figures the loss-pass benchmark prints
+    assert paper[512]["ratio"] > 3 and 1.0 < paper[2048]["ratio_dense_mask"] < paper[2048]["ratio"]
+
+
+def test_gpu_check_dry_run_without_trl(tmp_path):
+    """scripts/bench/gpu_check.sh --dry-run: the GPU check's whole code path on CPU with TRL and datasets missing
+    (the GPU machine has only torch and transformers), one JSON file out."""
+    shim = tmp_path / "missing"
+    for name in ("trl", "datasets"):
+        (shim / name).mkdir(parents=True)
+        (shim / name / "__init__.py").write_text("raise ImportError('not installed on the GPU machine')\n")
+    out = tmp_path / "gpu_check.json"
+    env = {**os.environ, "PYTHONPATH": str(shim), "PYTHON": sys.executable}
+    proc = subprocess.run(["bash", str(BENCH / "gpu_check.sh"), "--dry-run", "--out", str(out)], capture_output=True,
+                          text=True, timeout=300, env=env, cwd=ROOT)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    parts = json.loads(out.read_text())["parts"]
+    plan = parts["plan"]["data"]["7b"]["loss_pass_tflop"]
+    assert plan["512"]["plain"] > plan["512"]["shared"] > 0 and plan["2048"]["shared_dense_mask"] > plan["2048"]["shared"]
+    tiny = parts["cpu-tiny"]["data"]
+    assert all(name.startswith("versavid_r1_trainer_") for name in tiny["trainer_modules"].values()), \
+        "the trainer's modules were loaded from their files, not through the package (which needs TRL)"
+    size = tiny["sizes"]["cpu-tiny"]
+    assert size["generation"]["median_s"]["shared"] > 0 and size["generation"]["median_s"]["batched"] > 0
+    for c in ("4", "8"):
+        for path in ("plain", "shared"):
+            lp = size["loss_pass"][c][path]
+            assert lp["loss_pass_s"] > 0 and lp["mfu_measured_peak"] > 0 and lp["mfu_datasheet_peak"] is None
+    assert size["step"]["covers"] == "generation + loss pass + AdamW step"
+    ratios = [r["name"] for r in parts["cpu-tiny"]["ratios"]]
+    assert "gpu_cpu-tiny_loss_pass_8_shared_vs_plain" in ratios and ratios[-1] == "gpu_cpu-tiny_step_mfu"

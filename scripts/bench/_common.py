@@ -312,26 +312,33 @@ def keyframe_stats(path: Path) -> dict[str, float]:
 
 
 # ------------------------------------------------------------------ generation -------------------
-def import_video_inputs():
-    """versavid_r1.trainer.video_inputs. Loaded from its file when the package's __init__ cannot be
-    imported (it imports TRL and datasets, which the GPU machine may lack); the module itself needs
-    only torch, so loading it alone is safe."""
-    try:
-        from versavid_r1.trainer import video_inputs
+def import_trainer_module(module: str):
+    """versavid_r1.trainer.<module> (video_inputs, shared_prefix, shared_prefill). Loaded from its file when
+    the package's __init__ cannot be imported (it imports TRL and datasets, which the GPU machine may lack);
+    these modules need only torch and transformers, so loading one alone is safe."""
+    import importlib
 
-        return video_inputs
+    import versavid_r1  # noqa: F401  (light; whatever it sets up for transformers applies here too)
+
+    try:
+        return importlib.import_module(f"versavid_r1.trainer.{module}")
     except Exception:  # ImportError, or a TRL that does not match this transformers
         import importlib.util
 
-        name = "versavid_r1_trainer_video_inputs"
+        name = f"versavid_r1_trainer_{module}"
         if name in sys.modules:
             return sys.modules[name]
-        path = REPO_ROOT / "src" / "versavid_r1" / "trainer" / "video_inputs.py"
+        path = REPO_ROOT / "src" / "versavid_r1" / "trainer" / f"{module}.py"
         spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-        return module
+        loaded = importlib.util.module_from_spec(spec)
+        sys.modules[name] = loaded
+        spec.loader.exec_module(loaded)
+        return loaded
+
+
+def import_video_inputs():
+    """versavid_r1.trainer.video_inputs (see `import_trainer_module`)."""
+    return import_trainer_module("video_inputs")
 
 
 def generate_inputs(prompt_ids: list[list[int]], fields: dict[str, Any], pad_id: int, device: Any = "cpu") -> dict:

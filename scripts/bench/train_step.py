@@ -5,6 +5,11 @@ bookkeeping), so the next bottleneck is visible.
 
     .venv/bin/python scripts/bench/train_step.py --quick      # G=4, 32 new tokens, 3 steps
     .venv/bin/python scripts/bench/train_step.py              # G=8, 128 new tokens, 5 steps
+    .venv/bin/python scripts/bench/train_step.py --no-before  # only the step as the trainer runs it now
+
+Each run measures the step twice in one process: "before" (TRL's plain log-prob forward, every completion
+running its prompt and video; the prompt inputs built at the start of each generation) and "after" (the
+shared-prefix loss and the background prefetch of the next batches' prompt inputs, the trainer's defaults).
 
 The step is the project's real one: versavid_r1.trainer.Qwen25VLGRPOTrainer on the demo dataset
 (MCQA, DarkEventInfer, MixVidQA, caption; 16 frames at 128..196 x 28x28 px as in the paper), rewarded
@@ -132,7 +137,7 @@ def with_long_videos(rows: list[dict]) -> list[dict]:
 
 def run_train_step(generations: int = 4, new_tokens: int = 32, steps: int = 3, nframes: int = 16,
                    service_ms: float = 100.0, policy_format: bool = True, long_videos: bool = True,
-                   report: "C.Report | None" = None) -> dict:
+                   report: "C.Report | None" = None, share_prompt_loss: bool = True, prefetch: bool = True) -> dict:
     from transformers import PrinterCallback
     from trl import GRPOConfig
     from judge_stub_server import StubJudge
@@ -147,7 +152,9 @@ def run_train_step(generations: int = 4, new_tokens: int = 32, steps: int = 3, n
     model_dir = C.tiny_vl_model("tiny")
     # cache_size=0: every row is decoded once per step, as in a one-epoch run where no row repeats.
     cfg = VideoConfig(nframes=nframes, cache_size=0)
-    rows = load_rows(str(make_demo_dataset(C.cache_dir("demo-data"), n=8, seed=0)), cfg)
+    # one epoch holds every step (4 prompts each): the background prefetch looks ahead within an epoch only
+    n = max(8, 4 * (steps + 1))
+    rows = load_rows(str(make_demo_dataset(C.cache_dir(f"demo-data-{n}" if n > 8 else "demo-data"), n=n, seed=0)), cfg)
     if long_videos:
         rows = with_long_videos(rows)
     Timed, StepClock = timed_trainer_class()
@@ -162,7 +169,7 @@ def run_train_step(generations: int = 4, new_tokens: int = 32, steps: int = 3, n
         trainer = Timed(model=load_vl_model(model_dir, dtype="float32", attn_implementation="sdpa"),
                         reward_funcs=[policy_formatted(reward) if policy_format else reward], args=args,
                         train_dataset=rows_to_dataset(rows), processing_class=load_processor(model_dir, padding_side="left"),
-                        video_config=cfg)
+                        video_config=cfg, share_prompt_loss=share_prompt_loss, prefetch_videos=prefetch)
         trainer.timings = defaultdict(lambda: defaultdict(float))
         time_vision_tower(trainer)
         trainer.add_callback(StepClock(trainer))
@@ -187,10 +194,11 @@ def run_train_step(generations: int = 4, new_tokens: int = 32, steps: int = 3, n
     report.add(f"step: 4 prompts (one per problem type) x G={generations}, {new_tokens} new tokens, {nframes} frames, "
                f"judge service {service_ms:g} ms, policy-format rewards: {policy_format}; "
                f"{judge_items} judge items over {steps + 1} steps")
-    report.add(f"median over {len(per_step)} steps: total {C.fmt_s(med['total'])}")
+    report.add(f"shared-prefix loss: {share_prompt_loss}, background prefetch of the prompt inputs: {prefetch}; "
+               f"median over {len(per_step)} steps: total {C.fmt_s(med['total'])}")
     for k in PARTS:
         report.add(f"  {k:<11} {C.fmt_s(med[k]):>10}  {f['share_pct'][k]:5.1f}%")
-    report.add(f"  of which vision tower forward passes (generation + loss, once per completion): "
+    report.add(f"  of which vision tower forward passes (generation + loss): "
                f"{C.fmt_s(med['vision_forward'])} ({100 * med['vision_forward'] / med['total']:.1f}% of the step)")
     return f
 
@@ -205,17 +213,28 @@ def main(argv=None) -> int:
                    help="score completions as if wrapped in <think>/<answer> tags (see above)")
     p.add_argument("--long-videos", action=argparse.BooleanOptionalAction, default=True,
                    help="point the demo rows at 30-40 s 640x360 clips (default) instead of the 6 s demo clips")
+    p.add_argument("--before", action=argparse.BooleanOptionalAction, default=True,
+                   help="also run the step as before the shared-prefix loss and the prefetch (both off), first")
     a = p.parse_args(argv)
     C.set_threads(a.threads)
     report = C.Report("One CPU training step: where the time goes")
     C.header(report, a)
-    f = run_train_step(a.generations or (4 if a.quick else 8), a.new_tokens or (32 if a.quick else 128),
-                       C.repeats_of(a, 2, 4), a.nframes, a.service_ms, a.policy_format, a.long_videos, report)
-    report.data = f
+    runs = {}
+    for name, on in ([("before", False)] if a.before else []) + [("after", True)]:
+        report.add(f"-- {name} --")
+        runs[name] = run_train_step(a.generations or (4 if a.quick else 8), a.new_tokens or (32 if a.quick else 128),
+                                    C.repeats_of(a, 2, 4), a.nframes, a.service_ms, a.policy_format, a.long_videos,
+                                    report, share_prompt_loss=on, prefetch=on)
+    f = runs["after"]
+    report.data = runs
     order = sorted(PARTS, key=lambda k: f["share_pct"][k])
     for k in order:  # the largest share (the next bottleneck) last
         report.ratio(f"train_step_{k}_share", f["share_pct"][k], unit="%",
                      note=f"{C.fmt_s(f['median_s'][k])} of {C.fmt_s(f['median_s']['total'])}")
+    if "before" in runs:
+        before = runs["before"]["median_s"]
+        report.ratio("train_step_loss_before_vs_after", before["loss"] / f["median_s"]["loss"])
+        report.ratio("train_step_before_vs_after", before["total"] / f["median_s"]["total"])
     return report.finish(a.json)
 
 

@@ -208,6 +208,8 @@ def build_trainer(script_args, training_args, model_args, rows=None, eval_rows=N
         max_prompt_length=script_args.max_prompt_length,
         share_prompt_prefill=script_args.share_prompt_prefill,
         max_skipped_rows=script_args.max_skipped_rows,
+        share_prompt_loss=script_args.share_prompt_loss,
+        prefetch_videos=script_args.prefetch_videos,
     )
     trainer._versavid_run_info = training_record(
         script_args, training_args, model_args,

@@ -80,6 +80,23 @@ class ScriptArguments(VideoArguments):
             "completion; batches it cannot share fall back to TRL's path. vLLM shares prefixes by itself."
         },
     )
+    share_prompt_loss: bool = field(
+        default=True,
+        metadata={
+            "help": "In every log-prob forward (policy, old policy, reference), run each prompt of a micro-batch "
+            "(vision tower + prompt tokens) once for all its completions, packed after it under a block mask; "
+            "exact, same log-probs and gradients. Generation batches are then shuffled by whole groups so that a "
+            "micro-batch of a multiple of num_generations rows holds whole groups. Needs sdpa or eager attention; "
+            "forwards it cannot pack run every row's prompt (logged once)."
+        },
+    )
+    prefetch_videos: bool = field(
+        default=True,
+        metadata={
+            "help": "Decode the videos and run the video processor for the next batches in a background thread "
+            "while the model trains, instead of at the start of each generation."
+        },
+    )
     # --- rewards and judges -------------------------------------------------------------------------
     qwen_judge_url: str = field(
         default=f"http://127.0.0.1:{DEFAULT_QWEN_JUDGE_PORT}",

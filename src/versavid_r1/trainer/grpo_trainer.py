@@ -13,12 +13,17 @@ video has to travel:
 - `_generate_single_turn`: vLLM colocate requests carry the video; with transformers generation the
   prefill of each unique prompt is shared by its G completions (`shared_prefill.py`); a vision token
   that slipped into a completion is cut (the next forward would fail on it).
-- `_get_per_token_logps_and_entropies`: every log-prob forward gets the video fields of its rows, cut per
-  chunk from per-row tensors (patches of several rows are concatenated, like TRL does for images).
+- `_get_per_token_logps_and_entropies`: every log-prob forward gets the video fields of its rows. The rows
+  of one prompt run their prompt (vision tower included) once, their completions packed after it under a
+  block mask (`shared_prefix.py`); chunks it cannot pack run TRL's way, per chunk with the video bound in.
+- `_prepare_inputs`: with the shared-prefix loss, TRL's shuffle of the generation batch moves whole groups
+  (`batching.py`), so micro-batches of a multiple of G rows hold whole groups.
 - `_compute_loss`: makes the micro-batch's per-row video inputs visible to the log-prob forward.
 - `_prepare_input`: keeps `second_per_grid_ts` fp32 when TRL's generate path prepares inputs (DeepSpeed bf16).
 - checkpoints (`checkpoints.CheckpointMixin`): saves are marked complete only once whole; a plain resume
   restores every tensor (keys converted as `from_pretrained` does) or stops naming the keys.
+- `get_batch_samples`: the rows of the batches the Trainer fetched (and one batch ahead) are decoded and
+  processed in a background thread (`prefetch.py`) while the model trains.
 
 Rows come from `versavid_r1.trainer.rows.rows_to_dataset` (JSON per row); prompts are built by
 `versavid_r1.data.make_conversation` and videos decoded by `versavid_r1.data.load_video` (proxy tasks
@@ -27,6 +32,7 @@ applied, cached), both replaceable through the constructor for other data.
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
 import logging
 from collections.abc import Mapping
@@ -36,10 +42,14 @@ import torch
 from accelerate.utils import gather_object
 from transformers import ProcessorMixin
 from trl import GRPOTrainer
-from trl.extras.profiling import profiling_context
+from trl.extras.profiling import profiling_context, profiling_decorator
 from trl.models import unwrap_model_for_generation
+from trl.trainer.utils import split_pixel_values_by_grid, split_tensor_dict, unsplit_pixel_values_by_grid
 
+from . import shared_prefix
+from .batching import shuffle_groups
 from .checkpoints import CheckpointMixin
+from .prefetch import LookAhead, PromptPrefetcher
 from .rank_sync import all_ranks_agree, fail_together
 from .row_guard import DEFAULT_MAX_SKIPPED_ROWS, RowGuard
 from .rows import DatasetRows, decode_rows
@@ -87,6 +97,12 @@ class Qwen25VLGRPOTrainer(CheckpointMixin, GRPOTrainer):
         max_skipped_rows: rows that fail to load during training (a file changed since validation) are
             skipped, logged with their `file:line`, counted in `data/skipped_rows` and replaced by other rows
             (`row_guard.py`); more than this many distinct failed rows stop training with the list.
+        share_prompt_loss: in every log-prob forward, run each prompt of a micro-batch once for all its rows
+            (`shared_prefix.py`; exact) and shuffle generation batches by whole groups; chunks it cannot pack
+            (no two rows of a prompt, flash-attention-2, images) run TRL's way, logged once per reason.
+            `--share_prompt_loss false` turns it off.
+        prefetch_videos: build the prompt inputs of the batches ahead in a background thread (`prefetch.py`);
+            `video_loader` and `conversation_builder` are then also called from that thread.
     """
 
     def __init__(
@@ -104,6 +120,8 @@ class Qwen25VLGRPOTrainer(CheckpointMixin, GRPOTrainer):
         max_prompt_length: Optional[int] = None,
         share_prompt_prefill: bool = True,
         max_skipped_rows: int = DEFAULT_MAX_SKIPPED_ROWS,
+        share_prompt_loss: bool = True,
+        prefetch_videos: bool = True,
         **kwargs,
     ):
         # Refused before TRL connects to a server: its client cannot send video (see vllm_video.py).
@@ -118,7 +136,11 @@ class Qwen25VLGRPOTrainer(CheckpointMixin, GRPOTrainer):
         self.conversation_builder = conversation_builder or functools.partial(_make_conversation, cfg=video_config)
         self.max_prompt_length = max_prompt_length
         self.share_prompt_prefill = share_prompt_prefill
+        self.share_prompt_loss = share_prompt_loss
         self._active_videos: Optional[list[PromptVideoInputs]] = None
+        self._shared_prefix_fallbacks: set[str] = set()
+        self._prefetcher: Optional[PromptPrefetcher] = None
+        self._look_ahead: Optional[LookAhead] = None
         # Reason: a colocated vLLM engine sized for one bounded video per prompt (vllm_video.py).
         with trainer_engine_context(args, video_config, max_prompt_length):
             super().__init__(
@@ -151,6 +173,11 @@ class Qwen25VLGRPOTrainer(CheckpointMixin, GRPOTrainer):
         self.row_guard = RowGuard(max_skipped_rows, seed=self.args.seed,
                                   sync=gather_object if multi else None,
                                   verbose=self.accelerator.is_main_process)
+        if prefetch_videos:
+            # The worker thread gets its own copy of the processor: a fast tokenizer shared by two threads can
+            # fail ("Already borrowed") when one changes its padding settings while the other uses it.
+            build = functools.partial(self._build_prompt, processor=copy.deepcopy(self.processing_class))
+            self._prefetcher = PromptPrefetcher(build, row_key)
 
     # ---------------------------------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -173,18 +200,10 @@ class Qwen25VLGRPOTrainer(CheckpointMixin, GRPOTrainer):
         return batch, [built[row_key(row)][1] for row in rows]
 
     def _row_inputs(self, row: dict) -> tuple[list, PromptVideoInputs]:
-        """One row's chat messages and processor inputs (its video decoded); raises for a row that cannot load."""
-        messages = self.conversation_builder(row)
-        clips = list(self.video_loader(row) or [])
-        inputs = build_prompt_inputs(
-            self.processing_class,
-            messages,
-            clips,
-            min_pixels=getattr(self.video_config, "min_pixels", None),
-            max_pixels=getattr(self.video_config, "max_pixels", None),
-            chat_template_kwargs=self.chat_template_kwargs,
-            time_encoding=getattr(self.video_config, "time_encoding", "absolute"),
-        )
+        """One row's chat messages and processor inputs, built ahead by the prefetch thread when it has them;
+        raises for a row that cannot load (the prefetcher's failures are redone here, so they raise here)."""
+        prefetched = self._prefetcher.take(row) if self._prefetcher is not None else None
+        messages, inputs = prefetched or self._build_prompt(row)
         n_tokens = len(inputs.input_ids)
         if self.max_prompt_length and n_tokens > self.max_prompt_length:
             raise ValueError(
@@ -193,6 +212,20 @@ class Qwen25VLGRPOTrainer(CheckpointMixin, GRPOTrainer):
                 "count or pixels per frame (nframes / max_pixels) or raise max_prompt_length"
             )
         return messages, inputs
+
+    def _build_prompt(self, row: dict, processor=None) -> tuple[list, PromptVideoInputs]:
+        """One row's chat messages and processor inputs (its video decoded through the loader and its cache)."""
+        messages = self.conversation_builder(row)
+        clips = list(self.video_loader(row) or [])
+        return messages, build_prompt_inputs(
+            processor or self.processing_class,
+            messages,
+            clips,
+            min_pixels=getattr(self.video_config, "min_pixels", None),
+            max_pixels=getattr(self.video_config, "max_pixels", None),
+            chat_template_kwargs=self.chat_template_kwargs,
+            time_encoding=getattr(self.video_config, "time_encoding", "absolute"),
+        )
 
     # --- overrides ---------------------------------------------------------------------------------------
     def log(self, logs: dict, start_time: Optional[float] = None) -> None:
@@ -218,6 +251,31 @@ class Qwen25VLGRPOTrainer(CheckpointMixin, GRPOTrainer):
             self._metrics[mode]["completions/vision_token_cut"].append(float(self._vision_cut_count))
             self._vision_cut_count = 0
         return output
+
+    def get_batch_samples(self, epoch_iterator, num_batches, device):
+        # Reason: decode and process the rows of the fetched batches (and one batch ahead) off the critical path.
+        if self._prefetcher is None:
+            return super().get_batch_samples(epoch_iterator, num_batches, device)
+        if self._look_ahead is None or self._look_ahead.inner is not epoch_iterator:
+            self._look_ahead = LookAhead(epoch_iterator)
+        batches, num_items = super().get_batch_samples(self._look_ahead, num_batches, device)
+        upcoming = batches + [b for b in [self._look_ahead.peek()] if b is not None]
+        self._prefetcher.submit(row for batch in upcoming for row in decode_rows(batch))
+        return batches, num_items
+
+    @profiling_decorator
+    def _prepare_inputs(self, generation_batch):
+        # Reason: TRL shuffles the generation batch by rows; keep groups whole for the shared-prefix loss.
+        # The rest is TRL 1.16's train branch unchanged (batching.py says why the loss is unchanged).
+        if not (self.share_prompt_loss and self.model.training and self._whole_groups(generation_batch)):
+            return super()._prepare_inputs(generation_batch)
+        generate_every = self.args.steps_per_generation * self.num_iterations
+        if self._step % generate_every == 0 or self._buffered_inputs is None:
+            batch = self._generate_and_score_completions(generation_batch)
+            batch = shuffle_groups(split_pixel_values_by_grid(batch), self.num_generations)
+            batches = split_tensor_dict(batch, self.args.steps_per_generation)
+            self._buffered_inputs = [unsplit_pixel_values_by_grid(b) for b in batches]
+        return self._buffered_inputs[self._step % self.args.steps_per_generation]
 
     def _tokenize_prompts(self, prompts: list):
         # Reason: TRL's tokenizer call would load the video itself (or not at all); use the decoded clips.
@@ -269,7 +327,7 @@ class Qwen25VLGRPOTrainer(CheckpointMixin, GRPOTrainer):
         compute_aux_loss=False,
         **kwargs,
     ):
-        # Reason: TRL's helper has no video parameters; run it per chunk with the chunk's video bound in.
+        # Reason: TRL's helper has no video parameters; each chunk gets its rows' video, its prompts run once.
         rows = self._active_videos
         if not rows or not any(r.video_fields for r in rows):
             return super()._get_per_token_logps_and_entropies(
@@ -284,21 +342,13 @@ class Qwen25VLGRPOTrainer(CheckpointMixin, GRPOTrainer):
         logps, entropies, aux = [], [], []
         for start in range(0, input_ids.size(0), batch_size):
             end = min(start + batch_size, input_ids.size(0))
-            ids = input_ids[start:end]
-            video = collate_video_fields(rows[start:end], device=ids.device)
-            if video:
-                video["mm_token_type_ids"] = mm_token_type_ids(ids, self._video_pad_token_id, self._image_pad_token_id)
+            chunk = (model, rows[start:end], input_ids[start:end], attention_mask[start:end], logits_to_keep)
             chunk_kwargs = {k: kwargs[k][start:end] for k in _PER_TOKEN_KWARGS if kwargs.get(k) is not None}
-            lp, ent, ax = super()._get_per_token_logps_and_entropies(
-                functools.partial(model, **video) if video else model,
-                ids,
-                attention_mask[start:end],
-                logits_to_keep,
-                batch_size=end - start,
-                compute_entropy=compute_entropy,
-                compute_aux_loss=compute_aux_loss,
-                **chunk_kwargs,
-            )
+            shared = None if compute_aux_loss or chunk_kwargs else self._shared_prefix_logps(*chunk, compute_entropy)
+            if shared is not None:
+                lp, ent, ax = *shared, None
+            else:
+                lp, ent, ax = self._plain_logps(*chunk, compute_entropy, compute_aux_loss, chunk_kwargs)
             logps.append(lp)
             if compute_entropy:
                 entropies.append(ent)
@@ -309,6 +359,41 @@ class Qwen25VLGRPOTrainer(CheckpointMixin, GRPOTrainer):
             torch.cat(entropies, dim=0) if compute_entropy else None,
             torch.stack(aux).mean() if compute_aux_loss else None,
         )
+
+    def _plain_logps(self, model, rows, ids, mask, logits_to_keep, compute_entropy, compute_aux_loss, chunk_kwargs):
+        """TRL's forward of one chunk of rows, with the rows' video bound in (every row runs its own prompt)."""
+        video = collate_video_fields(rows, device=ids.device)
+        if video:
+            video["mm_token_type_ids"] = mm_token_type_ids(ids, self._video_pad_token_id, self._image_pad_token_id)
+        return super()._get_per_token_logps_and_entropies(
+            functools.partial(model, **video) if video else model, ids, mask, logits_to_keep,
+            batch_size=ids.size(0), compute_entropy=compute_entropy, compute_aux_loss=compute_aux_loss,
+            **chunk_kwargs,
+        )
+
+    def _shared_prefix_logps(self, model, rows, ids, mask, logits_to_keep, compute_entropy):
+        """(log-probs, entropies) of one chunk with each prompt run once for its rows, or None (reason logged once)."""
+        reason = None if self.share_prompt_loss else "off"
+        if reason is None and not all(r.video_fields for r in rows):
+            reason = "rows without a video"
+        if reason is None:
+            prepared = shared_prefix.prepare(
+                model, ids, mask, logits_to_keep, keys=[id(r) for r in rows],
+                video_fields=lambda idx: collate_video_fields([rows[i] for i in idx], device=ids.device),
+                mm_token_type_ids=mm_token_type_ids(ids, self._video_pad_token_id, self._image_pad_token_id),
+                pad_token_id=self._tokenizer.pad_token_id,
+            )
+            reason = prepared if isinstance(prepared, str) else None
+        if reason is not None:
+            if reason != "off" and reason not in self._shared_prefix_fallbacks:
+                self._shared_prefix_fallbacks.add(reason)
+                log.warning("shared-prefix log-probs not used (%s): this forward runs every row's prompt", reason)
+            return None
+        inputs, packed = prepared
+        with self.accelerator.autocast():
+            out = model(**inputs, shift_labels=packed.shift_labels, fused_lm_head=True)
+        entropy = shared_prefix.unpack(out.entropy, packed) if compute_entropy else None
+        return shared_prefix.unpack(out.log_probs, packed), entropy
 
     def _compute_loss(self, model, inputs):
         # Reason: the loss forward needs the micro-batch's own rows of video inputs.
@@ -328,6 +413,11 @@ class Qwen25VLGRPOTrainer(CheckpointMixin, GRPOTrainer):
                 self._prefill_fallback_logged = True
             return False
         return True
+
+    def _whole_groups(self, generation_batch) -> bool:
+        """True when the generation batch is whole groups of G rows (TRL's layout), so groups can be shuffled."""
+        g = self.num_generations
+        return g > 1 and len(generation_batch) % g == 0
 
     def _can_share_prefill(self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images) -> bool:
         """This rank's batch suits the shared prefill: the batch's own rows in TRL's layout (G consecutive copies

@@ -20,8 +20,6 @@ from typing import Any, Optional, Sequence
 import torch
 from transformers import DynamicCache
 
-from trl.trainer.utils import pad
-
 
 def is_grouped(prompt_ids: Sequence[Sequence[int]], group_size: int) -> bool:
     """True when the batch is consecutive runs of `group_size` identical prompts (TRL's layout), G > 1."""
@@ -57,6 +55,8 @@ def left_pad_batch(
 ) -> dict[str, torch.Tensor]:
     """`input_ids`, `attention_mask` and the multimodal fields as TRL's `_generate_single_turn` pads them:
     left padding, per-token list fields (e.g. `mm_token_type_ids`) padded with 0, tensors kept."""
+    from trl.trainer.utils import pad  # here, not at the top: the GPU benchmark imports this module without TRL
+
     ids = [torch.tensor(list(p), dtype=torch.long) for p in prompt_ids]
     out = {
         "input_ids": pad(ids, padding_value=pad_token_id, padding_side="left", pad_to_multiple_of=pad_to_multiple_of),
@@ -125,6 +125,11 @@ def generate_with_shared_prefill(
     `fields` are the multimodal fields of the UNIQUE prompts (`collate_generation_fields` of one row per
     prompt). Rows of the result are grouped by prompt, like TRL's repeated batch. Call under `no_grad`."""
     inputs = left_pad_batch(unique_prompt_ids, fields, pad_token_id, pad_to_multiple_of, device)
+    return generate_from_padded(model, inputs, num_generations, generation_config)
+
+
+def generate_from_padded(model, inputs: dict[str, torch.Tensor], num_generations: int, generation_config):
+    """`generate_with_shared_prefill` from already left-padded inputs of the unique prompts (`left_pad_batch`)."""
     cache = expand_cache(prefill_cache(model, inputs), num_generations)
     expand_rope_deltas(model, num_generations)
     ids = inputs["input_ids"].repeat_interleave(num_generations, dim=0)
