@@ -6,6 +6,13 @@ import pytest
 
 from versavid_r1.data import VideoConfig, clear_video_cache, load_rows
 
+# configs/grpo_tiny_cpu.yaml is the CPU demo's learning experiment (8 generations, two updates per batch, a KL
+# term, a warm-started model); tests that start from it for a short smoke run on the RANDOM tiny model replace
+# those with the cheapest valid GRPO settings, and steer generation towards a well-formed answer so that
+# rewards vary within a group (else every advantage, and every gradient, is 0).
+SMOKE_GRPO = ["--num_generations", "2", "--num_iterations", "1", "--beta", "0.0",
+              "--demo_answer_bias", "10.0", "--demo_answer_text", "<think> I watch the video. </think><answer> A </answer>"]
+
 # Tiny video settings: 4 frames of at most 8 tokens (28x28 px each) -> 2 temporal patches.
 VIDEO = dict(nframes=4, min_pixels=4 * 28 * 28, max_pixels=8 * 28 * 28)
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from conftest import SMOKE_GRPO
 from versavid_r1.grpo import make_parser, resolve_resume, run
 from versavid_r1.trainer.checkpoints import COMPLETE_MARKER, CheckpointError, is_complete, load_full_weights
 from versavid_r1.trainer.run_guard import OutputDirError, OutputDirLock
@@ -36,7 +37,7 @@ def args(model: str, data: str, out: Path, *extra) -> list[str]:
     # 2 prompts x 2 generations per step, a checkpoint every step; a learning rate that moves every tensor
     return ["--config", str(ROOT / "configs/grpo_tiny_cpu.yaml"), "--model_name_or_path", model, "--data_path", data,
             "--output_dir", str(out), "--log_completions", "false", "--report_to", "none",
-            "--per_device_train_batch_size", "4", "--learning_rate", "0.01", "--save_steps", "1", *extra]
+            "--per_device_train_batch_size", "4", "--learning_rate", "0.01", "--save_steps", "1", *SMOKE_GRPO, *extra]
 
 
 def train(*argv):

@@ -20,6 +20,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from conftest import SMOKE_GRPO
 from versavid_r1 import prompts
 from versavid_r1.grpo import make_parser, run
 from versavid_r1.tasks import MCQA
@@ -50,7 +51,7 @@ def lora_run(tmp_path_factory, demo_jsonl):
             "--output_dir", "out", "--max_steps", "1", "--save_steps", "1", "--max_completion_length", "8",
             "--report_to", "wandb" if HAS_WANDB else "tensorboard", "--use_peft", "true",
             "--policy_prompt", "authors", "--per_device_train_batch_size", str(2 * len(mcqa)),
-            "--check_judges", "false"]
+            "--check_judges", "false", "--log_completions", "true", *SMOKE_GRPO]
     mp = pytest.MonkeyPatch()
     mp.chdir(work)
     mp.setenv("WANDB_MODE", "offline")
@@ -145,13 +146,13 @@ def test_run_folder_records_settings_commit_and_versions(lora_run):
 
     info = json.loads((lora_run["out"] / "versavid_run.json").read_text())
     assert info["grpo_config"]["max_completion_length"] == 8 and info["grpo_config"]["max_steps"] == 1
-    assert info["grpo_config"]["num_generations"] == 2  # from the YAML
+    assert info["grpo_config"]["num_generations"] == 2 and info["grpo_config"]["learning_rate"] == 1e-3  # flag, YAML
     assert info["model_config"]["use_peft"] is True and info["model_config"]["lora_target_modules"]
     assert info["model"] == str(lora_run["work"] / "tiny")
     assert info["script_args"]["policy_prompt"] == "authors" and info["video_config"]["nframes"] == 4
     assert info["policy_prompt"] == {"preset": "authors", "instruction": prompts.TAG_INSTRUCTION,
                                      "mcqa_suffix": False}
-    assert info["reward_config"]["on_judge_error"] == "skip"
+    assert info["reward_config"]["on_judge_error"] == "raise"  # from the YAML
     env = info["environment"]
     assert env["git"]["commit"] == git_head() and isinstance(env["git"]["dirty"], bool)
     assert env["packages"]["transformers"] == transformers.__version__ and env["packages"]["trl"] == trl.__version__

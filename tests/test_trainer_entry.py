@@ -21,6 +21,7 @@ import pytest
 import torch
 import yaml
 
+from conftest import SMOKE_GRPO
 from versavid_r1.grpo import main, make_parser, resolve_resume, run
 from versavid_r1.tasks import CAPTION, DARK_EVENT_INFER, MCQA, MIX_VID_QA
 from versavid_r1.trainer.checkpoints import COMPLETE_MARKER
@@ -87,9 +88,8 @@ def dead_url() -> str:
 
 
 # Smoke-run settings on top of the demo config: random weights steered to an answer, few short steps.
-SMOKE = ["--max_steps", "4", "--per_device_train_batch_size", "8", "--num_generations", "2", "--beta", "0.0",
-         "--max_completion_length", "24", "--save_steps", "2", "--on_judge_error", "skip", "--judge_retries", "0",
-         "--demo_answer_bias", "10.0", "--demo_answer_text", "<think> I watch the video. </think><answer> A </answer>"]
+SMOKE = [*SMOKE_GRPO, "--max_steps", "4", "--per_device_train_batch_size", "8",
+         "--max_completion_length", "24", "--save_steps", "2", "--on_judge_error", "skip", "--judge_retries", "0"]
 
 
 def entry_args(model, data, out, *extra) -> list[str]:
