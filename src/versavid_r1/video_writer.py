@@ -108,7 +108,10 @@ def remux_jpeg_folder(folder: Union[str, Path], out: Union[str, Path], fps: floa
         stream = container.add_stream("mjpeg", rate=rate)
         stream.width, stream.height = width, height
         stream.pix_fmt = "yuvj420p"  # container metadata only: the decoder reads each JPEG's own format
-        stream.time_base = 1 / rate
+        # Fixed here: the Matroska muxer replaces the stream's time base (1/1000) once the header is written,
+        # and packets stamped with that later value would be k milliseconds apart instead of k / fps seconds.
+        frame_base = Fraction(1) / rate
+        stream.time_base = frame_base
         for k, path in enumerate(frames):
             with Image.open(path) as img:
                 if img.size != (width, height):
@@ -116,7 +119,7 @@ def remux_jpeg_folder(folder: Union[str, Path], out: Union[str, Path], fps: floa
             packet = av.Packet(path.read_bytes())
             packet.stream = stream
             packet.pts = packet.dts = k
-            packet.time_base = stream.time_base
+            packet.time_base = frame_base
             container.mux(packet)
     tmp.replace(out)
     return out
