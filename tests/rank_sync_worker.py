@@ -3,7 +3,10 @@
 1. The generation path is chosen together: rank 0's batch suits the shared prefill (G copies of each prompt in
    a row), rank 1's does not (rows interleaved); both must take TRL's path. Each rank prints how many videos
    its vision tower encoded during generation (`videos=N`).
-2. A video loader that fails on rank 1 only: every rank must stop with rank 1's error, at once.
+2. A video that fails to load on rank 1 only: both ranks skip the row (the row guard shares failures) and go
+   on; each prints the rows it skipped.
+3. Building the batch fails on rank 1 only, outside any row (a bug, memory), after the rows loaded: every rank must stop with rank 1's
+   error, at once.
 
 Usage: rank_sync_worker.py MODEL_DIR DATA_JSONL OUTPUT_DIR
 """
@@ -18,6 +21,7 @@ from versavid_r1.data import VideoConfig, load_rows, load_video
 from versavid_r1.trainer import Qwen25VLGRPOTrainer, rows_to_dataset
 
 LOADER_ERROR = "cannot decode the clip of this row (rank 1 only)"
+BATCH_ERROR = "building the batch failed (rank 1 only)"
 
 
 def main(model_dir: str, data: str, out: str) -> None:
@@ -31,7 +35,7 @@ def main(model_dir: str, data: str, out: str) -> None:
     fail = {"now": False}
 
     def loader(row):
-        if fail["now"] and rank == 1:
+        if fail["now"] and rank == 1 and row["id"] == "demo-0000":
             raise RuntimeError(LOADER_ERROR)
         return [load_video(row, cfg)]
 
@@ -56,6 +60,17 @@ def main(model_dir: str, data: str, out: str) -> None:
     hook.remove()
     print(f"rank={rank} videos={sum(encoded)}", flush=True)
     fail["now"] = True
+    trainer._generate_and_score_completions(batch)
+    skipped = ",".join(f.name.split()[0].rsplit("/", 1)[-1] for f in trainer.row_guard.skipped.values())
+    print(f"rank={rank} skipped={skipped}", flush=True)
+    if rank == 1:  # fails after the row guard's own collective, as a bug in building the batch would
+        prepare = trainer.row_guard.prepare
+
+        def broken(*args, **kwargs):
+            prepare(*args, **kwargs)
+            raise RuntimeError(BATCH_ERROR)
+
+        trainer.row_guard.prepare = broken
     trainer._generate_and_score_completions(batch)
     print(f"rank={rank} went on after the failure", flush=True)
 

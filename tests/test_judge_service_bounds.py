@@ -82,7 +82,9 @@ def test_work_of_a_client_that_gave_up_is_cancelled(slow_judge):
     bound = 3 * 4 * (math.ceil(1.0 / per_call) + 1)      # 3 attempts x (calls in the deadline + 1 in flight)
     print(f"generated {generated} of 192 items sent ({calls} calls of ~{per_call:.2f} s, bound {bound}), "
           f"cancelled {after['cancelled'] - before['cancelled']}, idle {idle_after:.2f} s after")
-    assert generated <= min(bound, 63), f"{generated} generations: the work was not cancelled"
+    # Without cancellation all 192 are generated; the bound follows the measured call time, the cap of half
+    # keeps a slow machine (long calls, a large bound) from excusing work that was not cancelled.
+    assert generated <= min(bound, 96), f"{generated} generations: the work was not cancelled"
     assert after["cancelled"] - before["cancelled"] >= 192 - generated
     assert idle_after < 1.5 and after["cancelled_requests"] - before.get("cancelled_requests", 0) == 3
 

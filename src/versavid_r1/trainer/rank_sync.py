@@ -74,7 +74,11 @@ def all_ranks_agree(flag: bool) -> bool:
 
 
 def fail_together(fn: Callable[[], T], what: str) -> T:
-    """Collective: run `fn()` on this rank, then `raise_if_any_rank_failed`; return its result when all succeeded."""
+    """Collective: run `fn()` on this rank, then `raise_if_any_rank_failed`; return its result when all succeeded.
+
+    A collective inside `fn` must come before anything in `fn` that can fail on one rank only: a rank that
+    failed earlier would meet the others' collective with this one's. (The trainer's row guard shares row
+    failures in its own all-gather, and catches them, so a row that fails on one rank does not stop the run.)"""
     try:
         result, error = fn(), None
     except Exception as exc:  # noqa: BLE001  (any error is fatal here; it is re-raised below on every rank)

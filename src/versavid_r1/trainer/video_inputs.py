@@ -204,8 +204,11 @@ def build_prompt_inputs(
 
 
 def row_key(row: dict) -> str:
-    """A stable key of a data row (rows are JSON-like dicts), to process each unique prompt once per batch."""
-    return json.dumps(row, sort_keys=True, default=str)
+    """A stable key of a data row (rows are JSON-like dicts), to process each unique prompt once per batch.
+
+    Keys whose value is None are left out: a batch pads every row with the keys of the others (`uniform_keys`),
+    and the same row drawn alone (a replacement, a prefetch) must keep the same key."""
+    return json.dumps({k: v for k, v in row.items() if v is not None}, sort_keys=True, default=str)
 
 
 def collate_video_fields(rows: Sequence[Optional[PromptVideoInputs]], device=None) -> dict[str, torch.Tensor]:
