@@ -7,7 +7,8 @@
 2. removes the final `model.safetensors` and runs the entry again with `--resume_from_checkpoint true`
    (no step is left to train), so the final save holds exactly what the resume loaded;
 3. records every call of Qwen2.5-VL's `get_rope_index` (the dtype and values of `second_per_grid_ts`, and
-   whether gradients were on: off in generation, on in the loss) into RECORD.json.
+   whether it came from a log-prob forward, `_get_per_token_logps_and_entropies`, or from generation) into
+   RECORD.json.
 """
 from __future__ import annotations
 
@@ -21,6 +22,16 @@ import versavid_r1  # noqa: F401  (installs the rope-index workaround before tra
 from transformers.models.qwen2_5_vl import modeling_qwen2_5_vl
 
 CALLS: list[dict] = []
+LOGPROB_FORWARD = "_get_per_token_logps_and_entropies"
+
+
+def _in_logprob_forward() -> bool:
+    frame = sys._getframe(2)
+    while frame is not None:
+        if frame.f_code.co_name == LOGPROB_FORWARD:
+            return True
+        frame = frame.f_back
+    return False
 
 
 def record(get_rope_index):
@@ -28,7 +39,7 @@ def record(get_rope_index):
         seconds = kwargs.get("second_per_grid_ts")
         if isinstance(seconds, torch.Tensor):
             CALLS.append({"dtype": str(seconds.dtype), "values": seconds.float().tolist(),
-                          "grad": torch.is_grad_enabled()})
+                          "logprob_forward": _in_logprob_forward()})
         return get_rope_index(self, *args, **kwargs)
 
     return wrapper

@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from conftest import SMOKE_GRPO
 from test_trainer import make_trainer, varied_reward
 from test_trainer_prefill import VisionCounter
 from versavid_r1.data import VideoConfig
@@ -282,14 +283,15 @@ ZERO3_PAIR = r"""
 import json, sys
 from safetensors.torch import load_file
 from versavid_r1.grpo import make_parser, run
-config, model, data, out = sys.argv[1:5]
+config, model, data, out, extra = sys.argv[1:6]
 weights = {}
 for share in ("false", "true"):
     args = ["--config", config, "--model_name_or_path", model, "--data_path", data, "--output_dir", f"{out}/{share}",
             "--deepspeed", "configs/deepspeed/zero3.json", "--use_cpu", "false", "--max_steps", "1",
             "--save_strategy", "no", "--log_completions", "false", "--report_to", "none", "--check_judges", "false",
             "--per_device_train_batch_size", "8", "--num_generations", "4", "--nframes", "16",
-            "--optim", "sgd", "--learning_rate", "1.0", "--share_prompt_loss", share, "--prefetch_videos", "false"]
+            "--optim", "sgd", "--learning_rate", "1.0", "--share_prompt_loss", share, "--prefetch_videos", "false",
+            *json.loads(extra)]
     run(*make_parser().parse_args_and_config(args=args))
     weights[share] = load_file(f"{out}/{share}/model.safetensors")
 base = load_file(f"{model}/model.safetensors")
@@ -307,7 +309,7 @@ def test_zero3_training_step_equals_the_plain_path(tiny_dirs, demo_jsonl, tmp_pa
     data.write_text("".join(json.dumps(r) + "\n" for r in rows if r["problem_type"] == "MCQA"))
     env = {"DS_ACCELERATOR": "cpu", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-c", ZERO3_PAIR, str(ROOT / "configs/grpo_tiny_cpu.yaml"), tiny_dirs["qwen2_5_vl"],
-           str(data), str(tmp_path / "out")]
+           str(data), str(tmp_path / "out"), json.dumps(SMOKE_GRPO[2:])]  # rewards that differ; G stays 4
     # its own session: a timeout also ends DeepSpeed's op compiler, which would leave its build lock behind
     proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)

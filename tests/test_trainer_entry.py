@@ -332,7 +332,8 @@ def test_deepspeed_zero2_bf16_resumes_and_generates_with_fp32_seconds_per_grid(t
     assert (out / "checkpoint-2" / "global_step2").is_dir(), "a DeepSpeed checkpoint"
     assert_resume_restored(out, tiny_model)
     calls = json.loads(record.read_text())
-    generate, loss = [c for c in calls if not c["grad"]], [c for c in calls if c["grad"]]
+    generate = [c for c in calls if not c["logprob_forward"]]
+    loss = [c for c in calls if c["logprob_forward"]]
     assert generate and loss
     expected = float(torch.tensor(2 * 35 / 8 / 6, dtype=torch.float32))
     assert {c["dtype"] for c in calls} == {"torch.float32"}
