@@ -88,21 +88,24 @@ def test_frames_shrunk_while_decoding_equal_shrinking_them_all_at_once(vfr_video
     assert small.dtype == torch.uint8 and torch.equal(small, q.resize_frames(full, (28, 56)).to(torch.uint8))
 
 
-# Peak memory of load_video (what training calls) on one clip, per reader, in a fresh process: PyAV first,
-# then decord (ru_maxrss is the process's peak so far, so the second figure can only be overstated).
+# Peak memory of load_video (what training calls) on one clip, per reader, in a fresh process: PyAV, then
+# decord. The peak is VmHWM, the high-water mark of this process's own memory map, reset before each reader
+# (writing 5 to clear_refs). Not ru_maxrss: Linux carries it across exec, so a child of a large pytest
+# process starts with its parent's size.
 _MEASURE = """
-import json, resource, sys
+import json, sys
 from versavid_r1.data import VideoConfig, load_video
 path, n = sys.argv[1], int(sys.argv[2])
 row = {"problem": "q", "solution": "<answer>a</answer>", "problem_type": "caption", "video": path}
-def mb(text, key):
-    return int(text.split(key + ":")[1].split()[0]) / 1024
+def mb(key):
+    return int(open("/proc/self/status").read().split(key + ":")[1].split()[0]) / 1024
 out = {}
 for backend in ("pyav", "decord"):
-    base = mb(open("/proc/self/status").read(), "VmRSS")
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+    base = mb("VmRSS")
     clip = load_video(row, VideoConfig(nframes=n, backend=backend, cache_size=0))
-    out[backend] = {"growth_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - base,
-                    "shape": list(clip.frames.shape)}
+    out[backend] = {"growth_mb": mb("VmHWM") - base, "shape": list(clip.frames.shape)}
     del clip
 print(json.dumps(out))
 """
@@ -112,7 +115,7 @@ def test_full_hd_source_is_decoded_at_a_bounded_size(tmp_path):
     """20 frames of 1080p through load_video. Decoding them all and then resizing (the old way) holds every
     frame at the source size as uint8 and as float at once: 620 MB (measured: 840 MB). Shrunk a few at a
     time right after decoding, the peak is a couple of frames plus the reader's own buffers, whatever the
-    number of frames (measured: decord about 400 MB, its frame pool; PyAV about 200 MB)."""
+    number of frames (measured: decord about 250 MB, its frame pool; PyAV about 150 MB)."""
     h, w, n = 1080, 1920, 20
     ramp = (np.linspace(0, 200, h)[:, None, None] + np.linspace(0, 50, w)[None, :, None]).astype(np.uint8)
     path = write_mp4(tmp_path / "hd.mp4", (np.broadcast_to(ramp + 2 * i, (h, w, 3)) for i in range(n)), fps=24, crf=30)
