@@ -53,18 +53,7 @@ if [[ $# -gt 0 && "$1" != -* ]]; then DATA_PATH="$1"; shift; fi
 if [[ $# -gt 0 && "$1" == "--" ]]; then shift; fi
 EXTRA_ARGS=("$@")
 
-# ---- environment -----------------------------------------------------------------------------
-if [[ "${SKIP_INSTALL:-0}" != 1 ]]; then
-  bash scripts/install.sh
-  PY="$ROOT/.venv/bin/python"
-  export PATH="$ROOT/.venv/bin:$PATH"
-else
-  PY="$(command -v python)"
-fi
-
-NUM_GPUS="$("$PY" -c 'import torch; print(torch.cuda.device_count() if torch.cuda.is_available() else 0)')"
-# Without a GPU DeepSpeed picks its CPU accelerator anyway; saying so up front spares a warning per process.
-[[ $NUM_GPUS -eq 0 ]] && export DS_ACCELERATOR="${DS_ACCELERATOR:-cpu}"
+# ---- which run: the embedded default or the paper recipe ----------------------------------------
 EMBEDDED=0
 [[ -z "${MODEL_PATH:-}" ]] && EMBEDDED=1
 
@@ -79,6 +68,27 @@ else
     exit 2
   fi
 fi
+[[ $EMBEDDED == 1 ]] && WARM_START_CONFIG="${WARM_START_CONFIG:-configs/warm_start_tiny_cpu.yaml}"
+# The config files are checked before anything is installed or started: a typo costs a second, not a run.
+for config_file in "$CONFIG" "${WARM_START_CONFIG:-}" "${DEEPSPEED_CONFIG:-}"; do
+  if [[ -n "$config_file" && ! -f "$config_file" ]]; then
+    echo "run_qwen25vl_train.sh: config file not found: $config_file" >&2
+    exit 2
+  fi
+done
+
+# ---- environment -----------------------------------------------------------------------------
+if [[ "${SKIP_INSTALL:-0}" != 1 ]]; then
+  bash scripts/install.sh
+  PY="$ROOT/.venv/bin/python"
+  export PATH="$ROOT/.venv/bin:$PATH"
+else
+  PY="$(command -v python)"
+fi
+
+NUM_GPUS="$("$PY" -c 'import torch; print(torch.cuda.device_count() if torch.cuda.is_available() else 0)')"
+# Without a GPU DeepSpeed picks its CPU accelerator anyway; saying so up front spares a warning per process.
+[[ $NUM_GPUS -eq 0 ]] && export DS_ACCELERATOR="${DS_ACCELERATOR:-cpu}"
 OUTPUT_DIR="${OUTPUT_DIR:-outputs/${RUN_NAME}_$(date +%Y%m%d_%H%M%S)}"
 mkdir -p "$OUTPUT_DIR"
 LOG="$OUTPUT_DIR/train.log"
@@ -118,7 +128,6 @@ wait_healthy() {  # URL PID NAME LOGFILE
 
 if [[ $EMBEDDED == 1 ]]; then
   DEMO_DIR="${DEMO_DIR:-demo}"
-  WARM_START_CONFIG="${WARM_START_CONFIG:-configs/warm_start_tiny_cpu.yaml}"
   # One torch thread per process: a 0.3 M-parameter model gains nothing from more, and spinning threads
   # make every step several times slower as soon as another process (a judge, anything) wants a core.
   export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
@@ -140,6 +149,7 @@ if [[ $EMBEDDED == 1 ]]; then
   JUDGE_PIDS+=($!)
   "$PY" src/gpt35_judge_service.py --backend lexical --port "$cport" > "$OUTPUT_DIR/judges/caption_judge.log" 2>&1 &
   JUDGE_PIDS+=($!)
+  echo "[run] judge services starting at $QWEN_JUDGE_URL and $CAPTION_JUDGE_URL (pids ${JUDGE_PIDS[*]}; logs in $OUTPUT_DIR/judges)"
 
   echo "[run] 2/4 warm start ($WARM_START_CONFIG) -> $OUTPUT_DIR/warm-start"
   if ! "$PY" -m versavid_r1.warm_start --config "$WARM_START_CONFIG" --model_name_or_path "$DEMO_DIR/tiny-qwen25vl" \

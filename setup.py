@@ -38,6 +38,7 @@ EXTRAS = {
         "pytest==9.2.0",
         "hypothesis==6.170.15",
         "pytest-timeout==2.4.0",
+        "pytest-xdist==3.8.0",
     ],
     # An experiment tracker for `--report_to wandb` (TensorBoard, the default, is in CORE). Runs offline
     # with WANDB_MODE=offline; `wandb sync` uploads later. bash scripts/install.sh --tracking installs it.

@@ -142,6 +142,7 @@ def test_shared_loss_flops_count_the_pairs_the_block_mask_allows(bench):
     assert paper[512]["ratio"] > 3 and 1.0 < paper[2048]["ratio_dense_mask"] < paper[2048]["ratio"]
 
 
+@pytest.mark.slow
 def test_gpu_check_dry_run_without_trl(tmp_path):
     """scripts/bench/gpu_check.sh --dry-run: the GPU check's whole code path on CPU with TRL and datasets missing
     (the GPU machine has only torch and transformers), one JSON file out."""

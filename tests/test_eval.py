@@ -219,6 +219,7 @@ def run_cli(config: Path, *flags: str, **popen) -> subprocess.Popen:
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen)
 
 
+@pytest.mark.slow
 def test_resume_after_limit_generates_only_the_rest(tiny_vl, demo, base, qwen_stub_judge, caption_judge):
     out = base / "run-resume"
     config = write_config(base / "c.yaml", demo, out, batch_size=2, qwen_judge_url=qwen_stub_judge,
@@ -257,6 +258,7 @@ def test_resume_after_limit_generates_only_the_rest(tiny_vl, demo, base, qwen_st
     assert again["by_type"] == summary["by_type"]
 
 
+@pytest.mark.slow
 def test_sigkill_mid_run_loses_at_most_the_batch_in_flight(tiny_vl, demo, base):
     # 40 multiple-choice rows (no judge needed), one per batch: the kill lands between two appends or
     # inside one generate call.

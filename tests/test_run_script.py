@@ -48,6 +48,19 @@ def _judge_urls(log: str) -> list[str]:
     return re.findall(r"ready at (http://127\.0\.0\.1:\d+)", log)
 
 
+def _judge_pids(log: str) -> list[int]:
+    found = re.search(r"judge services starting at .* \(pids (\d+) (\d+);", log)
+    return [int(p) for p in found.groups()] if found else []
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
 def _down(url: str) -> bool:
     try:
         httpx.get(url + "/health", timeout=2)
@@ -82,6 +95,21 @@ def test_help_prints_usage_and_starts_nothing(tmp_path, flag):
     for word in ("MODEL_PATH", "DATA_PATH", "WARM_START_CONFIG", "SKIP_INSTALL", "--help", "lexical"):
         assert word in proc.stdout
     assert "set -euo" not in proc.stdout and not proc.stdout.lstrip().startswith("#")
+    assert not mark.exists() and not (tmp_path / "run").exists() and not (tmp_path / "demo").exists()
+
+
+@pytest.mark.parametrize("variable", ["CONFIG", "WARM_START_CONFIG", "DEEPSPEED_CONFIG"])
+def test_a_missing_config_file_stops_before_anything_starts(tmp_path, variable):
+    stub = tmp_path / "bin"
+    stub.mkdir()
+    mark = tmp_path / "python-was-called"
+    (stub / "python").write_text(f"#!/bin/sh\ntouch {mark}\n")
+    (stub / "python").chmod(0o755)
+    missing = str(tmp_path / "typo.yaml")
+    env = _env(tmp_path, PATH=f"{stub}{os.pathsep}{os.environ['PATH']}", OUTPUT_DIR=str(tmp_path / "run"),
+               **{variable: missing})
+    proc = subprocess.run(["bash", str(SCRIPT)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 2 and f"config file not found: {missing}" in proc.stderr, proc.stderr
     assert not mark.exists() and not (tmp_path / "run").exists() and not (tmp_path / "demo").exists()
 
 
@@ -145,16 +173,18 @@ def test_embedded_default_learns_and_stops_its_judges(tmp_path):
 
     urls = _judge_urls(log)
     assert len(urls) == 2 and all(_down(u) for u in urls), urls
+    assert all(_gone(p) for p in _judge_pids(log)) and len(_judge_pids(log)) == 2
 
 
 @pytest.mark.slow
 def test_failed_training_still_stops_the_judges(tmp_path):
+    # the judges start before the warm start: a warm start that fails (an option its parser does not know)
+    # stops the job with them running
     warm = yaml.safe_load((ROOT / "configs" / "warm_start_tiny_cpu.yaml").read_text())
-    (tmp_path / "warm.yaml").write_text(yaml.safe_dump({**warm, "max_steps": 2}))  # the failure comes after it
-    proc = _run(tmp_path, OUTPUT_DIR=str(tmp_path / "run"), CONFIG=str(tmp_path / "missing.yaml"),
-                WARM_START_CONFIG=str(tmp_path / "warm.yaml"))
+    (tmp_path / "warm.yaml").write_text(yaml.safe_dump({**warm, "no_such_option": 1}))
+    proc = _run(tmp_path, OUTPUT_DIR=str(tmp_path / "run"), WARM_START_CONFIG=str(tmp_path / "warm.yaml"))
     log = proc.stdout + proc.stderr
     assert proc.returncode != 0
-    assert "training failed" in log and "missing.yaml" in log
-    urls = _judge_urls(log)
-    assert len(urls) == 2 and all(_down(u) for u in urls), urls
+    assert "warm start failed" in log and "no_such_option" in log, log[-3000:]
+    pids = _judge_pids(log)
+    assert len(pids) == 2 and all(_gone(p) for p in pids), log[-3000:]
