@@ -6,14 +6,6 @@ import pytest
 
 from versavid_r1.data import VideoConfig, clear_video_cache, load_rows
 
-
-
-def pytest_collection_modifyitems(config, items):
-    """The slow end-to-end tests first: handed out to the parallel workers early, they do not leave one
-    worker running alone at the end (a stable sort keeps every other order)."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
-
-
 # configs/grpo_tiny_cpu.yaml is the CPU demo's learning experiment (8 generations, two updates per batch, a KL
 # term, a warm-started model); tests that start from it for a short smoke run on the RANDOM tiny model replace
 # those with the cheapest valid GRPO settings, and steer generation towards a well-formed answer so that
