@@ -17,7 +17,7 @@
 #
 # With MODEL_PATH and DATA_PATH: the paper recipe (configs/grpo_paper_8xA800.yaml: DeepSpeed ZeRO-3
 # with CPU offload) on GPUs, launched by torchrun (multi-node capable). The judges must already be running (see
-# README, "Judge services"); training checks their health before the model loads.
+# docs/judges.md); training checks their health before the model loads.
 #
 # Environment (all optional):
 #   MODEL_PATH         policy model directory or hub id            (unset: embedded default)
@@ -140,7 +140,7 @@ if [[ $EMBEDDED == 1 ]]; then
   DATA_PATH="${DATA_PATH:-$DEMO_DIR/data/demo.jsonl}"
 
   # The judges start now and get ready while the warm start runs. Lexical backend: verdicts and AutoDQ by
-  # content-word coverage, no model (README, "The lexical backend").
+  # content-word coverage, no model (docs/judges.md, "The lexical backend").
   mkdir -p "$OUTPUT_DIR/judges"
   qport="$(free_port)"; cport="$(free_port)"
   QWEN_JUDGE_URL="http://127.0.0.1:$qport"; CAPTION_JUDGE_URL="http://127.0.0.1:$cport"

@@ -1,6 +1,7 @@
 """The repository documents itself: no tracked file points at notes that users never get (the method and
-stack notes the project was built from live outside the repository), and every `docs/` page that a file
-cites exists."""
+stack notes the project was built from live outside the repository), every `docs/` page that a file
+cites exists, every relative link of README.md and docs/*.md names an existing file, and the documented
+CPU training commands parse."""
 from __future__ import annotations
 
 import re
@@ -14,6 +15,10 @@ OUTSIDE_NOTES = re.compile("|".join([
     re.escape("../" + "shared"), re.escape("/work/" + "shared"),
 ]))
 DOCS_LINK = re.compile(r"docs/([A-Za-z0-9_\-]+\.md)")
+# [text](target) and ![alt](target); the target ends at whitespace (an optional "title") or ")".
+MARKDOWN_LINK = re.compile(r"!?\[[^\]\n]*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
+DOC_PAGES = ("data.md", "training.md", "judges.md", "rewards.md", "evaluation.md", "reliability.md",
+             "method.md", "deviations.md", "stack.md")
 TEXT_SUFFIXES = {".py", ".md", ".yaml", ".yml", ".sh", ".json", ".toml", ".ini", ".cfg", ".txt", ""}
 
 
@@ -39,7 +44,7 @@ def test_no_tracked_file_cites_notes_outside_the_repository():
 
 
 def test_cited_docs_pages_exist():
-    for page in ("method.md", "deviations.md", "stack.md"):
+    for page in DOC_PAGES:
         assert (ROOT / "docs" / page).is_file(), page
     missing = set()
     for path in tracked_text_files():
@@ -49,13 +54,19 @@ def test_cited_docs_pages_exist():
     assert not missing, sorted(missing)
 
 
-def readme_training_commands() -> list[list[str]]:
-    """The training commands in README code blocks (continuations joined), as argv after `-m versavid_r1.grpo`;
-    commands with placeholders (`...`, `<setup>`, `$VAR`) are left out."""
+def markdown_pages() -> list[Path]:
+    """README.md and every page under docs/."""
+    return [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
+def documented_training_commands() -> list[list[str]]:
+    """The training commands in the code blocks of README.md and docs/*.md (continuations joined), as argv
+    after `-m versavid_r1.grpo`; commands with placeholders (`...`, `<setup>`, `$VAR`) are left out."""
     import shlex
 
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
-    blocks = re.findall(r"```bash\n(.*?)```", text, re.DOTALL)
+    blocks = []
+    for page in markdown_pages():
+        blocks += re.findall(r"```bash\n(.*?)```", page.read_text(encoding="utf-8"), re.DOTALL)
     commands = []
     for block in blocks:
         for command in re.sub(r"\\\n\s*", " ", block).splitlines():
@@ -65,15 +76,43 @@ def readme_training_commands() -> list[list[str]]:
     return commands
 
 
-def test_readme_cpu_training_commands_parse_and_name_existing_files():
-    """The README's CPU commands as written (they were run end to end when written; the slow tests of
-    test_trainer_entry.py run torchrun and DeepSpeed with the same config)."""
+def test_documented_cpu_training_commands_parse_and_name_existing_files():
+    """The CPU training commands of README.md and docs/*.md (docs/training.md, "CPU runs") as written (they
+    were run end to end when written; the slow tests of test_trainer_entry.py run torchrun and DeepSpeed
+    with the same config)."""
     from versavid_r1.grpo import make_parser
 
-    commands = [c for c in readme_training_commands() if "configs/grpo_tiny_cpu.yaml" in c]
+    commands = [c for c in documented_training_commands() if "configs/grpo_tiny_cpu.yaml" in c]
     assert len(commands) >= 2  # DeepSpeed on one process, torchrun with two
     for argv in commands:
         script, training, model = make_parser().parse_args_and_config(args=argv)
         for flag in ("--config", "--deepspeed"):
             if flag in argv:
                 assert (ROOT / argv[argv.index(flag) + 1]).is_file(), (flag, argv)
+
+
+def relative_links(text: str) -> list[str]:
+    """The targets of the markdown links of `text` that are paths in the repository: code blocks and inline
+    code are left out, and so are URLs (`scheme:`) and links to an anchor of the same page."""
+    text = re.sub(r"(?ms)^\s*```.*?^\s*```", "", text)
+    text = re.sub(r"`[^`\n]*`", "", text)
+    return [t for t in MARKDOWN_LINK.findall(text)
+            if not t.startswith("#") and not re.match(r"[A-Za-z][A-Za-z0-9+.\-]*:", t)]
+
+
+def test_relative_links_of_readme_and_docs_name_existing_files():
+    """Every relative link `[text](path)` or `[text](path#anchor)` of README.md and docs/*.md points at a
+    file or folder that exists (relative to the page; anchors are not checked)."""
+    broken = []
+    for page in markdown_pages():
+        for target in relative_links(page.read_text(encoding="utf-8")):
+            path = target.split("#", 1)[0].split("?", 1)[0]
+            if not (page.parent / path).exists():
+                broken.append(f"{page.relative_to(ROOT)} -> {target}")
+    assert not broken, broken
+
+
+def test_relative_links_parser():
+    text = ("[a](pages/a.md) [b](b.md#x) ![c](img.png \"t\") [d](#anchor) [e](https://x.org/y) `[f](no.md)`\n"
+            "```bash\n[g](no.md)\n```\n")
+    assert relative_links(text) == ["pages/a.md", "b.md#x", "img.png"]

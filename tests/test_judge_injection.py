@@ -5,7 +5,7 @@ Qwen2.5 judge service (openai backend) and the real reward path (`score_rows`).
 The fixed set below holds honest answers and injected ones for two DarkEventInfer rows and two MixVidQA
 rows. Without the defence the obedient judge pays every injection; with the decoy check (the default)
 no injected answer gains reward and every honest answer keeps its reward. Run with `-s` to print the
-table (it is copied into README.md, "Reward hacking through the judge").
+table (it is copied into docs/judges.md, "Reward hacking through the judge").
 """
 from __future__ import annotations
 

@@ -145,7 +145,7 @@ MCQA_CASES = [
     (good("\\boxed{B} or \\boxed{C}"), "B", 0.0),
     (good("B. first option\nC. second option"), "B", 0.0),
     (good("B or B"), "B", 1.0),  # the same letter twice is one letter
-    # hedges the README promises get 0 (issue 11 part 4: these were paid)
+    # hedges docs/rewards.md promises get 0 (issue 11 part 4: these were paid)
     (good("B or C?"), "B", 0.0),
     (good("B; C"), "B", 0.0),
     (good("B or maybe A"), "B", 0.0),

@@ -7,7 +7,7 @@
 `content` and `sol` may be whole completions / solutions: the services take the text inside
 `<answer>` (versavid_r1.answer.extract_answer), as the original did.
 
-Errors, and how a client tells them apart (the README's "Errors and retries" states the same):
+Errors, and how a client tells them apart (docs/judges.md, "Errors and retries", states the same):
 
 * **Outage** (retry it, maybe on another replica): connection errors, timeouts, HTTP 5xx, 408, 429.
 * **Permanent failure of one item** (do not retry; skip the item): on `/predict`, HTTP 422 whose JSON

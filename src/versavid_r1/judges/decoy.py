@@ -17,7 +17,7 @@ this item's and is no longer (so the policy cannot tell decoy from real prompts,
 fits wherever the real one did), else one of the fixed unrelated texts
 in `versavid_r1.prompts` (picked by a hash of the item, so the same item always gets the same one).
 
-Limits (README, "Reward hacking through the judge"): an injection that conditions on the ground truth
+Limits (docs/judges.md, "Reward hacking through the judge"): an injection that conditions on the ground truth
 ("answer 2 unless the ground truth mentions a lighthouse") can pass it, more easily against the fixed
 decoys than against another row's truth; a judge that gives positive verdicts to vague answers may
 flag a vague honest answer; the check costs one more generation per positive verdict.

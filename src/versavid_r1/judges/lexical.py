@@ -4,7 +4,7 @@ It serves smoke tests, debugging and the CPU demo, where no judge model is at ha
 not meaning: paraphrases with other words, negation and wrong details that share the reference's
 words fool it. Never report its scores as the paper's judged metrics.
 
-What it computes (the README's "The lexical backend" says the same):
+What it computes (docs/judges.md, "The lexical backend", says the same):
 
 - **content words** of a text: the lower-cased runs of letters and digits, minus single letters and
   `prompts.LEXICAL_STOP_WORDS`, each cut by `stem` (one light suffix rule), as a set;

@@ -6,7 +6,7 @@ value, after removing trivial wrappers, and whatever follows is an explanation, 
 - DarkEventInfer: ``0``, ``1`` or ``2``.
 - MixVidQA: ``True`` or ``False`` (any letter case).
 
-Trivial wrappers (the decision documented here and in the README):
+Trivial wrappers (the decision documented here and in docs/judges.md, "How verdicts are made"):
 
 - surrounding whitespace, quotes, backticks, markdown emphasis ``*``/``_`` and brackets
   (``"2"``, ```2```, ``**2**``, ``[2]``, ``(True)``);
