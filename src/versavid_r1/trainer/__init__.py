@@ -5,6 +5,7 @@
   rows_to_dataset       data rows -> the Dataset the trainer iterates (rows.py)
   preflight             data and judge checks before the model is loaded (preflight.py)
   row_guard             rows that fail to load during training: skipped, counted, replaced (row_guard.py)
+  sharing               the prompt work shared by a group's completions: prefill and log-probs (sharing.py)
   video_inputs          processor inputs of video prompts (video_inputs.py)
   vllm_video            vLLM colocate requests with video (vllm_video.py)
 

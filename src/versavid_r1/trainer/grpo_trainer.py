@@ -11,11 +11,11 @@ video has to travel:
 - `_tokenize_prompts`: prompt ids + `pixel_values_videos`/`video_grid_thw`/`second_per_grid_ts` for the one
   batched `generate` call (TRL repeats each prompt G times; all rows go in one call).
 - `_generate_single_turn`: vLLM colocate requests carry the video; with transformers generation the
-  prefill of each unique prompt is shared by its G completions (`shared_prefill.py`); a vision token
+  prefill of each unique prompt is shared by its G completions (`sharing.py`, `shared_prefill.py`); a vision token
   that slipped into a completion is cut (the next forward would fail on it).
 - `_get_per_token_logps_and_entropies`: every log-prob forward gets the video fields of its rows. The rows
   of one prompt run their prompt (vision tower included) once, their completions packed after it under a
-  block mask (`shared_prefix.py`); chunks it cannot pack run TRL's way, per chunk with the video bound in.
+  block mask (`sharing.py`, `shared_prefix.py`); chunks it cannot pack run TRL's way, per chunk with the video bound in.
 - `_prepare_inputs`: with the shared-prefix loss, TRL's shuffle of the generation batch moves whole groups
   (`batching.py`), so micro-batches of a multiple of G rows hold whole groups.
 - `_compute_loss`: makes the micro-batch's per-row video inputs visible to the log-prob forward.
@@ -34,7 +34,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import functools
-import logging
 from collections.abc import Mapping
 from typing import Any, Callable, Optional, Sequence
 
@@ -42,23 +41,17 @@ import torch
 from accelerate.utils import gather_object
 from transformers import ProcessorMixin
 from trl import GRPOTrainer
-from trl.extras.profiling import profiling_context, profiling_decorator
-from trl.models import unwrap_model_for_generation
+from trl.extras.profiling import profiling_decorator
 from trl.trainer.utils import split_pixel_values_by_grid, split_tensor_dict, unsplit_pixel_values_by_grid
 
-from . import shared_prefix
 from .batching import shuffle_groups
 from .checkpoints import CheckpointMixin
+from .messages import loggable_messages, table_messages
 from .prefetch import LookAhead, PromptPrefetcher
 from .rank_sync import all_ranks_agree, fail_together
 from .row_guard import DEFAULT_MAX_SKIPPED_ROWS, RowGuard
 from .rows import DatasetRows, decode_rows
-from .shared_prefill import (
-    completions_until_eos,
-    generate_with_shared_prefill,
-    is_grouped,
-    unsupported_by_shared_prefill,
-)
+from .sharing import SharedPassesMixin
 from .video_inputs import (
     PromptVideoInputs,
     build_prompt_inputs,
@@ -71,7 +64,6 @@ from .video_inputs import (
 )
 from .vllm_video import SERVER_MODE_MESSAGE, suppress_with_logit_bias, trainer_engine_context, video_requests
 
-log = logging.getLogger(__name__)
 
 # Token-aligned keyword arguments of TRL's log-prob helper that are cut per chunk of rows.
 _PER_TOKEN_KWARGS = ("token_type_ids",)
@@ -79,7 +71,7 @@ _PER_TOKEN_KWARGS = ("token_type_ids",)
 SECONDS_PER_GRID = "second_per_grid_ts"
 
 
-class Qwen25VLGRPOTrainer(CheckpointMixin, GRPOTrainer):
+class Qwen25VLGRPOTrainer(CheckpointMixin, SharedPassesMixin, GRPOTrainer):
     """GRPO for Qwen2.5-VL / Qwen2-VL on video prompts (see the module docstring for what changes).
 
     Extra arguments:
@@ -371,87 +363,10 @@ class Qwen25VLGRPOTrainer(CheckpointMixin, GRPOTrainer):
             **chunk_kwargs,
         )
 
-    def _shared_prefix_logps(self, model, rows, ids, mask, logits_to_keep, compute_entropy):
-        """(log-probs, entropies) of one chunk with each prompt run once for its rows, or None (reason logged once)."""
-        reason = None if self.share_prompt_loss else "off"
-        if reason is None and not all(r.video_fields for r in rows):
-            reason = "rows without a video"
-        if reason is None:
-            prepared = shared_prefix.prepare(
-                model, ids, mask, logits_to_keep, keys=[id(r) for r in rows],
-                video_fields=lambda idx: collate_video_fields([rows[i] for i in idx], device=ids.device),
-                mm_token_type_ids=mm_token_type_ids(ids, self._video_pad_token_id, self._image_pad_token_id),
-                pad_token_id=self._tokenizer.pad_token_id,
-            )
-            reason = prepared if isinstance(prepared, str) else None
-        if reason is not None:
-            if reason != "off" and reason not in self._shared_prefix_fallbacks:
-                self._shared_prefix_fallbacks.add(reason)
-                log.warning("shared-prefix log-probs not used (%s): this forward runs every row's prompt", reason)
-            return None
-        inputs, packed = prepared
-        with self.accelerator.autocast():
-            out = model(**inputs, shift_labels=packed.shift_labels, fused_lm_head=True)
-        entropy = shared_prefix.unpack(out.entropy, packed) if compute_entropy else None
-        return shared_prefix.unpack(out.log_probs, packed), entropy
-
     def _compute_loss(self, model, inputs):
         # Reason: the loss forward needs the micro-batch's own rows of video inputs.
         with self._videos_active(inputs.get("videos")):
             return super()._compute_loss(model, inputs)
-
-    # ---------------------------------------------------------------------------------------------------
-    def _shared_prefill_enabled(self) -> bool:
-        """The settings allow the shared prefill (the same answer on every rank: no collective needed): transformers
-        generate, no continuous batching, no tools (their extra turns differ per rank), a cache it can combine with."""
-        if not self.share_prompt_prefill or self.use_vllm or self.use_transformers_continuous_batching or self.tools:
-            return False
-        reason = unsupported_by_shared_prefill(self.generation_config)
-        if reason is not None:
-            if not getattr(self, "_prefill_fallback_logged", False):
-                log.warning("shared prompt prefill off: %s", reason)
-                self._prefill_fallback_logged = True
-            return False
-        return True
-
-    def _whole_groups(self, generation_batch) -> bool:
-        """True when the generation batch is whole groups of G rows (TRL's layout), so groups can be shuffled."""
-        g = self.num_generations
-        return g > 1 and len(generation_batch) % g == 0
-
-    def _can_share_prefill(self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images) -> bool:
-        """This rank's batch suits the shared prefill: the batch's own rows in TRL's layout (G consecutive copies
-        per prompt), no images, no tool images; anything else takes TRL's path."""
-        rows = self._active_videos
-        if not self._shared_prefill_enabled():
-            return False
-        if has_tool_images or (images is not None and any(images)) or "pixel_values" in (multimodal_fields or {}):
-            return False
-        if not rows or len(rows) != len(prompt_ids) or not is_grouped(prompt_ids, num_generations):
-            return False
-        return all(list(r.input_ids) == list(p) for r, p in zip(rows, prompt_ids))
-
-    def _generate_shared_prefill(self, num_generations: int) -> list[list[int]]:
-        """G completions per unique row of the active batch, one prefill per unique prompt (rows grouped)."""
-        unique = self._active_videos[::num_generations]
-        prompt_ids, fields = collate_generation_fields(unique, self._video_pad_token_id)
-        with (
-            profiling_context(self, "transformers.generate"),
-            unwrap_model_for_generation(
-                self.model_wrapped,
-                self.accelerator,
-                gather_deepspeed3_params=self.args.ds3_gather_for_generation,
-                generation_kwargs=self.generation_kwargs,
-                gradient_checkpointing_kwargs=self.args.gradient_checkpointing_kwargs,
-            ) as unwrapped_model,
-            torch.no_grad(),
-            self._dist.summon_full_params(self.model_wrapped, recurse=False),
-        ):
-            out, width = generate_with_shared_prefill(
-                unwrapped_model, prompt_ids, fields, num_generations, self.generation_config,
-                self._tokenizer.pad_token_id, self.pad_to_multiple_of, self.accelerator.device,
-            )
-        return completions_until_eos(out[:, width:], self.eos_token_ids)
 
     def _cut_vision_tokens(self, completion_ids, logprobs):
         """End a completion at a sampled vision token (replaced by EOS), which the forward cannot take."""
@@ -472,49 +387,6 @@ class Qwen25VLGRPOTrainer(CheckpointMixin, GRPOTrainer):
             if out_lps is not None:
                 out_lps.append(logprobs[i])
         return out_ids, out_lps
-
-
-def loggable_messages(messages: list) -> list:
-    """The prompt as TRL logs and passes it to rewards: a video part names its source(s) as one string, so
-    the completions table stays one Arrow type (a MixVidQA pair is a list of two paths)."""
-    out = []
-    for message in messages:
-        content = message.get("content")
-        if isinstance(content, list):
-            content = [
-                {**part, "video": " | ".join(map(str, part["video"]))}
-                if part.get("type") == "video" and isinstance(part.get("video"), (list, tuple))
-                else part
-                for part in content
-            ]
-        out.append({**message, "content": content})
-    return out
-
-
-def table_messages(messages: Any) -> Any:
-    """Chat messages with each content part list joined into one string (a video part becomes
-    "<video: PATH>", an image part "<image>"), for the completions table. Other values pass unchanged."""
-    if not isinstance(messages, (list, tuple)):
-        return messages
-    out = []
-    for message in messages:
-        content = message.get("content") if isinstance(message, dict) else None
-        if not isinstance(content, (list, tuple)):
-            out.append(message)
-            continue
-        pieces = []
-        for part in content:
-            kind = part.get("type") if isinstance(part, dict) else None
-            if kind == "video" or (isinstance(part, dict) and "video" in part and kind != "text"):
-                pieces.append(f"<video: {part.get('video')}>")
-            elif kind == "image":
-                pieces.append("<image>")
-            elif isinstance(part, dict):
-                pieces.append(str(part.get("text") or ""))
-            else:
-                pieces.append(str(part))
-        out.append({**message, "content": "".join(pieces)})
-    return out
 
 
 def _load_row_videos(row: dict, cfg) -> list:
