@@ -13,7 +13,7 @@
 # (configs/warm_start_tiny_cpu.yaml: supervised, on the demo's ground truths, into $OUTPUT_DIR/warm-start),
 # trains it with GRPO (configs/grpo_tiny_cpu.yaml), prints the reward at the start and the end, per
 # problem type, writes the reward curve $OUTPUT_DIR/reward_curve.png, and stops the services on exit
-# (also on Ctrl-C or failure). About 3 minutes on an idle 2-core machine (README, "Quick start").
+# (also on Ctrl-C or failure). About 2 minutes on an idle 2-core machine (README, "Quick start").
 #
 # With MODEL_PATH and DATA_PATH: the paper recipe (configs/grpo_paper_8xA800.yaml: DeepSpeed ZeRO-3
 # with CPU offload) on GPUs, launched by torchrun (multi-node capable). The judges must already be running (see
