@@ -17,6 +17,7 @@ import httpx
 import pytest
 import yaml
 
+from versavid_r1.judges.wait import pid_alive
 from versavid_r1.tasks import PROBLEM_TYPES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,12 +54,14 @@ def _judge_pids(log: str) -> list[int]:
     return [int(p) for p in found.groups()] if found else []
 
 
-def _gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    return False
+def _python_stub(tmp_path: Path) -> tuple[Path, Path]:
+    """(a folder holding a `python` that only leaves a mark, the mark): whether anything called python."""
+    stub = tmp_path / "bin"
+    stub.mkdir()
+    mark = tmp_path / "python-was-called"
+    (stub / "python").write_text(f"#!/bin/sh\ntouch {mark}\n")
+    (stub / "python").chmod(0o755)
+    return stub, mark
 
 
 def _down(url: str) -> bool:
@@ -77,11 +80,7 @@ def _mean(values) -> float:
 @pytest.mark.parametrize("flag", ["--help", "-h"])
 def test_help_prints_usage_and_starts_nothing(tmp_path, flag):
     # a `python` that leaves a mark if anything calls it (install, model build, judges, training)
-    stub = tmp_path / "bin"
-    stub.mkdir()
-    mark = tmp_path / "python-was-called"
-    (stub / "python").write_text(f"#!/bin/sh\ntouch {mark}\n")
-    (stub / "python").chmod(0o755)
+    stub, mark = _python_stub(tmp_path)
     # the help must come before the install step; should it not, the install would use the stub and a
     # throw-away venv, never the real environment
     env = _env(tmp_path, PATH=f"{stub}{os.pathsep}{os.environ['PATH']}", OUTPUT_DIR=str(tmp_path / "run"),
@@ -100,11 +99,7 @@ def test_help_prints_usage_and_starts_nothing(tmp_path, flag):
 
 @pytest.mark.parametrize("variable", ["CONFIG", "WARM_START_CONFIG", "DEEPSPEED_CONFIG"])
 def test_a_missing_config_file_stops_before_anything_starts(tmp_path, variable):
-    stub = tmp_path / "bin"
-    stub.mkdir()
-    mark = tmp_path / "python-was-called"
-    (stub / "python").write_text(f"#!/bin/sh\ntouch {mark}\n")
-    (stub / "python").chmod(0o755)
+    stub, mark = _python_stub(tmp_path)
     missing = str(tmp_path / "typo.yaml")
     env = _env(tmp_path, PATH=f"{stub}{os.pathsep}{os.environ['PATH']}", OUTPUT_DIR=str(tmp_path / "run"),
                **{variable: missing})
@@ -173,7 +168,7 @@ def test_embedded_default_learns_and_stops_its_judges(tmp_path):
 
     urls = _judge_urls(log)
     assert len(urls) == 2 and all(_down(u) for u in urls), urls
-    assert all(_gone(p) for p in _judge_pids(log)) and len(_judge_pids(log)) == 2
+    assert not any(pid_alive(p) for p in _judge_pids(log)) and len(_judge_pids(log)) == 2
 
 
 @pytest.mark.slow
@@ -187,4 +182,4 @@ def test_failed_training_still_stops_the_judges(tmp_path):
     assert proc.returncode != 0
     assert "warm start failed" in log and "no_such_option" in log, log[-3000:]
     pids = _judge_pids(log)
-    assert len(pids) == 2 and all(_gone(p) for p in pids), log[-3000:]
+    assert len(pids) == 2 and not any(pid_alive(p) for p in pids), log[-3000:]

@@ -29,7 +29,8 @@ class ServiceNotReady(RuntimeError):
     """The service died or did not report ready in time; the message says which and where its log is."""
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """The process exists (signal 0 reaches it)."""
     try:
         os.kill(pid, 0)
     except OSError:
@@ -126,7 +127,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--no-pid-check", action="store_true",
                    help="do not require /health's pid to be --pid or a child (e.g. a service in a container)")
     args = p.parse_args(argv)
-    alive = (lambda: _pid_alive(args.pid)) if args.pid else None
+    alive = (lambda: pid_alive(args.pid)) if args.pid else None
     check_pid = None if args.no_pid_check else args.pid
     try:
         waited = wait_until_ready(args.url, args.timeout, alive, args.name, args.log,
