@@ -60,6 +60,7 @@ EMBEDDED=0
 if [[ $EMBEDDED == 1 ]]; then
   RUN_NAME="${RUN_NAME:-versavid-r1-tiny}"
   CONFIG="${CONFIG:-configs/grpo_tiny_cpu.yaml}"
+  WARM_START_CONFIG="${WARM_START_CONFIG:-configs/warm_start_tiny_cpu.yaml}"
 else
   RUN_NAME="${RUN_NAME:-versavid-r1}"
   CONFIG="${CONFIG:-configs/grpo_paper_8xA800.yaml}"
@@ -68,7 +69,6 @@ else
     exit 2
   fi
 fi
-[[ $EMBEDDED == 1 ]] && WARM_START_CONFIG="${WARM_START_CONFIG:-configs/warm_start_tiny_cpu.yaml}"
 # The config files are checked before anything is installed or started: a typo costs a second, not a run.
 for config_file in "$CONFIG" "${WARM_START_CONFIG:-}" "${DEEPSPEED_CONFIG:-}"; do
   if [[ -n "$config_file" && ! -f "$config_file" ]]; then
