@@ -85,7 +85,14 @@ def parse_suite_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]
     return p.parse_known_args(list(argv))
 
 
+SUITE_SET = ("--config", "--data_path", "--task_name", "--num_shards", "--shard_index")
+
+
 def benchmark_config(entry: SuiteEntry, ns: argparse.Namespace, rest: Sequence[str], data: Path):
+    clash = sorted({a.split("=")[0] for a in rest if a.split("=")[0] in SUITE_SET})
+    if clash:
+        raise EvalSetupError(f"{', '.join(clash)}: set by the suite for each benchmark (use a suite YAML or "
+                             "--benchmarks instead)")
     argv = ["--config", str(entry.config), "--model", ns.model, "--data_path", str(data), "--data_format", "auto",
             "--output_dir", str(Path(ns.output_dir) / entry.name), "--task_name", entry.name, *rest]
     return parse_eval_args(argv)
@@ -100,14 +107,15 @@ def how_to_get(name: str, data: Path) -> str:
 class Generators:
     """One model per process, shared by every benchmark (each gets a generator with its own settings)."""
 
-    def __init__(self, model=None, processor=None):
+    def __init__(self, model=None, processor=None, out_dir: Optional[str] = None):
         self.model, self.processor, self.llm = model, processor, None
+        self.out_dir = out_dir  # where vLLM's merged copy of a LoRA adapter is written once (the suite's folder)
 
     def get(self, cfg):
         from .generation import HFGenerator, make_generator
 
         if cfg.backend == "vllm":
-            gen = make_generator(cfg, cfg.output_dir, llm=self.llm)
+            gen = make_generator(cfg, self.out_dir or cfg.output_dir, llm=self.llm)
             self.llm = gen.llm
             return gen
         if self.model is None:
@@ -140,7 +148,7 @@ def run_suite(ns: argparse.Namespace, rest: Sequence[str], generators: Optional[
         entries = [e for e in entries if e.name in ns.benchmarks]
     rank, world, local_rank = rank_world or process_group()
     barrier = barrier or make_barrier(world, ns.shard_timeout_hours)
-    generators = generators or Generators()
+    generators = generators or Generators(out_dir=ns.output_dir)
     outcomes = []
     for entry in entries:
         data = Path(ns.data_root) / f"{entry.name}.jsonl"
