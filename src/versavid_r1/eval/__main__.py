@@ -1,4 +1,6 @@
-"""`python -m versavid_r1.eval --config configs/eval/NAME.yaml --model PATH [--output DIR] [--flag value ...]`
+"""`python -m versavid_r1.eval --config configs/eval/NAME.yaml --model PATH [--output DIR] [--flag value ...]`,
+or the paper's whole table: `python -m versavid_r1.eval --suite paper --model PATH --data_root DIR`
+(versavid_r1.eval.suite).
 
 Prints the summary table and where the files are. Exit status:
 
@@ -17,6 +19,11 @@ from typing import Optional, Sequence
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = list(sys.argv[1:] if argv is None else argv)
+    if any(a == "--suite" or a.startswith("--suite=") for a in args):  # the whole table (eval.suite)
+        from versavid_r1.eval.suite import suite_main
+
+        return suite_main(args)
     from versavid_r1.eval.config import EvalSetupError, parse_eval_args
     from versavid_r1.eval.report import markdown
     from versavid_r1.eval.runner import run_eval

@@ -35,7 +35,7 @@ RESULT_FIELDS: tuple[str, ...] = (
     "prompt_instruction", "mcqa_suffix",
     "nframes", "video_fps", "min_frames", "max_frames", "min_pixels", "max_pixels", "total_pixels",
     "segment_seconds", "video_seed", "video_time_encoding", "backend", "max_new_tokens", "do_sample", "temperature", "top_p", "seed",
-    "dtype", "format_mode", "answer_fallback",
+    "dtype", "format_mode", "answer_fallback", "bench_judge_model", "bench_prompt_file",
 )
 
 
@@ -142,6 +142,27 @@ class EvalConfig(VideoArguments):
         metadata={"help": "The judge services' --max-field-chars: rows whose question, solution or caption event is "
                           "longer are recorded as invalid (the judge would refuse them)."},
     )
+    bench_judge_url: str = field(
+        default=f"http://127.0.0.1:{DEFAULT_QWEN_JUDGE_PORT}/v1",
+        metadata={"help": "OpenAI-compatible endpoint of the benchmark judge (MMVU, VidCapBench; "
+                          "versavid_r1.eval.benchmarks.judge). Default: the Qwen2.5 judge service's /v1."},
+    )
+    bench_judge_model: str = field(
+        default="qwen2.5-72b",
+        metadata={"help": "Model name sent to the benchmark judge (the benchmarks' own numbers use gpt-4o); "
+                          "the name the server replies with is recorded with every score."},
+    )
+    bench_judge_api_key_env: str = field(
+        default="OPENAI_API_KEY", metadata={"help": "Environment variable holding the benchmark judge's API key."}
+    )
+    bench_prompt_file: Optional[str] = field(
+        default=None,
+        metadata={"help": "YAML/JSON with the benchmark judges' prompt texts (the benchmarks' own; default: the "
+                          "project's wording, see docs/evaluation.md)."},
+    )
+    shard_index: int = field(default=0, metadata={"help": "This process's share of the rows (0-based); the suite "
+                                                          "sets it from torchrun's RANK."})
+    num_shards: int = field(default=1, metadata={"help": "How many processes share the rows (rows k, k+N, ...)."})
     check_judges: bool = field(
         default=True, metadata={"help": "Check the needed judges' /health before loading the model."}
     )
@@ -154,9 +175,11 @@ class EvalConfig(VideoArguments):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
         for name in ("batch_size", "max_new_tokens", "judge_batch_size", "judge_concurrency",
-                     "vllm_tensor_parallel_size"):
+                     "vllm_tensor_parallel_size", "num_shards"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
+        if not 0 <= self.shard_index < max(1, self.num_shards):
+            raise ValueError(f"shard_index must be in [0, num_shards), got {self.shard_index} of {self.num_shards}")
         if self.max_samples is not None and self.max_samples < 1:
             raise ValueError(f"max_samples must be >= 1, got {self.max_samples}")
         super().__post_init__()  # video settings: fail here, before anything is loaded

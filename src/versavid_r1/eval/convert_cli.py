@@ -30,11 +30,8 @@ def _task_dirs(pairs: Sequence[str]) -> dict[str, str]:
     return out
 
 
-def mvbench_main(argv: Optional[Sequence[str]] = None) -> int:
-    p = argparse.ArgumentParser(
-        description="Convert MVBench (its json/ task files and video/ folders, as downloaded and unzipped) into the "
-                    "evaluation's mcqa rows (video, question, options, answer letter, category, id). The 20 tasks' "
-                    "video folders are known; the frame-folder task (episodic_reasoning) is turned into videos.")
+def add_mvbench_arguments(p: argparse.ArgumentParser) -> None:
+    """MVBench's flags (also the suite converter's `mvbench` sub-command)."""
     p.add_argument("--root", default=None,
                    help="the MVBench folder holding json/ and video/ (instead of --json and --video_dir)")
     p.add_argument("--json", nargs="+", default=None,
@@ -48,33 +45,46 @@ def mvbench_main(argv: Optional[Sequence[str]] = None) -> int:
                    help="where frame folders become videos (default: next to --out, OUT_frames/); kept for reruns")
     p.add_argument("--frame_fps", type=float, default=FRAME_FOLDER_FPS,
                    help=f"rate of the frame folders (MVBench's TVQA frames: {FRAME_FOLDER_FPS:g} fps)")
+
+
+def convert_mvbench_args(a: argparse.Namespace) -> ConversionReport:
+    """The conversion `add_mvbench_arguments`' flags ask for; ValueError names a bad flag or file."""
+    json_given = a.json or ([str(Path(a.root) / "json")] if a.root else None)
+    video_dir = a.video_dir or (str(Path(a.root) / "video") if a.root else None)
+    if not json_given or not video_dir:
+        raise ValueError("give --root MVBench, or --json and --video_dir")
+    files = []
+    for given in json_given:
+        path = Path(given)
+        if not path.exists():
+            raise ValueError(f"MVBench: {path} does not exist (expected the json/ folder of task files, or task files)")
+        files.extend(sorted(path.glob("*.json")) if path.is_dir() else [path])
+    if a.tasks:
+        unknown = sorted(set(a.tasks) - {f.stem for f in files})
+        if unknown:
+            raise ValueError(f"no task file for {', '.join(unknown)} in {json_given}")
+        files = [f for f in files if f.stem in set(a.tasks)]
+    if not files:
+        raise ValueError(f"no JSON files in {json_given}")
+    out = Path(a.out)
+    frames_dir = a.frames_dir or str(out.with_name(out.stem + "_frames"))
+    return convert_mvbench(files, video_dir, _task_dirs(a.task_dir), drop_missing=a.drop_missing,
+                           frames_dir=frames_dir, frame_fps=a.frame_fps)
+
+
+def mvbench_main(argv: Optional[Sequence[str]] = None) -> int:
+    p = argparse.ArgumentParser(
+        description="Convert MVBench (its json/ task files and video/ folders, as downloaded and unzipped) into the "
+                    "evaluation's mcqa rows (video, question, options, answer letter, category, id). The 20 tasks' "
+                    "video folders are known; the frame-folder task (episodic_reasoning) is turned into videos.")
+    add_mvbench_arguments(p)
     p.add_argument("--drop_missing", action="store_true",
                    help="leave out rows whose video is missing (default: keep them; the evaluation counts them "
                         "as unreadable)")
     p.add_argument("--out", required=True, help="output JSONL")
     a = p.parse_args(argv)
-    json_given = a.json or ([str(Path(a.root) / "json")] if a.root else None)
-    video_dir = a.video_dir or (str(Path(a.root) / "video") if a.root else None)
-    if not json_given or not video_dir:
-        p.error("give --root MVBench, or --json and --video_dir")
-    files = []
-    for given in json_given:
-        path = Path(given)
-        files.extend(sorted(path.glob("*.json")) if path.is_dir() else [path])
-    if a.tasks:
-        unknown = sorted(set(a.tasks) - {f.stem for f in files})
-        if unknown:
-            print(f"error: no task file for {', '.join(unknown)} in {json_given}", file=sys.stderr)
-            return 1
-        files = [f for f in files if f.stem in set(a.tasks)]
-    if not files:
-        print(f"error: no JSON files in {json_given}", file=sys.stderr)
-        return 1
-    out = Path(a.out)
-    frames_dir = a.frames_dir or str(out.with_name(out.stem + "_frames"))
     try:
-        report = convert_mvbench(files, video_dir, _task_dirs(a.task_dir), drop_missing=a.drop_missing,
-                                 frames_dir=frames_dir, frame_fps=a.frame_fps)
+        report = convert_mvbench_args(a)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -123,7 +123,7 @@ class HFGenerator(_Generator):
 
 
 class VLLMGenerator(_Generator):
-    def __init__(self, model_dir: str, processor, cfg, config=None):
+    def __init__(self, model_dir: str, processor, cfg, config=None, llm=None):
         try:
             import vllm
         except ImportError as exc:
@@ -142,7 +142,9 @@ class VLLMGenerator(_Generator):
             kwargs["dtype"] = cfg.dtype
         if cfg.vllm_max_model_len:
             kwargs["max_model_len"] = cfg.vllm_max_model_len
-        self.llm = vllm.LLM(**kwargs)
+        # `llm`: an engine already built for this model (the suite shares one between its benchmarks; it is sized
+        # by the first benchmark's video settings, the largest of the paper's protocols)
+        self.llm = llm if llm is not None else vllm.LLM(**kwargs)
         suppress = tokens_to_suppress(self.tokenizer, config) if config is not None else []
         params = suppress_with_logit_bias({}, suppress)
         params.update(max_tokens=int(cfg.max_new_tokens), seed=int(cfg.seed),
@@ -178,8 +180,8 @@ class VLLMGenerator(_Generator):
         return [[c.text for c in o.outputs] for o in outputs]
 
 
-def make_generator(cfg, out_dir: str, processor=None, model=None) -> _Generator:
-    """The generator of `cfg.backend` (loads the model unless given)."""
+def make_generator(cfg, out_dir: str, processor=None, model=None, llm=None) -> _Generator:
+    """The generator of `cfg.backend` (loads the model unless given; `llm`: a vLLM engine to reuse)."""
     from .models import load_eval_model, merged_model_dir, processor_source
 
     if cfg.backend == "vllm":
@@ -193,7 +195,7 @@ def make_generator(cfg, out_dir: str, processor=None, model=None) -> _Generator:
 
         model_dir = merged_model_dir(cfg, out_dir)
         processor = processor or load_processor(processor_source(cfg))
-        return VLLMGenerator(model_dir, processor, cfg, config=AutoConfig.from_pretrained(model_dir))
+        return VLLMGenerator(model_dir, processor, cfg, config=AutoConfig.from_pretrained(model_dir), llm=llm)
     if model is None or processor is None:
         model, processor = load_eval_model(cfg)
     return HFGenerator(model, processor, cfg)

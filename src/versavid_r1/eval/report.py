@@ -84,10 +84,12 @@ def summarize(records: Iterable[dict], meta: Optional[dict] = None) -> dict[str,
     records = list(records)
     status_counts = Counter(str(r.get("status")) for r in records)
     by_type: dict[str, dict[str, Any]] = {}
-    types = sorted({r["problem_type"] for r in records if r.get("problem_type") in tasks.PROBLEM_TYPES},
+    # Rows scored by their benchmark's judge alone have no project score: only `benchmarks` reports them.
+    project = [r for r in records if not (r.get("bench") or {}).get("only")]
+    types = sorted({r["problem_type"] for r in project if r.get("problem_type") in tasks.PROBLEM_TYPES},
                    key=tasks.PROBLEM_TYPES.index)
     for ptype in types:
-        mine = [r for r in records if r.get("problem_type") == ptype]
+        mine = [r for r in project if r.get("problem_type") == ptype]
         ok = [r for r in mine if r.get("status") == OK]
         section: dict[str, Any] = {"overall": group_metrics(ok, len(mine) - len(ok), ptype)}
         if ptype in tasks.JUDGED_TYPES:
@@ -179,6 +181,7 @@ def markdown(summary: dict[str, Any]) -> str:
         + ("" if not counts["not_scored"] else " (" + ", ".join(
             f"{k}: {v}" for k, v in counts["by_status"].items() if k != OK) + ")")
     )
+    lines += benchmark_lines(summary.get("benchmarks") or {})
     for ptype, section in summary["by_type"].items():
         cols = _columns(ptype)
         lines += ["", f"## {ptype} ({HEADLINE.get(ptype, 'score')})", "",
@@ -188,3 +191,24 @@ def markdown(summary: dict[str, Any]) -> str:
         for name, metrics in groups:
             lines.append(f"| {name} | " + " | ".join(cell(metrics) for _, cell in cols) + " |")
     return "\n".join(lines) + "\n"
+
+
+def value_text(value: Optional[float], percent: bool) -> str:
+    """A benchmark number as the paper prints it: a share as a percentage, anything else with one decimal."""
+    return "–" if value is None else f"{100.0 * value:.1f}" if percent else f"{value:.1f}"
+
+
+def benchmark_lines(benchmarks: dict[str, Any]) -> list[str]:
+    """One table per benchmark: its official number, then each category axis."""
+    lines: list[str] = []
+    for section in benchmarks.values():
+        pct = section.get("percent", True)
+        lines += ["", f"## {section['title']} ({section['metric']}, official scoring)", "",
+                  "| category | value | n | errors |", "| --- | ---: | ---: | ---: |",
+                  f"| **overall** | {value_text(section.get('value'), pct)} | {section.get('n', 0)} | "
+                  f"{section.get('n_errors', 0)} |"]
+        for axis, groups in (section.get("by_category") or {}).items():
+            for name, m in groups.items():
+                lines.append(f"| {axis}: {name} | {value_text(m.get('value'), pct)} | {m.get('n', 0)} | "
+                             f"{m.get('n_errors', 0)} |")
+    return lines

@@ -38,8 +38,10 @@ from versavid_r1.run_record import environment
 
 from .config import EvalSetupError
 from .formats import EvalItem, load_eval_items
+from .benchmarks import bench_only
+from .official import official_summary, score_batch
 from .report import markdown, summarize
-from .scoring import JUDGE_ERROR, OK, score_completions
+from .scoring import JUDGE_ERROR, OK
 from .store import RecordFile
 
 log = logging.getLogger(__name__)
@@ -90,7 +92,7 @@ def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
 
 def _base_record(item: EvalItem) -> dict[str, Any]:
     row = item.row or {}
-    return {
+    record = {
         "id": item.id,
         "line": item.line,
         "row_hash": row_hash(item.row),
@@ -99,6 +101,10 @@ def _base_record(item: EvalItem) -> dict[str, Any]:
         "question": row.get("problem"),
         "ground_truth": extract_answer(row["solution"]) if isinstance(row.get("solution"), str) else None,
     }
+    for key in ("benchmark", "categories", "bench"):  # a benchmark row's own fields (eval.benchmarks)
+        if row.get(key) is not None:
+            record[key] = row[key]
+    return record
 
 
 def _error_record(item: EvalItem, status: str, error: str) -> dict[str, Any]:
@@ -182,7 +188,7 @@ class _Scorer:
 
     async def _score(self, rows, completions):
         try:
-            return await score_completions(rows, completions, self.cfg, self.client)
+            return await score_batch(rows, completions, self.cfg, self.client)
         finally:
             await self.client.aclose()
 
@@ -192,7 +198,8 @@ def _check_judges(cfg, items: Sequence[EvalItem]) -> None:
     """Stop before the model is loaded when a judge the rows need does not answer /health."""
     from versavid_r1.trainer.preflight import PreflightError, check_judges, judges_needed
 
-    needed = judges_needed([it.row for it in items], cfg.qwen_judge_url, cfg.caption_judge_url)
+    rows = [it.row for it in items if not bench_only(it.row)]  # benchmark-judged rows need no project judge
+    needed = judges_needed(rows, cfg.qwen_judge_url, cfg.caption_judge_url)
     try:
         check_judges(
             needed, ready_timeout=0.0, request_timeout=min(10.0, cfg.judge_timeout), what="evaluation",
@@ -227,6 +234,13 @@ def _prepare(batch: Sequence[EvalItem], generator, cfg, vcfg, done: dict) -> tup
     return ready, errors
 
 
+def select_items(cfg) -> list[EvalItem]:
+    """The items of `cfg.data_path` this run evaluates (the first `max_samples`), before any sharding."""
+    items = load_eval_items(cfg.data_path, cfg.data_format, cfg.video_config(),
+                            RowLimits(judge_max_field_chars=cfg.judge_max_field_chars))
+    return items[: cfg.max_samples] if cfg.max_samples else items
+
+
 def run_eval(cfg, generator=None) -> dict[str, Any]:
     """Evaluate `cfg.model` on `cfg.data_path` into `cfg.output_dir`; returns the summary (see module doc).
 
@@ -237,10 +251,9 @@ def run_eval(cfg, generator=None) -> dict[str, Any]:
     out = Path(cfg.output_dir)
     prepare_output(out, cfg)
     vcfg = cfg.video_config()
-    items = load_eval_items(cfg.data_path, cfg.data_format, vcfg,
-                            RowLimits(judge_max_field_chars=cfg.judge_max_field_chars))
-    if cfg.max_samples:
-        items = items[: cfg.max_samples]
+    items = select_items(cfg)
+    if cfg.num_shards > 1:  # this process's rows (eval.shard merges the shards' records)
+        items = items[cfg.shard_index::cfg.num_shards]
     samples, generations = RecordFile(out / SAMPLES_FILE), RecordFile(out / GENERATIONS_FILE)
     done, kept = samples.load(), generations.load()
     stats = RunStats(rows=len(items))
@@ -322,6 +335,7 @@ def write_summary(cfg, items: Sequence[EvalItem], samples: RecordFile, stats: Ru
         "prompt": cfg.policy_prompt_config().to_dict(),
         "environment": environment(),
     })
+    summary["benchmarks"] = official_summary(records)
     missing = len(items) - len(records)
     if missing:  # cannot happen unless a record file was edited by hand; never hide it
         summary["counts"]["missing_records"] = missing
