@@ -161,7 +161,7 @@ MCQA_CASES = [
     # honest forms still pay
     (good("B. The man opens the door or the window"), "B", 1.0),
     (good("B. A man or a woman enters"), "B", 1.0),
-    (good("B. A is not correct because the man leaves"), "B", 1.0),
+    (good("B. A is not correct because the man leaves"), "B", 0.0),  # names A too (issue 20)
     (good("B?"), "B", 1.0),
     # words are not letters
     (good("B. A man opens the door"), "B", 1.0),
