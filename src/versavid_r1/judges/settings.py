@@ -111,9 +111,11 @@ class QwenJudgeSettings:
     max_new_tokens: int = _opt(16, "new tokens of a judge verdict (greedy): the verdict is a token or two; "
                                    "the rest lets a judge that explains after its verdict show whether it "
                                    "hedges (versavid_r1.judges.verdict)")
-    decoy_check: bool = _opt(True, "judge every positive verdict's prediction again against a decoy ground "
-                                   "truth it cannot match; a prediction that matches it too is a suspected "
-                                   "injection and scores 0 (versavid_r1.judges.decoy)")
+    decoy_check: bool = _opt(True, "judge every positive verdict's prediction again against the decoy ground "
+                                   "truths the client sends with it (other rows' truths); one that does at least "
+                                   "as well there is a suspected injection and scores 0 (versavid_r1.judges."
+                                   "decoy). The client decides per item (an empty list: no check); "
+                                   "--no-decoy-check ignores the decoys")
     chat_max_tokens: int = _opt(1024, "default and cap of max_tokens on /v1/chat/completions")
     # transformers backend
     device: str = _opt("auto", "transformers: auto | cpu | cuda | cuda:N (auto with several GPUs "
@@ -231,6 +233,10 @@ class CaptionJudgeSettings:
     prompt_file: Optional[str] = _opt(None, "YAML/JSON file with the extraction and entailment prompt "
                                             "templates (see versavid_r1.judges.autodq_prompts); unset = "
                                             "the project's own prompts")
+    decoy_check: bool = _opt(True, "score a caption with a positive recall or precision again against the "
+                                   "decoy captions the client sends with it; one that does at least as well "
+                                   "there is a suspected injection and scores 0 (versavid_r1.judges.decoy); "
+                                   "--no-decoy-check ignores the decoys")
     max_attempts: int = _opt(3, "tries per model call when its reply is malformed")
     retry_temperature: float = _opt(0.7, "temperature of the retries (the first try is greedy)")
     max_tokens: int = _opt(1024, "max_tokens of each model call")
