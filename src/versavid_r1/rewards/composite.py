@@ -5,7 +5,9 @@ async TRL reward function (TRL 1.16 awaits async reward functions on its own eve
 every dataset column plus `log_metric` / `log_extra`). Per row:
 
 * format: `format_ok(completion, cfg.format_mode)` (strict full match by default, see format.py);
-* answer: `extract_answer(completion)`; an empty answer scores 0 without a judge call;
+* answer: `extract_answer(completion)`; an empty answer scores 0 without a judge call, except a caption: the
+  caption judge scores it by its AutoDQ rules (`--scoring project`: 0 and 0 without a model call; `official`,
+  DREAM-1K's: no predicted events, so precision 1.0 and recall 0.0);
 * task reward by `problem_type`:
   `MCQA` → `multiple_choice_reward` (rule-based, 0/1);
   `DarkEventInfer` → Qwen2.5 judge score 0/1/2; `MixVidQA` → Qwen2.5 judge 0/1 (the judge gets the
@@ -218,7 +220,7 @@ async def score_rows(
         rows.append(row)
         if cfg.composition == "gate" and fmt == 0.0:
             continue  # the reward is 0 whatever the task reward: no judge call
-        if not answer:
+        if not answer and ptype != tasks.CAPTION:
             row.task = 0.0
         elif ptype == tasks.MCQA:
             row.task = multiple_choice_reward(wrap_answer(answer), solution[i])

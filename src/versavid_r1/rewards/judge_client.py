@@ -227,8 +227,8 @@ class JudgeClient:
         first: dict[tuple, JudgeItem] = {}
         hits = empty = 0
         for i, item in enumerate(items):
-            if not item.answer.strip():
-                results[i] = empty_result(item)
+            if not item.answer.strip() and item.judge != tasks.CAPTION_JUDGE:
+                results[i] = empty_result(item)  # an empty caption goes to the judge: its AutoDQ rules decide
                 empty += 1
                 continue
             key = item.key()
