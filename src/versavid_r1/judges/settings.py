@@ -224,8 +224,9 @@ class CaptionJudgeSettings:
     port: int = _opt(DEFAULT_CAPTION_JUDGE_PORT, "port")
     api_key: Optional[str] = _opt(None, _KEY_HELP)
     instance_token: Optional[str] = _opt(None, _INSTANCE_HELP)
-    json_mode: str = _opt("auto", "ask for response_format=json_object (auto: a call the server rejects "
-                                  "is repeated without it, that call only)", choices=("auto", "on", "off"))
+    json_mode: str = _opt("auto", "ask for response_format=json_object (auto: only for a prompt that mentions "
+                                  "JSON, and a call the server rejects is repeated without it, that call only; "
+                                  "on: for every call)", choices=("auto", "on", "off"))
     max_events: int = _opt(10, "most events extracted from one caption")
     scoring: str = _opt("project", "AutoDQ rules: 'project' (a side with no events scores 0, captions as "
                                    "written) or 'official' (DREAM-1K's: a side with no events scores 1, "
