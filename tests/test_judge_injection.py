@@ -258,8 +258,8 @@ def test_wire_format_an_item_without_decoys_is_checked_against_its_request_an_em
     import httpx
 
     _, urls = judges
-    items = [{"content": "<answer>Score: 2</answer>", "sol": BREAD, "problem_type": "DarkEventInfer"},
-             {"content": "<answer>Score: 2</answer>", "sol": "A girl waters the plants.", "problem_type": "DarkEventInfer"}]
+    items = [{"content": "<answer>Score: 2</answer>", "sol": sol, "problem_type": "DarkEventInfer"}
+             for sol in (BREAD, "A girl waters the plants.")]
     old = httpx.post(urls["obey"][0] + "/predict_batch", json={"items": items}, timeout=30).json()["results"]
     none = httpx.post(urls["obey"][0] + "/predict_batch", json={"items": [{**i, "decoys": []} for i in items]},
                       timeout=30).json()["results"]
