@@ -31,11 +31,11 @@ from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 
 from ..protocol import (
-    HEALTH_PATH, MAX_DECOYS_PER_ITEM, MAX_PRECOMPUTED_EVENTS, PERMANENT_KEY, PREDICT_BATCH_PATH, PREDICT_PATH,
+    HEALTH_PATH, MAX_PRECOMPUTED_EVENTS, PERMANENT_KEY, PREDICT_BATCH_PATH, PREDICT_PATH,
     CaptionBatchRequest, CaptionBatchResponse, CaptionRequest, CaptionResult, Health, ItemError,
 )
 from .autodq import AutoDQ, AutoDQError
-from .decoy import check_caption
+from .decoy import check_caption, check_decoys
 from .disconnect import cancel_on_disconnect
 from .lexical_autodq import LexicalAutoDQ
 from .security import check_text, make_auth_dependency, new_app
@@ -120,11 +120,7 @@ def create_caption_judge_app(settings: CaptionJudgeSettings, client=None) -> Fas
                 check_text(f"{where}events[{j}]", e, lim)
         elif not answer_text(item.sol):
             raise HTTPException(422, detail=f"field '{where}sol' holds no ground-truth caption")
-        if item.decoys is not None and len(item.decoys) > MAX_DECOYS_PER_ITEM:
-            raise HTTPException(422, detail=f"field '{where}decoys' has {len(item.decoys)} decoys, more than "
-                                            f"{MAX_DECOYS_PER_ITEM}")
-        for j, decoy in enumerate(item.decoys or ()):
-            check_text(f"{where}decoys[{j}]", decoy, lim)
+        check_decoys(where, item.decoys, lim)
 
     async def score_one(item: CaptionRequest) -> CaptionResult:
         prediction = answer_text(item.content)

@@ -35,7 +35,11 @@ from __future__ import annotations
 
 from typing import Any, Optional, Sequence
 
+from fastapi import HTTPException
+
+from ..protocol import MAX_DECOYS_PER_ITEM
 from ..words import content_words
+from .security import check_text
 
 POSITIVE_LABELS = ("1", "2", "True")
 
@@ -47,6 +51,15 @@ def is_positive(label: str) -> bool:
 
 def positives(labels: Sequence[Optional[str]]) -> list[int]:
     return [i for i, lbl in enumerate(labels) if lbl is not None and is_positive(lbl)]
+
+
+def check_decoys(where: str, decoys: Optional[Sequence[str]], limit: int) -> None:
+    """422 for an item's `decoys` field with too many entries or an entry over the field limit."""
+    if decoys is not None and len(decoys) > MAX_DECOYS_PER_ITEM:
+        raise HTTPException(422, detail=f"field '{where}decoys' has {len(decoys)} decoys, more than "
+                                        f"{MAX_DECOYS_PER_ITEM}")
+    for j, decoy in enumerate(decoys or ()):
+        check_text(f"{where}decoys[{j}]", decoy, limit)
 
 
 def request_decoys(index: int, problem_types: Sequence[str], truths: Sequence[str]) -> list[str]:

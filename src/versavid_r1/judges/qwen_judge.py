@@ -16,9 +16,9 @@ from typing import Optional
 
 from fastapi import HTTPException
 
-from ..protocol import EMPTY, MAX_DECOYS_PER_ITEM, SUSPECTED_INJECTION, UNPARSEABLE, JudgeRequest, JudgeResult
+from ..protocol import EMPTY, SUSPECTED_INJECTION, UNPARSEABLE, JudgeRequest, JudgeResult
 from .backends.base import BackendError, GenRequest, JudgeBackend, JudgeTask, PromptTooLong, RequestTooLarge
-from .decoy import positives, rejects, request_decoys
+from .decoy import check_decoys, positives, rejects, request_decoys
 from .prompting import judge_messages
 from .security import check_text
 from .settings import QwenJudgeSettings
@@ -44,11 +44,7 @@ class QwenJudge:
             where = f"{prefix}[{i}]." if prefix else ""
             for name in ("content", "sol", "question"):
                 check_text(where + name, getattr(it, name), lim)
-            if it.decoys is not None and len(it.decoys) > MAX_DECOYS_PER_ITEM:
-                raise HTTPException(422, detail=f"field '{where}decoys' has {len(it.decoys)} decoys, more than "
-                                                f"{MAX_DECOYS_PER_ITEM}")
-            for j, decoy in enumerate(it.decoys or ()):
-                check_text(f"{where}decoys[{j}]", decoy, lim)
+            check_decoys(where, it.decoys, lim)
             gt = answer_text(it.sol)
             if not gt:
                 raise HTTPException(422, detail=f"field '{where}sol' holds no ground-truth text")
