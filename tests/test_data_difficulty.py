@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from judge_stub_server import StubJudge
+from versavid_r1 import prompts
 from versavid_r1.answer import extract_answer
-from versavid_r1.data import load_rows
+from versavid_r1.data import load_rows, make_conversation
 from versavid_r1.data.difficulty import FilterConfig, decide
 from versavid_r1.data.difficulty_run import main as filter_main, run_filter
 from versavid_r1.eval.config import EvalSetupError
@@ -152,3 +153,58 @@ def test_decision_thresholds():
     assert decide({**cap, "f1_spread": 0.19}, t) == "dropped: flat F1"
     assert decide({**cap, "f1_spread": 0.2}, t) == "kept"
     assert decide({"status": "judge_error", "problem_type": "caption"}, t) == "kept: not scored"
+
+
+@pytest.mark.parametrize("config", ["configs/grpo_paper_8xA800.yaml", "configs/grpo_1gpu.yaml", "authors"])
+def test_training_config_gives_the_training_prompt_and_sampler(tiny_dirs, demo_jsonl, tmp_path, config):
+    """`--training_config`: the prompt builder, preset, option-letter line, video options and sampler of the
+    training run (issue 20, item 3). Oracle: the training side built the way TrlParser builds it from the YAML
+    (ScriptArguments for the prompt and video, GRPOConfig for the sampler)."""
+    import dataclasses
+
+    import yaml
+    from trl import GRPOConfig
+
+    from versavid_r1.data.difficulty_run import _prepare, load_items
+    from versavid_r1.eval.generation import sampling_settings
+    from versavid_r1.trainer.args import ScriptArguments
+
+    root = Path(__file__).resolve().parents[1]
+    if config == "authors":  # a training file of its own: the authors' prompt, other sampler and frames
+        path = tmp_path / "train.yaml"
+        path.write_text("policy_prompt: authors\nnframes: 4\nmax_pixels: 6272\nmin_pixels: 3136\ntemperature: 0.7\n"
+                        "top_p: 0.9\nmax_completion_length: 64\nbf16: true\n")
+    else:
+        path = root / config
+    data = yaml.safe_load(path.read_text())
+    names = {f.name for f in dataclasses.fields(ScriptArguments)}
+    script = ScriptArguments(**{k: v for k, v in data.items() if k in names})
+    sampler_keys = ("temperature", "top_k", "top_p", "repetition_penalty", "max_completion_length")
+    grpo = GRPOConfig(output_dir=str(tmp_path / "unused"), use_cpu=True,
+                      **{k: data[k] for k in sampler_keys if k in data})
+
+    cfg = FilterConfig(model=tiny_dirs["qwen2_5_vl"], data_path=str(demo_jsonl), out=str(tmp_path / "o.jsonl"),
+                       training_config=str(path), nframes=script.nframes, min_pixels=script.min_pixels,
+                       max_pixels=script.max_pixels)
+    assert sampling_settings(cfg) == {"temperature": grpo.temperature, "top_p": grpo.top_p, "top_k": grpo.top_k,
+                                      "repetition_penalty": grpo.repetition_penalty}
+    assert cfg.max_new_tokens == grpo.max_completion_length
+    assert cfg.video_config() == script.video_config() and cfg.decoy_check == script.decoy_check
+    if config != "authors":
+        assert grpo.top_k == 50, "both GPU configs sample with the paper's top-k"
+
+    class Recorder:  # the generator's side of `_prepare`: what it is asked to generate from
+        def prepare(self, messages, clips):
+            return messages
+
+    items, _ = load_items(cfg)
+    mcqa = next(it for it in items if it["row"]["problem_type"] == "MCQA")
+    ((_, _, messages),), errors = _prepare([mcqa], Recorder(), cfg, cfg.video_config())
+    assert not errors
+    training = make_conversation(mcqa["row"], script.video_config(), prompt=script.policy_prompt_config())
+    assert messages == training  # the trainer's conversation builder (grpo.build_trainer)
+    text = messages[0]["content"][1]["text"]
+    assert (prompts.MCQA_SUFFIX in text) is (config != "authors"), "the option-letter line as the preset says"
+
+    with pytest.raises(ValueError, match="top_k=5 conflicts with training_config"):
+        FilterConfig(model="m", data_path=str(demo_jsonl), out="o.jsonl", training_config=str(path), top_k=5)

@@ -31,6 +31,9 @@ DEI_CASES = [
     ("2 2. The prediction is fine.", None), ("2.5. Half right.", None), ("2/3 — close", None),
     # later sentences are not read
     ("2. The prediction covers it. A score of 1 would be too low.", 2),
+    # a 1 explained in the rubric's own words is no hedge (issue 20); the same words after a 2 or 0 are
+    ("1 - the prediction partially covers the ground truth.", 1), ("Score: 1 — it covers the event partly", 1),
+    ("1. Partially correct.", 1), ("0 - partially", None), ("1 - maybe partially", None),
 ]
 
 MIX_CASES = [

@@ -147,3 +147,55 @@ def test_probe_leaves_a_correct_implementation_and_replaces_a_truncating_one():
         assert mrope.patch_module(module) is replaced
         assert (cls.get_rope_index is mrope.reference_rope_index) is replaced
         assert mrope.original_rope_index(cls) is (impl if replaced else None)
+
+
+# --- float64, as vLLM 0.31 computes it (issue 20, item 6) -------------------------------------------------
+COMMON_FPS = (10, 12, 15, 23.976, 24, 25, 29.97, 30, 48, 50, 59.94, 60)
+
+
+def vllm_temporal(num_grids: int, second_per_grid: float, tokens_per_second: int) -> list[int]:
+    """vLLM 0.31's arithmetic, written from its source (Qwen2_5_VLForConditionalGeneration.iter_mm_grid_thw and
+    get_mrope_input_positions): t_factor = second_per_grid_ts.item() * tokens_per_second (Python floats), then
+    np.indices(...)[0] * t_factor cast to int64 when t_factor != 1."""
+    t_factor = second_per_grid * tokens_per_second
+    grid = np.indices((num_grids, 1, 1))[0]
+    if t_factor != 1.0:
+        grid = (grid * t_factor).astype(np.int64)
+    return grid.reshape(-1).tolist()
+
+
+def test_temporal_positions_match_vllm_float64_over_realistic_clip_lengths():
+    """Clips of 8 to 512 frames at common frame rates, 16 or 32 frames sampled: second_per_grid_ts is the float32
+    the processor returns (2 / sampled fps); every grid's position equals vLLM's."""
+    cases = float32_differs = 0
+    for nframes in (16, 32):
+        for fps in COMMON_FPS:
+            for total in range(8, 513):
+                sampled_fps = nframes / total * fps  # qwen_vl_utils.sample_fps: the clip's sampling rate
+                second_per_grid = float(np.float32(2 / sampled_fps))  # the processor's float32 tensor, read back
+                grids = nframes // 2
+                want = vllm_temporal(grids, second_per_grid, 2)
+                assert mrope.temporal_positions(grids, second_per_grid, 2).tolist() == want, (nframes, fps, total)
+                cases += 1
+                float32_differs += (torch.arange(grids) * second_per_grid * 2).long().tolist() != want
+    print(f"\n{cases} clip lengths; float32 arithmetic would differ from vLLM on {float32_differs} "
+          f"({100 * float32_differs / cases:.2f} %)")
+    assert float32_differs > 0  # the scan covers the lengths where float32 and float64 part
+
+
+def test_the_forward_positions_of_80_frames_at_24_fps_are_vllms():
+    """The case of the issue, through the installed get_rope_index: grid 6 at 4 (float64), not 5 (float32)."""
+    from transformers import Qwen2_5_VLConfig
+    from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import Qwen2_5_VLModel
+
+    owner = Qwen2_5_VLModel.__new__(Qwen2_5_VLModel)
+    object.__setattr__(owner, "config", Qwen2_5_VLConfig(vision_config={"spatial_merge_size": 2,
+                                                                         "tokens_per_second": 2}))
+    seconds = torch.tensor([2 / (16 / 80 * 24)], dtype=torch.float32)
+    types_ = torch.tensor([[0, 0] + [mrope.VIDEO] * 8 + [0]])
+    positions, _ = Qwen2_5_VLModel.get_rope_index(
+        owner, torch.where(types_ == mrope.VIDEO, 7, 3), mm_token_type_ids=types_,
+        video_grid_thw=torch.tensor([[8, 2, 2]]), second_per_grid_ts=seconds, attention_mask=torch.ones_like(types_))
+    want = vllm_temporal(8, float(seconds[0]), 2)
+    assert want[6] == 4
+    assert positions[0, 0, 2:10].tolist() == [2 + x for x in want]

@@ -48,5 +48,33 @@ def test_overrides_and_errors():
     # the resolved text is part of an evaluation's fingerprint: resuming with another prompt is refused
     a, b = parse_eval_args([]), parse_eval_args(["--policy_prompt", "authors"])
     assert a.fingerprint()["prompt"]["instruction"] == prompts.THINK_ANSWER_INSTRUCTION
-    assert b.fingerprint()["prompt"] == {"preset": "authors", "instruction": prompts.TAG_INSTRUCTION,
-                                         "mcqa_suffix": False}
+    assert b.fingerprint()["prompt"] == {"preset": "authors", "instruction": prompts.AUTHORS_INSTRUCTION,
+                                         "mcqa_suffix": False, "strip_question": False}
+
+
+# The authors' question template, typed from their training code (issue 20, item 5): the question as stored,
+# a newline, their sentence with its trailing space.
+AUTHORS_TEMPLATE = ("{Question}\nOutput the thinking process in <think> </think> and final answer in <answer> "
+                    "</answer> tags, i.e., <think> reasoning process here </think><answer> answer here </answer>. ")
+
+
+@pytest.mark.parametrize("problem", [MCQA_ROW["problem"], "  What happens next? \n", "Describe the video."])
+def test_authors_preset_reproduces_the_authors_prompt_byte_for_byte(problem):
+    row = {**MCQA_ROW, "problem": problem}
+    assert text_of(row, resolve_policy_prompt("authors")) == AUTHORS_TEMPLATE.format(Question=problem)
+    # the same text through prompt_instruction: the instruction is used as given, whitespace included
+    own = resolve_policy_prompt("authors", AUTHORS_TEMPLATE.split("\n", 1)[1])
+    assert text_of(row, own) == AUTHORS_TEMPLATE.format(Question=problem)
+
+
+def test_authors_preset_renders_the_authors_chat_text(tiny_dirs):
+    # Their messages: one user turn, the video then the text, no system message (the chat template adds
+    # Qwen's default system line).
+    from transformers import AutoProcessor
+
+    processor = AutoProcessor.from_pretrained(tiny_dirs["qwen2_5_vl"])
+    messages = make_conversation(MCQA_ROW, prompt=resolve_policy_prompt("authors"))
+    rendered = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    assert rendered == ("<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n"
+                        "<|vision_start|><|video_pad|><|vision_end|>" + AUTHORS_TEMPLATE.format(Question=MCQA_ROW["problem"])
+                        + "<|im_end|>\n<|im_start|>assistant\n")

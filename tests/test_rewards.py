@@ -161,7 +161,7 @@ MCQA_CASES = [
     # honest forms still pay
     (good("B. The man opens the door or the window"), "B", 1.0),
     (good("B. A man or a woman enters"), "B", 1.0),
-    (good("B. A is not correct because the man leaves"), "B", 1.0),
+    (good("B. A is not correct because the man leaves"), "B", 0.0),  # names A too (issue 20)
     (good("B?"), "B", 1.0),
     # words are not letters
     (good("B. A man opens the door"), "B", 1.0),
@@ -396,15 +396,16 @@ def test_versavid_reward_batch_mixes_types_and_skips_needless_judge_calls(judges
         log_metric=lambda name, value: metrics.setdefault(name, []).append(value),
     )
     assert out == [r[3] for r in rows]
-    # judged rows with the format and a non-empty answer: 4 DEI/MixVidQA on the qwen judge, 2 captions.
+    # judged rows with the format and a non-empty answer on the qwen judge; every caption with the format, the
+    # empty one included (the caption judge's AutoDQ rules score it, issue 20).
     assert sum(n for _, n in qwen.requests) == 5
-    assert sum(n for _, n in cap.requests) == 2
+    assert sum(n for _, n in cap.requests) == 3
     assert metrics["rewards/format/mean"] == [pytest.approx(12 / 15)]
     assert metrics["rewards/MCQA/mean"] == [pytest.approx(0.25)]
     assert metrics["rewards/DarkEventInfer/mean"] == [pytest.approx(3 / 4)]
     assert metrics["rewards/MixVidQA/task_mean"] == [pytest.approx(1 / 3)]
     assert metrics["rewards/caption/format"] == [pytest.approx(3 / 4)]
-    assert metrics["judge/calls"] == [7.0]
+    assert metrics["judge/calls"] == [8.0]
     assert metrics["judge/failures"] == [0.0]
     assert metrics["judge/cache_hits"] == [0.0]
     assert metrics["judge/latency_mean_s"][0] > 0

@@ -132,7 +132,7 @@ def test_lora_adapter_of_a_training_run_evaluates_without_flags(lora_run, tmp_pa
     records = [json.loads(line) for line in (tmp_path / "eval" / "samples.jsonl").read_text().splitlines()]
     by_id = {r["id"]: r for r in lora_run["rows"]}
     for rec in records:  # the authors' template: question, newline, the tag sentence; nothing else
-        assert rec["prompt"] == by_id[rec["id"]]["problem"].strip() + "\n" + prompts.TAG_INSTRUCTION
+        assert rec["prompt"] == by_id[rec["id"]]["problem"] + "\n" + prompts.AUTHORS_INSTRUCTION
 
 
 def git_head() -> str:
@@ -150,8 +150,8 @@ def test_run_folder_records_settings_commit_and_versions(lora_run):
     assert info["model_config"]["use_peft"] is True and info["model_config"]["lora_target_modules"]
     assert info["model"] == str(lora_run["work"] / "tiny")
     assert info["script_args"]["policy_prompt"] == "authors" and info["video_config"]["nframes"] == 4
-    assert info["policy_prompt"] == {"preset": "authors", "instruction": prompts.TAG_INSTRUCTION,
-                                     "mcqa_suffix": False}
+    assert info["policy_prompt"] == {"preset": "authors", "instruction": prompts.AUTHORS_INSTRUCTION,
+                                     "mcqa_suffix": False, "strip_question": False}
     assert info["reward_config"]["on_judge_error"] == "raise"  # from the YAML
     env = info["environment"]
     assert env["git"]["commit"] == git_head() and isinstance(env["git"]["dirty"], bool)
@@ -179,8 +179,8 @@ def test_completions_table_carries_row_id_type_truth_and_rewards(lora_run):
         # the trainer's prompt, one text per message: the video, then the authors' template and nothing else
         (message,) = list(rec["prompt"])
         video = str(Path(lora_run["data"]).parent / row["video"])
-        assert message == {"role": "user", "content": f"<video: {video}>" + row["problem"].strip() + "\n"
-                           + prompts.TAG_INSTRUCTION}
+        assert message == {"role": "user", "content": f"<video: {video}>" + row["problem"] + "\n"
+                           + prompts.AUTHORS_INSTRUCTION}
 
 
 @pytest.mark.skipif(not HAS_WANDB, reason="wandb is not installed (bash scripts/install.sh --tracking)")

@@ -88,7 +88,8 @@ def assert_same(plain, shared, valid):
     "arch, variant",
     [("qwen2_5_vl", "gradient-checkpointing"), ("qwen2_vl", "plain"), ("qwen2_5_vl", "lora+gradient-checkpointing")],
 )
-def test_logps_entropies_and_every_gradient_equal_the_plain_path(tiny_dirs, demo_rows, tmp_path, arch, variant):
+def test_logps_entropies_and_every_gradient_equal_the_plain_path(tiny_dirs, demo_rows, tmp_path, arch, variant,
+                                                                 monkeypatch):
     extra = {"gradient_checkpointing": "gradient-checkpointing" in variant}
     if "lora" in variant:  # the 1-GPU config's LoRA: language model and vision tower
         from peft import LoraConfig
@@ -103,7 +104,14 @@ def test_logps_entropies_and_every_gradient_equal_the_plain_path(tiny_dirs, demo
     assert videos[0].video_fields["video_grid_thw"][0, 0] == 8, "16 frames (8 temporal patches)"
     assert len(videos[0].input_ids) != len(videos[3].input_ids), "two prompt lengths: left padding exercised"
     plain = run_logps(trainer, False, ids, mask, videos, valid)
+    dense = shared_prefix.block_mask
+
+    def no_dense_mask(segment):  # the block path must never build the [U, 1, L, L] mask (issue 20, item 7)
+        raise AssertionError("the dense block mask was built on the sdpa path")
+
+    monkeypatch.setattr(shared_prefix, "block_mask", no_dense_mask)
     shared = run_logps(trainer, True, ids, mask, videos, valid)
+    monkeypatch.setattr(shared_prefix, "block_mask", dense)
     assert plain[3] == [5] and shared[3] == [2], "plain encodes every row's video, shared each prompt's once"
     assert_same(plain, shared, valid)
     assert (shared[0][~valid] == 0).all(), "positions outside the completion mask are zero, never NaN"
@@ -177,8 +185,12 @@ def test_block_attention_equals_the_dense_mask_through_transformers_sdpa(monkeyp
     row = shared_prefix._block_row
     monkeypatch.setattr(shared_prefix, "_block_row", lambda *a: blocks.append(1) or row(*a))
     out = {}
-    for name, mask in (("dense", packed.allowed), ("block", shared_prefix.PrefixBlockMask.wrap(packed.allowed,
-                                                                                               packed.layout))):
+    block = shared_prefix.PrefixBlockMask.wrap(packed.segment, packed.layout)
+    assert block.shape == packed.allowed.shape and block.dtype == torch.bool
+    with torch._C.DisableTorchFunctionSubclass():
+        assert block.untyped_storage().nbytes() == 1, "no [U, 1, L, L] data behind the block mask"
+    assert torch.equal(block & True, packed.allowed), "any other operation sees the dense mask"
+    for name, mask in (("dense", packed.allowed), ("block", block)):
         o, _ = sdpa_attention_forward(module, q, k, v, mask, scaling=0.3)
         weights = torch.linspace(-1, 1, o.numel()).view_as(o)
         out[name] = (o, torch.autograd.grad((o * weights).sum(), (q, k, v)))

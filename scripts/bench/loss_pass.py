@@ -22,7 +22,6 @@ shared path with sdpa (block by block) and, for comparison, with the dense mask 
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
@@ -101,6 +100,29 @@ def child_peak(size: str, generations: int, completion: int, path: str) -> dict:
             "fallbacks": sorted(trainer._shared_prefix_fallbacks)}
 
 
+def mask_peak(prompt: int, generations: int, completion: int) -> dict:
+    """What packing one group and building its sdpa attention mask add to the resident set (MiB), no model: the
+    part of the shared forward that depends on the packed length L = prompt - 1 + G x completion."""
+    import gc
+
+    import torch
+
+    sp = C.import_trainer_module("shared_prefix")
+    groups = [sp.PrefixGroup(tuple(range(generations)), prompt, (completion,) * generations)]
+    ids = torch.randint(10, 100, (generations, prompt + completion))
+    positions = torch.arange(prompt + completion).expand(3, 1, prompt + completion)
+    text_config = type("TextConfig", (), {"_attn_implementation": "sdpa", "layer_types": ["full_attention"]})()
+    gc.collect()
+    Path("/proc/self/clear_refs").write_text("5")
+    before = _rss_kib("VmRSS")
+    packed = sp.pack(groups, ids, positions, completion, 0)
+    mask = sp.mask_mapping(packed, text_config, torch.float32)
+    peak, held = _rss_kib("VmHWM"), _rss_kib("VmRSS")
+    del mask
+    return {"packed_length": int(packed.input_ids.shape[1]), "peak_added_mib": (peak - before) / 1024,
+            "held_mib": (held - before) / 1024}
+
+
 def measure_peaks(size: str, generations: int, completion: int, threads: int) -> dict:
     out = {}
     for path in ("plain", "shared"):
@@ -142,9 +164,17 @@ def main(argv=None) -> int:
     p.add_argument("--generations", type=int, default=8)
     p.add_argument("--completion", type=int, default=256, help="completion tokens per row")
     p.add_argument("--no-memory", action="store_true", help="skip the per-path peak-memory child processes")
-    p.add_argument("--child-peak", choices=("plain", "shared"), help=argparse.SUPPRESS)  # internal
+    p.add_argument("--child-peak", choices=("plain", "shared"),
+                   help="only measure the peak memory one pass of this path adds (in this process) and print it as "
+                        "PEAK {json}; e.g. --child-peak shared --completion 2048 for the paper's lengths")
+    p.add_argument("--mask-peak", type=int, default=None, metavar="PROMPT_TOKENS",
+                   help="only measure what packing a group of this prompt length (with --generations x --completion "
+                        "tokens) and building its sdpa mask add to memory, without a model; print MASK {json}")
     a = p.parse_args(argv)
     C.set_threads(a.threads)
+    if a.mask_peak:
+        print("MASK " + json.dumps(mask_peak(a.mask_peak, a.generations, a.completion)), flush=True)
+        return 0
     if a.child_peak:
         print("PEAK " + json.dumps(child_peak(a.size, a.generations, a.completion, a.child_peak)), flush=True)
         return 0

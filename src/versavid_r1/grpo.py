@@ -193,6 +193,7 @@ def build_trainer(script_args, training_args, model_args, rows=None, eval_rows=N
     reward_cfg = script_args.reward_config()
     client = JudgeClient.from_config(reward_cfg)
     client.headers.update(script_args.judge_headers() or {})  # bearer token when the judges require one
+    client.decoys.add_rows(rows)  # decoys for the judges' decoy check come from the training rows' truths
     reward = make_versavid_reward(reward_cfg, client)
 
     trainer = Qwen25VLGRPOTrainer(

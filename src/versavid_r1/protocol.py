@@ -19,9 +19,15 @@ Errors, and how a client tells them apart (docs/judges.md, "Errors and retries",
 * **Unparseable verdict**: a 200 result whose `verdict` is `UNPARSEABLE` (`output` 0 is a
   placeholder, not a score): the judge answered but its reply held no clean verdict. Clients count
   it as a judge failure of that item, never as a reward of 0.
-* **Suspected injection**: a 200 result whose `verdict` is `SUSPECTED_INJECTION`, `output` 0: the
-  prediction was also judged correct against a decoy ground truth it cannot match (see
-  versavid_r1.judges.decoy), so its positive verdict is not trusted.
+* **Suspected injection**: a 200 result whose `verdict` is `SUSPECTED_INJECTION`, `output` 0 (caption
+  judge: `suspected_injection` true, recall and precision 0): the prediction did at least as well
+  against a decoy ground truth it cannot match (see versavid_r1.judges.decoy), so its positive verdict
+  is not trusted.
+
+Decoys: an item may carry `decoys`, ground truths of other rows chosen by the client
+(versavid_r1.rewards.decoys). A list (even an empty one) says which decoys to check a positive verdict
+against (empty: no check); an item without the field (an older client) is checked against the other
+items of its request, as before. Older services ignore the field.
 """
 from __future__ import annotations
 
@@ -47,6 +53,8 @@ EMPTY = "empty"
 SUSPECTED_INJECTION = "suspected_injection"
 # Key of a 422 body (single /predict) that marks a permanent failure of that item, not a bad request.
 PERMANENT_KEY = "permanent"
+# Most decoy ground truths one item may carry (more gets 422): each costs a judge call per positive verdict.
+MAX_DECOYS_PER_ITEM = 4
 
 
 class _Model(BaseModel):
@@ -60,6 +68,9 @@ class JudgeRequest(_Model):
     sol: str = Field(description="The ground truth, usually `<answer>…</answer>`")
     problem_type: Literal["DarkEventInfer", "MixVidQA"]
     question: str = Field(default="", description="The row's own question (used by MixVidQA)")
+    decoys: Optional[list[str]] = Field(
+        default=None, description="Ground truths of other rows to check a positive verdict against "
+                                  "([]: no check; absent: the request's other items)")
 
 
 class JudgeResult(_Model):
@@ -67,8 +78,8 @@ class JudgeResult(_Model):
     verdict: str = Field(default="", description="Parsed verdict, 'unparseable', 'empty' or "
                                                  "'suspected_injection'")
     raw: Optional[str] = Field(default=None, description="The judge model's reply text")
-    decoy_verdict: Optional[str] = Field(default=None, description="Verdict against the decoy ground "
-                                         "truth (only when the decoy check ran)")
+    decoy_verdict: Optional[str] = Field(default=None, description="The best verdict against a decoy "
+                                         "ground truth (only when the decoy check ran)")
 
 
 class ItemError(_Model):
@@ -94,6 +105,9 @@ class CaptionRequest(_Model):
     events: Optional[list[str]] = Field(
         default=None, description="Precomputed ground-truth events; skips extracting them"
     )
+    decoys: Optional[list[str]] = Field(
+        default=None, description="Ground-truth captions of other rows to check a positive score against "
+                                  "(absent or []: no check)")
 
 
 class CaptionResult(_Model):
@@ -101,6 +115,11 @@ class CaptionResult(_Model):
     precision: float
     pred_events: Optional[list[str]] = None
     gt_events: Optional[list[str]] = None
+    decoy_recall: Optional[float] = Field(default=None, description="Best recall of a decoy caption's events "
+                                          "(only when the decoy check ran)")
+    decoy_precision: Optional[float] = Field(default=None, description="Best precision against a decoy caption")
+    suspected_injection: bool = Field(default=False, description="The prediction did as well against a decoy: "
+                                      "recall and precision were set to 0")
 
 
 class CaptionBatchRequest(_Model):

@@ -1,19 +1,25 @@
-"""Qwen2.5-VL video time positions (M-RoPE) as Qwen's reference computes them.
+"""Qwen2.5-VL video time positions (M-RoPE) as vLLM 0.31 computes them.
 
 The upstream bug: transformers 5.17's `Qwen2_5_VLModel.get_rope_index` computes the temporal step of a
 video as `tokens_per_second * int(second_per_grid_ts)`. The seconds per temporal grid are truncated
 BEFORE scaling, so a 16-frame clip shorter than 8 s (`second_per_grid_ts < 1`) gives every frame the same
-temporal position (the model cannot see frame order), and longer clips get a shrunken spacing. Qwen's
-reference code (transformers <= 5.2, vLLM) multiplies in float and floors per grid:
-`t_i = floor(i * second_per_grid_ts * tokens_per_second)`. Fixed upstream by transformers PR #48669
-(after 5.17); vLLM 0.31 requires transformers < 5.18, so upgrading is not the way.
+temporal position (the model cannot see frame order), and longer clips get a shrunken spacing. Earlier
+releases truncated too (4.5x cast `second_per_grid_t` to the integer dtype of the grid index before
+multiplying). vLLM multiplies in float and floors per grid; vLLM 0.31 (`Qwen2_5_VLForConditionalGeneration.
+iter_mm_grid_thw` / `get_mrope_input_positions`) takes `second_per_grid_ts` as a Python float (the float32
+value the processor returned), forms `t_factor = second_per_grid_ts * tokens_per_second` in float64 and
+gives grid i the position `int(i * t_factor)` in float64 (numpy). Fixed in transformers by PR #48669
+(after 5.17); vLLM 0.31 requires transformers < 5.18, so upgrading is not the way. The float64 product
+matters: in float32, `i * second_per_grid_ts` rounds up to the next integer step for about 1.6 % of
+realistic clip lengths (80 frames at 24 fps: grid 6 lands on 5 instead of vLLM's 4), and with
+`use_vllm` the rollout would then be sampled under other positions than the loss scores.
 
 The same function (since transformers 5.3) also starts the text that follows a video at
 `video start + max(grid h, grid w) / merge`, ignoring how far the video's temporal positions reach, so the
-text after a long clip reuses positions of the video; Qwen's reference and vLLM start it one past the
-largest position used so far. `reference_rope_index` below follows the reference in both respects and
-keeps 5.17's conventions everywhere else (grouping by `mm_token_type_ids`, padded positions 0,
-`rope_deltas` relative to the unpadded length, as 5.17's generation code consumes them).
+text after a long clip reuses positions of the video; vLLM starts it one past the largest position used so
+far. `reference_rope_index` below follows vLLM in both respects and keeps 5.17's conventions everywhere
+else (grouping by `mm_token_type_ids`, padded positions 0, `rope_deltas` relative to the unpadded length,
+as 5.17's generation code consumes them).
 
 `versavid_r1.compat.install()` (run by `import versavid_r1`) calls `patch_module` when transformers'
 Qwen2.5-VL modeling module is imported (at once if it already is): `Qwen2_5_VLModel.get_rope_index` is
@@ -39,9 +45,10 @@ _ORIGINAL = "_versavid_original_get_rope_index"  # class attribute keeping the r
 
 
 def temporal_positions(num_grids: int, second_per_grid: float, tokens_per_second: float) -> torch.Tensor:
-    """`floor(i * second_per_grid * tokens_per_second)` for grids i = 0..num_grids-1 (float32 arithmetic,
-    as Qwen's reference and vLLM multiply an integer range by the float seconds)."""
-    return (torch.arange(num_grids) * float(second_per_grid) * tokens_per_second).long()
+    """`int(i * (second_per_grid * tokens_per_second))` for grids i = 0..num_grids-1, in float64 as vLLM 0.31
+    computes it (the factor first, as a Python float; then one float64 product per grid, truncated)."""
+    factor = float(second_per_grid) * float(tokens_per_second)
+    return (torch.arange(num_grids, dtype=torch.float64) * factor).long()
 
 
 def _vision_block(start: int, grid_thw, merge: int, step_seconds: Optional[float], tokens_per_second: float):
@@ -69,8 +76,8 @@ def reference_rope_index(
     attention_mask: Optional[torch.Tensor] = None,
     **kwargs: Any,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Drop-in for `Qwen2_5_VLModel.get_rope_index` (transformers 5.17 signature) with Qwen's reference
-    temporal step and text placement (see the module docstring)."""
+    """Drop-in for `Qwen2_5_VLModel.get_rope_index` (transformers 5.17 signature) with vLLM's temporal step
+    and text placement (see the module docstring)."""
     vision = self.config.vision_config
     merge, tokens_per_second = int(vision.spatial_merge_size), vision.tokens_per_second
     grids = {
@@ -107,10 +114,12 @@ def reference_rope_index(
 
 # ------------------------------------------------------------------ the probe and the patch -------
 def _probe_inputs(merge: int = 2):
-    """A left-padded 2-row batch of text, video, text: a 4-grid video of 0.625 s per grid (a 5 s 16-frame
-    clip) and a 3-grid one of 1.5 s per grid, 2x2 merged patches each: both upstream differences show."""
+    """A left-padded 3-row batch of text, video, text: a 4-grid video of 0.625 s per grid (a 5 s 16-frame
+    clip), a 3-grid one of 1.5 s per grid and an 8-grid one of 2 / 4.8 s per grid (16 of 80 frames at 24 fps,
+    where float32 arithmetic puts grid 6 one position later than vLLM's float64), 2x2 merged patches each:
+    every upstream difference shows."""
     rows, grids, seconds = [], [], []
-    for t, sec in ((4, 0.625), (3, 1.5)):
+    for t, sec in ((4, 0.625), (3, 1.5), (8, 2 / 4.8)):
         h = w = 2 * merge
         rows.append([TEXT] * 3 + [VIDEO] * (t * (h // merge) * (w // merge)) + [TEXT] * 2)
         grids.append([t, h, w])

@@ -62,12 +62,14 @@ class VideoArguments:
         default="project",
         metadata={"help": "Policy prompt preset: 'project' (the think/answer instruction with one extra sentence, "
                           "and an option-letter line after multiple-choice questions) or 'authors' (the authors' "
-                          "template: the question, then one think/answer tag sentence).",
+                          "template character for character: the question as stored, a newline, their "
+                          "think/answer sentence).",
                   "choices": sorted(prompts.POLICY_PROMPT_PRESETS)},
     )
     prompt_instruction: Optional[str] = field(
         default=None,
-        metadata={"help": "Instruction text after the question, replacing the preset's (unset: the preset's)."},
+        metadata={"help": "Instruction text after the question, replacing the preset's (unset: the preset's); used "
+                          "exactly as given, whitespace included."},
     )
     mcqa_suffix: Optional[bool] = field(
         default=None,

@@ -37,6 +37,7 @@ class PolicyPrompt:
     preset: str
     instruction: str
     mcqa_suffix: bool
+    strip_question: bool = True
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -44,7 +45,8 @@ class PolicyPrompt:
 
 def resolve_policy_prompt(preset: str = "project", instruction: Optional[str] = None,
                           mcqa_suffix: Optional[bool] = None) -> PolicyPrompt:
-    """`preset`'s instruction and MCQA line, each replaced by `instruction` / `mcqa_suffix` when given."""
+    """`preset`'s instruction and MCQA line, each replaced by `instruction` / `mcqa_suffix` when given. The
+    instruction is used exactly as given (whitespace included), so any template can be written out."""
     if preset not in prompts.POLICY_PROMPT_PRESETS:
         raise ValueError(f"policy_prompt must be one of {sorted(prompts.POLICY_PROMPT_PRESETS)}, got {preset!r}")
     base = prompts.POLICY_PROMPT_PRESETS[preset]
@@ -52,14 +54,19 @@ def resolve_policy_prompt(preset: str = "project", instruction: Optional[str] = 
         raise ValueError("prompt_instruction is empty: leave it unset to use the preset's instruction")
     return PolicyPrompt(
         preset=preset,
-        instruction=str(instruction).strip() if instruction is not None else base["instruction"],
+        instruction=str(instruction) if instruction is not None else base["instruction"],
         mcqa_suffix=bool(base["mcqa_suffix"] if mcqa_suffix is None else mcqa_suffix),
+        strip_question=bool(base["strip_question"]),
     )
 
 
-def prompt_text(row: dict, mcqa_suffix: bool = True, instruction: Optional[str] = None) -> str:
-    """The text part: the question, the MCQA suffix when due, then the think/answer instruction."""
-    text = str(row["problem"]).strip()
+def prompt_text(row: dict, mcqa_suffix: bool = True, instruction: Optional[str] = None,
+                strip_question: bool = True) -> str:
+    """The text part: the question (stripped unless the preset keeps it as stored), the MCQA suffix when
+    due, a newline, then the think/answer instruction."""
+    text = str(row["problem"])
+    if strip_question:
+        text = text.strip()
     if mcqa_suffix and row.get("problem_type") == MCQA and prompts.MCQA_SUFFIX.lower() not in text.lower():
         text = f"{text}\n{prompts.MCQA_SUFFIX}"
     return f"{text}\n{instruction if instruction is not None else prompts.THINK_ANSWER_INSTRUCTION}"
@@ -85,9 +92,11 @@ def make_conversation(
     """The chat messages of a row (see the module docstring). `prompt`, when given, sets the instruction
     and the MCQA line (an explicit `instruction` still wins, e.g. evaluation's direct-answer mode)."""
     cfg = cfg or VideoConfig()
+    strip_question = True
     if prompt is not None:
         mcqa_suffix = prompt.mcqa_suffix
         instruction = instruction if instruction is not None else prompt.instruction
+        strip_question = prompt.strip_question
     paths = resolve_video_paths(row, cfg.video_root)
     video: Any = paths[0] if len(paths) == 1 else paths
     messages = [
@@ -95,7 +104,7 @@ def make_conversation(
             "role": "user",
             "content": [
                 {"type": "video", "video": video},
-                {"type": "text", "text": prompt_text(row, mcqa_suffix, instruction)},
+                {"type": "text", "text": prompt_text(row, mcqa_suffix, instruction, strip_question)},
             ],
         }
     ]

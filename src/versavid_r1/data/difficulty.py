@@ -1,7 +1,10 @@
 """Difficulty filtering before training (the paper's): what is kept, and the settings of a filtering run.
 
 For every training row the base model samples N answers (default 5) with the training prompt and sampler;
-each is scored with the training reward code and judges. Then:
+each is scored with the training reward code and judges. `training_config` names the training YAML: its
+prompt (preset, instruction, option-letter line), video options, sampler (temperature, top-k, top-p,
+repetition penalty, completion length) and format gate are then read from it
+(`versavid_r1.data.training_settings`), so the samples are drawn exactly as training will draw them. Then:
 
 - a **non-caption row is dropped when every sample solves it**. A sample *solves* a row when its training
   reward (format gate x task reward, strict format) reaches the task's maximum: MCQA 1 (the right option),
@@ -21,6 +24,7 @@ the same model loading, generation backends, judges and video options, with trai
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from collections import Counter
@@ -59,8 +63,17 @@ class FilterConfig(EvalConfig):
                                          "generating or scoring anything."})
     skip_invalid: bool = field(
         default=False, metadata={"help": "Leave out rows that fail validation (each logged) instead of stopping."})
-    top_k: int = field(default=0, metadata={"help": "Sampling top-k (0: off, as in training)."})
+    training_config: Optional[str] = field(
+        default=None,
+        metadata={"help": "The training YAML these rows will train with: its prompt (policy_prompt, "
+                          "prompt_instruction, mcqa_suffix), video options, sampler (temperature, top_k, top_p, "
+                          "repetition_penalty; max_completion_length as max_new_tokens) and format_mode/decoy_check "
+                          "are used, with training's defaults for the keys it does not set. Those options given "
+                          "here as well must agree with it."})
+    top_k: int = field(default=0, metadata={"help": "Sampling top-k (0: off, TRL's default; the paper config: 50)."})
     repetition_penalty: float = field(default=1.0, metadata={"help": "Repetition penalty (1: off, as in training)."})
+    decoy_check: bool = field(
+        default=True, metadata={"help": "The judges' decoy check, as the training flag of the same name."})
     # --- training's defaults instead of the evaluation's ---------------------------------------------------
     task_name: str = field(default="difficulty", metadata={"help": "Name shown in the report."})
     do_sample: bool = field(default=True, metadata={"help": "Sample (must stay on: N greedy answers are one)."})
@@ -74,6 +87,8 @@ class FilterConfig(EvalConfig):
     max_frames: int = field(default=768, metadata={"help": "Most frames in fps mode."})
 
     def __post_init__(self) -> None:
+        if self.training_config:
+            self._apply_training_config()
         if self.out and not self.output_dir:
             stem = self.out[:-len(".jsonl")] if self.out.endswith(".jsonl") else self.out
             self.output_dir = stem + "_difficulty"
@@ -95,6 +110,23 @@ class FilterConfig(EvalConfig):
             raise ValueError(f"min_f1_spread must be >= 0, got {self.min_f1_spread}")
         super().__post_init__()
 
+    def _apply_training_config(self) -> None:
+        """Take the prompt, video, sampler and gate settings from `training_config`; an option set here to
+        another value than the class default and than the training config's is an error."""
+        from versavid_r1.data.training_settings import training_settings
+
+        own = {f.name: f.default for f in dataclasses.fields(self) if f.default is not dataclasses.MISSING}
+        for name, value in training_settings(self.training_config).items():
+            mine = getattr(self, name)
+            if name in own and mine != own[name] and mine != value:
+                raise ValueError(f"{name}={mine!r} conflicts with training_config {self.training_config} "
+                                 f"({name}: {value!r}); leave it unset to sample as training does")
+            setattr(self, name, value)
+
+    def reward_config(self):
+        """The evaluation's reward settings with the training run's decoy check."""
+        return dataclasses.replace(super().reward_config(), decoy_check=bool(self.decoy_check))
+
     def check_runnable(self) -> None:
         super().check_runnable()
         if not self.out:
@@ -104,7 +136,7 @@ class FilterConfig(EvalConfig):
         """What decides the samples: the evaluation's result fields plus N and the sampler. The thresholds are
         not in it: changing them needs no new samples."""
         return {**super().fingerprint(), "num_samples": int(self.num_samples), "top_k": int(self.top_k),
-                "repetition_penalty": float(self.repetition_penalty)}
+                "repetition_penalty": float(self.repetition_penalty), "decoy_check": bool(self.decoy_check)}
 
     def thresholds(self) -> dict[str, float]:
         return {"max_pass_rate": float(self.max_pass_rate), "min_pass_rate": float(self.min_pass_rate),

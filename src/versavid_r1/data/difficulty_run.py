@@ -3,8 +3,9 @@
 The run behind `versavid_r1.data.difficulty` (the rules live there), built from the evaluation's parts:
 rows are validated as training validates them (`load_rows`' checks), prompts are the training prompts,
 the N samples come from the evaluation's generator (`eval.generation`: batched transformers `generate`, or
-vLLM with `--backend vllm` on a GPU) at the training sampler, and `eval.scoring.score_completions` scores
-them with the training reward code and judges. Records go to two kill-safe record files
+vLLM with `--backend vllm` on a GPU) at the training sampler (`--training_config`: read from the training
+YAML, versavid_r1.data.training_settings), and `eval.scoring.score_completions` scores them with the training
+reward code and judges. Records go to two kill-safe record files
 (`eval.store.RecordFile`, appended and fsync'ed per batch) in the records folder:
 `generations.jsonl` (the N completions of a row, kept even if scoring fails) and `samples.jsonl` (per
 row: each sample's format, task reward, training reward and F1, and the row's pass rate / F1 spread). A
@@ -75,7 +76,7 @@ def _prepare(batch: Sequence[dict], generator, cfg: FilterConfig, vcfg) -> tuple
     for item in batch:
         try:
             clip = load_video(item["row"], vcfg)
-            messages = make_conversation(item["row"], vcfg, mcqa_suffix=cfg.mcqa_suffix)
+            messages = make_conversation(item["row"], vcfg, prompt=cfg.policy_prompt_config())  # training's
             inputs = generator.prepare(messages, [clip])
         except Exception as exc:  # noqa: BLE001 - a decoder/processor failure is this row's error
             log.warning("row on line %d: %s: %s", item["line"], type(exc).__name__, exc)

@@ -119,10 +119,7 @@ async def score_completions(
                 fields["judge_failure"] = s.failure.kind
         else:
             if row["problem_type"] == tasks.CAPTION:
-                fields.setdefault("recall", 0.0)  # an empty caption is not sent to the judge: nothing recalled
-                fields.setdefault("precision", 0.0)
-                fields.setdefault("f1", 0.0)
-                score = fields["f1"]
+                score = fields["f1"]  # an empty caption too: the judge scores it by its AutoDQ rules
             else:
                 score = float(s.task)
             fields.update(status=OK, score=score, task_reward=float(s.task))

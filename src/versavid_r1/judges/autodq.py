@@ -10,12 +10,13 @@ Two sets of rules (`settings.scoring`):
 - "project" (default): a side with no events has ratio 0.0 (its empty event list is returned, so it is
   visible), an empty prediction scores 0/0 without a model call, captions are used as written;
 - "official" (DREAM-1K's evaluation code): a side with no events has ratio 1.0, both captions are
-  lower-cased (and double quotes become single quotes for extraction), an empty prediction has no events
-  (precision 1.0) and entails nothing (recall 0.0 unless the ground truth has no events either).
+  lower-cased (and double quotes become single quotes for extraction), an extracted event that repeats
+  counts again (not deduplicated), an empty prediction has no events (precision 1.0) and entails nothing
+  (recall 0.0 unless the ground truth has no events either).
 The prompt templates come from `settings.prompt_file` or the project's own (`autodq_prompts`).
 
-Robustness: JSON mode (`response_format={"type": "json_object"}`) where the server supports it
-(`json_mode="auto"`: a call the server rejects is repeated without it; that call only, so one
+Robustness: JSON mode (`response_format={"type": "json_object"}`) for prompts that ask for JSON, where the
+server supports it (`json_mode="auto"`: a call the server rejects is repeated without it; that call only, so one
 over-long request cannot switch JSON mode off for the life of the process), tolerant parsing (code
 fences, text around the JSON, common key and label variants), bounded retries of malformed replies
 (the first try is greedy; retries use `retry_temperature` and tell the model what was wrong).
@@ -114,9 +115,10 @@ def _list_in(obj: Any, keys: tuple[str, ...]) -> Any:
     raise ValueError(f"expected a JSON list under one of {list(keys)}")
 
 
-def parse_events(text: Optional[str], max_events: int) -> list[str]:
-    """Event strings from an extraction reply: {"events": [...]} or a bare list; deduplicated and cut
-    to `max_events`."""
+def parse_events(text: Optional[str], max_events: int, dedupe: bool = True) -> list[str]:
+    """Event strings from an extraction reply: {"events": [...]} or a bare list; deduplicated (unless
+    `dedupe` is False: DREAM-1K's code keeps a repeated event, which then counts twice) and cut to
+    `max_events`."""
     items = _list_in(parse_json_reply(text), ("events", "atomic_events", "event_list"))
     events: list[str] = []
     for it in items:
@@ -125,7 +127,7 @@ def parse_events(text: Optional[str], max_events: int) -> list[str]:
         if not isinstance(it, str):
             raise ValueError("every event must be a string")
         ev = " ".join(it.split())
-        if ev and ev not in events:
+        if ev and not (dedupe and ev in events):
             events.append(ev)
     return events[:max_events]
 
@@ -185,6 +187,10 @@ def parse_relations(text: Optional[str], n: int) -> list[str]:
     return labels  # type: ignore[return-value]
 
 
+def _asks_for_json(messages: list[dict]) -> bool:
+    return any("json" in str(m.get("content", "")).lower() for m in messages)
+
+
 def ratio(labels: list[str], empty: float = 0.0) -> float:
     """Share of "entailment" labels; `empty` for a side with no events (project 0.0, official 1.0)."""
     return sum(lbl == ENTAILMENT for lbl in labels) / len(labels) if labels else empty
@@ -221,7 +227,9 @@ class AutoDQ:
 
         kwargs = {"model": self.model, "messages": messages, "temperature": temperature,
                   "max_tokens": self.s.max_tokens}
-        use_json = self._json_ok
+        # JSON mode only for a prompt that asks for JSON (OpenAI refuses JSON mode otherwise; DREAM-1K's
+        # extraction prompt asks for a Python dict string), unless --json-mode on forces it.
+        use_json = self._json_ok and (self.s.json_mode == "on" or _asks_for_json(messages))
         if use_json:
             kwargs["response_format"] = {"type": "json_object"}
         async with self._sem:
@@ -283,8 +291,8 @@ class AutoDQ:
         m = self.s.max_events
         if self.official:  # DREAM-1K's extraction step quotes the caption inside a dict string
             caption = caption.replace('"', "'")
-        return await self._call_parsed(self.templates.extract_messages(caption, m), lambda t: parse_events(t, m),
-                                       "event extraction")
+        return await self._call_parsed(self.templates.extract_messages(caption, m),
+                                       lambda t: parse_events(t, m, dedupe=not self.official), "event extraction")
 
     def cache_key(self, caption: str) -> str:
         raw = f"{self.model}\x00{self.s.max_events}\x00{caption.strip()}"

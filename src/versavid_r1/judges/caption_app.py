@@ -31,10 +31,11 @@ from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 
 from ..protocol import (
-    HEALTH_PATH, MAX_PRECOMPUTED_EVENTS, PERMANENT_KEY, PREDICT_BATCH_PATH, PREDICT_PATH, CaptionBatchRequest,
-    CaptionBatchResponse, CaptionRequest, CaptionResult, Health, ItemError,
+    HEALTH_PATH, MAX_PRECOMPUTED_EVENTS, PERMANENT_KEY, PREDICT_BATCH_PATH, PREDICT_PATH,
+    CaptionBatchRequest, CaptionBatchResponse, CaptionRequest, CaptionResult, Health, ItemError,
 )
 from .autodq import AutoDQ, AutoDQError
+from .decoy import check_caption, check_decoys
 from .disconnect import cancel_on_disconnect
 from .lexical_autodq import LexicalAutoDQ
 from .security import check_text, make_auth_dependency, new_app
@@ -119,9 +120,14 @@ def create_caption_judge_app(settings: CaptionJudgeSettings, client=None) -> Fas
                 check_text(f"{where}events[{j}]", e, lim)
         elif not answer_text(item.sol):
             raise HTTPException(422, detail=f"field '{where}sol' holds no ground-truth caption")
+        check_decoys(where, item.decoys, lim)
 
     async def score_one(item: CaptionRequest) -> CaptionResult:
-        out = await scorer().score(answer_text(item.content), answer_text(item.sol), item.events)
+        prediction = answer_text(item.content)
+        out = await scorer().score(prediction, answer_text(item.sol), item.events)
+        decoys = [answer_text(d) for d in item.decoys or () if answer_text(d)]
+        if settings.decoy_check and decoys:
+            out = await check_caption(scorer(), prediction, out, decoys)
         return CaptionResult(**out)
 
     @app.get(HEALTH_PATH, response_model=Health)

@@ -6,8 +6,8 @@ words fool it. Never report its scores as the paper's judged metrics.
 
 What it computes (docs/judges.md, "The lexical backend", says the same):
 
-- **content words** of a text: the lower-cased runs of letters and digits, minus single letters and
-  `prompts.LEXICAL_STOP_WORDS`, each cut by `stem` (one light suffix rule), as a set;
+- **content words** of a text (`versavid_r1.words`): the lower-cased runs of letters and digits, minus single
+  letters and `prompts.LEXICAL_STOP_WORDS`, each cut by `stem` (one light suffix rule), as a set;
 - **coverage(x, y)** = |content(x) ∩ content(y)| / |content(x)| (0 when x has no content word);
 - **DarkEventInfer** (0/1/2): c = coverage(ground truth, prediction) and the prediction's precision
   p = coverage(prediction, ground truth). 2 when c ≥ `full_cover`, 1 when c ≥ `partial_cover`, else 0;
@@ -26,36 +26,14 @@ import re
 from typing import Iterable
 
 from .. import prompts
+from ..words import content_words, stem  # noqa: F401 - re-exported: the lexical judge's words
 
-_WORD = re.compile(r"[a-z0-9]+")
 _PIECE_BREAK = re.compile(
     r"[.!?;\n]+|\b(?:"
     + "|".join(re.escape(c) for c in sorted(prompts.LEXICAL_CLAUSE_CONNECTIVES, key=len, reverse=True))
     + r")\b",
     re.IGNORECASE,
 )
-# One suffix rule, the first that matches, only when at least this many letters remain.
-_SUFFIXES = ("ing", "ed", "es", "s", "e")
-_MIN_STEM = 3
-
-
-def stem(word: str) -> str:
-    """`word` without one inflection suffix (-ing, -ed, -es, -s but not -ss, -e), so that "moves",
-    "moved", "moving" and "move" meet. A full stemmer (Porter, Snowball) would be a new dependency
-    for what the stand-in needs from it: inflections of the same word."""
-    for suffix in _SUFFIXES:
-        if word.endswith(suffix) and len(word) - len(suffix) >= _MIN_STEM:
-            if suffix == "s" and word.endswith("ss"):
-                return word
-            return word[: -len(suffix)]
-    return word
-
-
-def content_words(text: str) -> frozenset[str]:
-    """The stemmed content words of `text` (see the module docstring)."""
-    words = _WORD.findall(text.lower()) if isinstance(text, str) else []
-    return frozenset(stem(w) for w in words
-                     if (len(w) > 1 or w.isdigit()) and w not in prompts.LEXICAL_STOP_WORDS)
 
 
 def coverage(of: Iterable[str] | str, by: Iterable[str] | str) -> float:

@@ -6,7 +6,7 @@ empty prediction scores 0 with verdict "empty" and the model is not asked. The j
 bare verdict with greedy decoding and `max_new_tokens` new tokens; its reply is parsed strictly
 (versavid_r1.judges.verdict): anything else is "unparseable" (a failure the client skips and counts,
 never a reward). Positive verdicts then pass the decoy check (versavid_r1.judges.decoy) unless it is
-switched off: one judged correct against a decoy ground truth too becomes "suspected_injection", 0.
+switched off: one that does at least as well against a decoy ground truth becomes "suspected_injection", 0.
 """
 from __future__ import annotations
 
@@ -16,14 +16,14 @@ from typing import Optional
 
 from fastapi import HTTPException
 
-from ..protocol import EMPTY, SUSPECTED_INJECTION, JudgeRequest, JudgeResult
+from ..protocol import EMPTY, SUSPECTED_INJECTION, UNPARSEABLE, JudgeRequest, JudgeResult
 from .backends.base import BackendError, GenRequest, JudgeBackend, JudgeTask, PromptTooLong, RequestTooLarge
-from .decoy import decoy_truth, is_positive, positives
+from .decoy import check_decoys, positives, rejects, request_decoys
 from .prompting import judge_messages
 from .security import check_text
 from .settings import QwenJudgeSettings
 from .texts import answer_text
-from .verdict import parse_verdict
+from .verdict import Verdict, parse_verdict
 
 log = logging.getLogger("versavid_r1.judges.qwen")
 
@@ -44,6 +44,7 @@ class QwenJudge:
             where = f"{prefix}[{i}]." if prefix else ""
             for name in ("content", "sol", "question"):
                 check_text(where + name, getattr(it, name), lim)
+            check_decoys(where, it.decoys, lim)
             gt = answer_text(it.sol)
             if not gt:
                 raise HTTPException(422, detail=f"field '{where}sol' holds no ground-truth text")
@@ -91,21 +92,27 @@ class QwenJudge:
 
     async def _decoy_check(self, items: list[JudgeRequest], texts: list[tuple[str, str]],
                            results: list[Optional[JudgeResult]], prefix: str) -> None:
-        """Judge each positive prediction against a decoy ground truth (versavid_r1.judges.decoy)."""
-        todo = positives([r.verdict if r is not None else None for r in results])
-        if not todo:
-            return
+        """Judge each positive prediction against its decoy ground truths (versavid_r1.judges.decoy)."""
         types = [it.problem_type for it in items]
         truths, preds = [gt for _, gt in texts], [pred for pred, _ in texts]
-        asks = [(i, self._ask(items[i], preds[i], decoy_truth(i, types, truths, preds))) for i in todo]
+        asks: list[tuple[int, GenRequest]] = []
+        for i in positives([r.verdict if r is not None else None for r in results]):
+            decoys = request_decoys(i, types, truths) if items[i].decoys is None else items[i].decoys
+            asks += [(i, self._ask(items[i], preds[i], answer_text(d))) for d in decoys if answer_text(d)]
+        if not asks:
+            return
         self.decoy_checks += len(asks)
+        best: dict[int, Verdict] = {}
         for (i, _), reply in zip(asks, await self._generate(asks, prefix)):
-            decoy = parse_verdict(items[i].problem_type, reply)
-            first = results[i]
-            if decoy.parsed and is_positive(decoy.label):
+            v = parse_verdict(items[i].problem_type, reply)
+            if v.parsed and (i not in best or v.score > best[i].score):
+                best[i] = v
+        for i in dict.fromkeys(i for i, _ in asks):
+            first, decoy = results[i], best.get(i)
+            if decoy is not None and rejects(first.output, [decoy.score]):
                 log.info("suspected injection (%s verdict %s, decoy verdict %s): %r", items[i].problem_type,
                          first.verdict, decoy.label, preds[i][:200])
                 results[i] = JudgeResult(output=0.0, verdict=SUSPECTED_INJECTION, raw=first.raw,
                                          decoy_verdict=decoy.label)
             else:
-                first.decoy_verdict = decoy.label
+                first.decoy_verdict = decoy.label if decoy is not None else UNPARSEABLE

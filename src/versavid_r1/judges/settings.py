@@ -111,9 +111,11 @@ class QwenJudgeSettings:
     max_new_tokens: int = _opt(16, "new tokens of a judge verdict (greedy): the verdict is a token or two; "
                                    "the rest lets a judge that explains after its verdict show whether it "
                                    "hedges (versavid_r1.judges.verdict)")
-    decoy_check: bool = _opt(True, "judge every positive verdict's prediction again against a decoy ground "
-                                   "truth it cannot match; a prediction that matches it too is a suspected "
-                                   "injection and scores 0 (versavid_r1.judges.decoy)")
+    decoy_check: bool = _opt(True, "judge every positive verdict's prediction again against the decoy ground "
+                                   "truths the client sends with it (other rows' truths); one that does at least "
+                                   "as well there is a suspected injection and scores 0 (versavid_r1.judges."
+                                   "decoy). The client decides per item (an empty list: no check); "
+                                   "--no-decoy-check ignores the decoys")
     chat_max_tokens: int = _opt(1024, "default and cap of max_tokens on /v1/chat/completions")
     # transformers backend
     device: str = _opt("auto", "transformers: auto | cpu | cuda | cuda:N (auto with several GPUs "
@@ -222,8 +224,9 @@ class CaptionJudgeSettings:
     port: int = _opt(DEFAULT_CAPTION_JUDGE_PORT, "port")
     api_key: Optional[str] = _opt(None, _KEY_HELP)
     instance_token: Optional[str] = _opt(None, _INSTANCE_HELP)
-    json_mode: str = _opt("auto", "ask for response_format=json_object (auto: a call the server rejects "
-                                  "is repeated without it, that call only)", choices=("auto", "on", "off"))
+    json_mode: str = _opt("auto", "ask for response_format=json_object (auto: only for a prompt that mentions "
+                                  "JSON, and a call the server rejects is repeated without it, that call only; "
+                                  "on: for every call)", choices=("auto", "on", "off"))
     max_events: int = _opt(10, "most events extracted from one caption")
     scoring: str = _opt("project", "AutoDQ rules: 'project' (a side with no events scores 0, captions as "
                                    "written) or 'official' (DREAM-1K's: a side with no events scores 1, "
@@ -231,6 +234,10 @@ class CaptionJudgeSettings:
     prompt_file: Optional[str] = _opt(None, "YAML/JSON file with the extraction and entailment prompt "
                                             "templates (see versavid_r1.judges.autodq_prompts); unset = "
                                             "the project's own prompts")
+    decoy_check: bool = _opt(True, "score a caption with a positive recall or precision again against the "
+                                   "decoy captions the client sends with it; one that does at least as well "
+                                   "there is a suspected injection and scores 0 (versavid_r1.judges.decoy); "
+                                   "--no-decoy-check ignores the decoys")
     max_attempts: int = _opt(3, "tries per model call when its reply is malformed")
     retry_temperature: float = _opt(0.7, "temperature of the retries (the first try is greedy)")
     max_tokens: int = _opt(1024, "max_tokens of each model call")

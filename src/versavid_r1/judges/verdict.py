@@ -21,7 +21,8 @@ sentence end (``2. The prediction ...``), a dash (``Score: 2 — the response ..
 semicolon or a comma (``True, the answer ...``). The explanation's first clause (up to its first
 sentence end or line break) must not make the verdict ambiguous: another allowed value (``2, maybe
 1``, ``False, but partly True``) or a hedge word (or, maybe, perhaps, probably, possibly, mostly,
-partly, ...) there makes the whole reply ``unparseable``. Later sentences are not read.
+partly, ...) there makes the whole reply ``unparseable``, except the rubric's own words after a
+DarkEventInfer 1 (``1 - the prediction partially covers the event``). Later sentences are not read.
 
 Everything else is ``unparseable`` (a judge failure: the client skips and counts it): a verdict not
 at the start (``not 2 ... score 1``, ``I think 2``), hedges (``1 or 2``, ``probably 2``), other
@@ -72,7 +73,12 @@ def _core(reply: Optional[str]) -> str:
     return s
 
 
-def _explanation_ok(rest: str, value: re.Pattern) -> bool:
+# Words of the rubric itself: "1 = the prediction covers only part of the ground truth", so a score-1 reply
+# that explains "the prediction partially covers it" does not hedge.
+_RUBRIC_WORDS = {"1": ("partly", "partially")}
+
+
+def _explanation_ok(rest: str, value: re.Pattern, verdict: str = "") -> bool:
     """True if `rest` (what follows the verdict) is nothing, or a clean break and an explanation
     whose first clause neither hedges nor names another verdict."""
     rest = rest.lstrip(_CLOSERS)
@@ -84,7 +90,8 @@ def _explanation_ok(rest: str, value: re.Pattern) -> bool:
     tail = rest[brk.end():]
     end = _CLAUSE_END.search(tail)
     clause = tail[:end.start()] if end else tail
-    return not (_HEDGE.search(clause) or value.search(clause))
+    hedges = [h for h in _HEDGE.findall(clause) if h.lower() not in _RUBRIC_WORDS.get(verdict, ())]
+    return not (hedges or value.search(clause))
 
 
 def _lead(reply: Optional[str], head: re.Pattern, value: re.Pattern) -> Optional[str]:
@@ -95,7 +102,8 @@ def _lead(reply: Optional[str], head: re.Pattern, value: re.Pattern) -> Optional
     rest = s[m.end():]
     if head is _DEI_HEAD:
         rest = _OUT_OF_TWO.sub("", rest, count=1) if _OUT_OF_TWO.match(rest) else rest
-    return m.group(1) if _explanation_ok(rest, value) else None
+    verdict = m.group(1) if head is _DEI_HEAD else ""
+    return m.group(1) if _explanation_ok(rest, value, verdict) else None
 
 
 def parse_dei_verdict(reply: Optional[str]) -> Optional[int]:

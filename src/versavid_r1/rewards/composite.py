@@ -5,7 +5,9 @@ async TRL reward function (TRL 1.16 awaits async reward functions on its own eve
 every dataset column plus `log_metric` / `log_extra`). Per row:
 
 * format: `format_ok(completion, cfg.format_mode)` (strict full match by default, see format.py);
-* answer: `extract_answer(completion)`; an empty answer scores 0 without a judge call;
+* answer: `extract_answer(completion)`; an empty answer scores 0 without a judge call, except a caption: the
+  caption judge scores it by its AutoDQ rules (`--scoring project`: 0 and 0 without a model call; `official`,
+  DREAM-1K's: no predicted events, so precision 1.0 and recall 0.0);
 * task reward by `problem_type`:
   `MCQA` → `multiple_choice_reward` (rule-based, 0/1);
   `DarkEventInfer` → Qwen2.5 judge score 0/1/2; `MixVidQA` → Qwen2.5 judge 0/1 (the judge gets the
@@ -24,8 +26,10 @@ Logged through TRL's `log_metric` (values are per process and step; TRL averages
 `rewards/<type>/task_mean` (task reward before composition, rows where it was computed) and
 `rewards/<type>/format`; judge counters of this call `judge/calls`, `judge/cache_hits`,
 `judge/retries`, `judge/failures`, `judge/skipped`, `judge/requests`, `judge/unparseable`,
-`judge/permanent`, `judge/suspected_injection`, `judge/injection_rejected`, `judge/latency_mean_s`,
-`judge/latency_max_s`. Through `log_extra` (columns of TRL's completions table,
+`judge/permanent`, `judge/suspected_injection`, `judge/injection_rejected`, `judge/decoy_checked`,
+`judge/decoy_unavailable`, `judge/latency_mean_s`, `judge/latency_max_s`, and, when the decoy check ran,
+`judge/decoy_rejection_rate` (rejected / checked: the share of positive scores the check took away;
+with an honest policy, its false-rejection rate). Through `log_extra` (columns of TRL's completions table,
 `output_dir/completions/*.parquet`): per completion `id` (the row's), `problem_type`, `ground_truth` (the
 text inside the solution's `<answer>`), `format` and `task_reward`; TRL adds the total reward.
 """
@@ -41,7 +45,9 @@ from typing import Any, Callable, Literal, Mapping, Optional, Sequence
 from versavid_r1 import prompts as prompt_texts
 from versavid_r1 import tasks
 from versavid_r1.answer import extract_answer, wrap_answer
-from versavid_r1.protocol import DEFAULT_CAPTION_JUDGE_PORT, DEFAULT_QWEN_JUDGE_PORT, CaptionResult, JudgeResult
+from versavid_r1.protocol import (
+    DEFAULT_CAPTION_JUDGE_PORT, DEFAULT_QWEN_JUDGE_PORT, MAX_DECOYS_PER_ITEM, CaptionResult, JudgeResult,
+)
 from versavid_r1.rewards.caption import caption_reward
 from versavid_r1.rewards.format import FORMAT_MODES, answer_text, completion_text, format_ok
 from versavid_r1.rewards.judge_client import ON_JUDGE_ERROR, JudgeClient, JudgeItem, JudgeStats, _normalise_urls
@@ -79,6 +85,11 @@ class RewardConfig:
     format_weight: float = 1.0  # only for composition="sum"
     task_weight: float = 1.0  # only for composition="sum"
     format_mode: str = "strict"  # "strict" (full match) | "prefix" (reference behaviour)
+    # The judges' decoy check (versavid_r1.rewards.decoys, versavid_r1.judges.decoy): each judged item
+    # carries `decoys_per_item` other rows' ground truths, and a positive score a decoy matches as well is 0.
+    # False: the paper's reward (no check).
+    decoy_check: bool = True
+    decoys_per_item: int = 1
     log_metrics: bool = True
     log_extra: bool = True
 
@@ -91,6 +102,8 @@ class RewardConfig:
             raise ValueError(f"composition must be one of {COMPOSITIONS}, got {self.composition!r}")
         if self.format_mode not in FORMAT_MODES:
             raise ValueError(f"format_mode must be one of {FORMAT_MODES}, got {self.format_mode!r}")
+        if not 1 <= int(self.decoys_per_item) <= MAX_DECOYS_PER_ITEM:
+            raise ValueError(f"decoys_per_item must be within 1..{MAX_DECOYS_PER_ITEM}, got {self.decoys_per_item!r}")
         for name in ("format_weight", "task_weight"):
             if not math.isfinite(float(getattr(self, name))):
                 raise ValueError(f"{name} must be finite")
@@ -161,7 +174,7 @@ def _row_question(prompt: Any) -> str:
     else:
         text = ""
     for suffix in (prompt_texts.THINK_ANSWER_INSTRUCTION, prompt_texts.TAG_INSTRUCTION,
-                   prompt_texts.DIRECT_ANSWER_INSTRUCTION):
+                   prompt_texts.AUTHORS_INSTRUCTION, prompt_texts.DIRECT_ANSWER_INSTRUCTION):
         text = text.replace(suffix, "")
     return text.strip()
 
@@ -207,7 +220,7 @@ async def score_rows(
         rows.append(row)
         if cfg.composition == "gate" and fmt == 0.0:
             continue  # the reward is 0 whatever the task reward: no judge call
-        if not answer:
+        if not answer and ptype != tasks.CAPTION:
             row.task = 0.0
         elif ptype == tasks.MCQA:
             row.task = multiple_choice_reward(wrap_answer(answer), solution[i])
@@ -227,7 +240,9 @@ async def score_rows(
             if isinstance(result, JudgeFailure):
                 row.skipped, row.failure, row.judge_result = True, result, result.result
             elif isinstance(result, CaptionResult):
-                row.task = caption_reward(wrap_answer(row.answer), result.recall, result.precision)
+                # a caption the decoy check did not trust scores 0, keyword term included (as a judge's 0)
+                row.task = 0.0 if result.suspected_injection else caption_reward(
+                    wrap_answer(row.answer), result.recall, result.precision)
             elif isinstance(result, JudgeResult):
                 row.task = float(result.output)
 
@@ -277,8 +292,10 @@ def log_reward_metrics(
             log_metric(f"rewards/{ptype}/task_mean", task_mean)
         log_metric(f"rewards/{ptype}/format", _mean([r.format for r in mine]) or 0.0)
     for name in ("calls", "cache_hits", "retries", "failures", "skipped", "requests", "unparseable", "permanent",
-                 "suspected_injection", "injection_rejected"):
+                 "suspected_injection", "injection_rejected", "decoy_checked", "decoy_unavailable"):
         log_metric(f"judge/{name}", float(judge_delta.get(name, 0)))
+    if judge_delta.get("decoy_checked", 0) > 0:
+        log_metric("judge/decoy_rejection_rate", judge_delta["injection_rejected"] / judge_delta["decoy_checked"])
     if judge_delta.get("latency_count", 0) > 0:
         log_metric("judge/latency_mean_s", judge_delta["latency_total_s"] / judge_delta["latency_count"])
         log_metric("judge/latency_max_s", float(judge_delta.get("latency_max_s", 0.0)))

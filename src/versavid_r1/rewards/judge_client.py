@@ -20,9 +20,12 @@ What it guarantees, so that a slow, dead or misbehaving judge never hangs or sil
     judge is broken, not the answers);
   - *bad request* (any other 4xx): always raises (`JudgeError.fatal`), whatever `on_judge_error` says.
   `score()` returns None for an unscored item; `score_outcomes()` returns the `JudgeFailure`.
-* **Injection.** Answers are screened by a lexical detector (versavid_r1.rewards.injection) and the
-  Qwen judge's decoy check flags verdicts it does not trust (`SUSPECTED_INJECTION`, scored 0); both
-  are logged and counted in `stats.suspected_injection`.
+* **Injection.** Answers are screened by a lexical detector (versavid_r1.rewards.injection), and with
+  `decoy_check` each item carries `decoys_per_item` decoy ground truths of other rows (`decoys`, a
+  `versavid_r1.rewards.decoys.DecoyPool` fed with every item scored and, by the trainer, the training
+  rows): the judges do not trust a positive score that a decoy matches as well (`SUSPECTED_INJECTION`,
+  scored 0). Both are logged and counted (`stats.suspected_injection`, `injection_rejected`,
+  `decoy_checked`, `decoy_unavailable`). Without `decoy_check` items carry an empty decoy list: no check.
 * **Cache.** A bounded LRU cache keyed by (judge, problem type, question, ground truth, extracted
   answer) holds successful results; identical keys within one call become one request item. The
   caption judge does not receive the question, so its key uses "" for it. Failures are not cached.
@@ -37,6 +40,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import logging
 import math
 from typing import Any, Iterable, Literal, Mapping, Optional, Sequence, Union
@@ -46,6 +50,7 @@ from pydantic import ValidationError
 from versavid_r1 import tasks
 from versavid_r1.protocol import (
     HEALTH_PATH,
+    MAX_DECOYS_PER_ITEM,
     PREDICT_BATCH_PATH,
     PREDICT_PATH,
     CaptionBatchRequest,
@@ -56,6 +61,7 @@ from versavid_r1.protocol import (
     JudgeBatchResponse,
     JudgeResult,
 )
+from versavid_r1.rewards.decoys import DecoyPool, decoys_for
 from versavid_r1.rewards.judge_items import (
     OUTAGE_FAILURE, JudgeError, JudgeFailure, JudgeItem, JudgeStats, Result, empty_result, request_model,
 )
@@ -101,10 +107,13 @@ class JudgeClient:
         max_unparseable_rate: float = 0.1,
         unparseable_window: int = 100,
         headers: Optional[Mapping[str, str]] = None,
+        decoy_check: bool = True,
+        decoys_per_item: int = 1,
     ) -> None:
         """`urls`: judge name (`tasks.QWEN_JUDGE`, `tasks.CAPTION_JUDGE`) → base URL(s).
         `headers` (e.g. a bearer token) are sent with every request; `self.headers` may be updated
-        later and applies to the next request."""
+        later and applies to the next request. `decoy_check`, `decoys_per_item`: the decoys each item
+        carries (module docstring); `self.decoys` is the pool they are drawn from."""
         self.urls: dict[str, tuple[str, ...]] = {}
         for judge, judge_urls in urls.items():
             if judge not in (tasks.QWEN_JUDGE, tasks.CAPTION_JUDGE):
@@ -121,6 +130,11 @@ class JudgeClient:
             raise ValueError("backoff_s, backoff_max_s and jitter must be >= 0")
         if not (0.0 <= max_unparseable_rate <= 1.0) or unparseable_window < 1:
             raise ValueError("max_unparseable_rate must be in [0, 1] and unparseable_window >= 1")
+        if not 1 <= int(decoys_per_item) <= MAX_DECOYS_PER_ITEM:
+            raise ValueError(f"decoys_per_item must be within 1..{MAX_DECOYS_PER_ITEM}, got {decoys_per_item!r}")
+        self.decoy_check = bool(decoy_check)
+        self.decoys_per_item = int(decoys_per_item)
+        self.decoys = DecoyPool()
         self.timeout_s = float(timeout_s)
         self.retries = int(retries)
         self.max_concurrency = int(max_concurrency)
@@ -168,13 +182,15 @@ class JudgeClient:
             on_judge_error=cfg.on_judge_error,
             max_unparseable_rate=cfg.max_unparseable_rate,
             unparseable_window=cfg.unparseable_window,
+            decoy_check=cfg.decoy_check,
+            decoys_per_item=cfg.decoys_per_item,
         )
 
     def __repr__(self) -> str:
         return (
             f"JudgeClient(urls={self.urls}, timeout_s={self.timeout_s}, retries={self.retries}, "
             f"max_concurrency={self.max_concurrency}, max_batch_size={self.max_batch_size}, "
-            f"on_judge_error={self.on_judge_error!r})"
+            f"on_judge_error={self.on_judge_error!r}, decoy_check={self.decoy_check})"
         )
 
     async def aclose(self) -> None:
@@ -211,8 +227,8 @@ class JudgeClient:
         first: dict[tuple, JudgeItem] = {}
         hits = empty = 0
         for i, item in enumerate(items):
-            if not item.answer.strip():
-                results[i] = empty_result(item)
+            if not item.answer.strip() and item.judge != tasks.CAPTION_JUDGE:
+                results[i] = empty_result(item)  # an empty caption goes to the judge: its AutoDQ rules decide
                 empty += 1
                 continue
             key = item.key()
@@ -230,6 +246,7 @@ class JudgeClient:
         if not pending:
             return results  # type: ignore[return-value]
         self._outcomes.screen(list(first.values()))
+        first = self._with_decoys(first)
 
         chunks: list[tuple[str, list[tuple[tuple, JudgeItem]]]] = []
         by_judge: dict[str, list[tuple[tuple, JudgeItem]]] = collections.defaultdict(list)
@@ -292,6 +309,24 @@ class JudgeClient:
         return dict(await asyncio.gather(*(one(u) for u in urls)))
 
     # --- internals -----------------------------------------------------------------------------
+    def _with_decoys(self, first: dict[tuple, JudgeItem]) -> dict[tuple, JudgeItem]:
+        """The items to send, each with its decoys (an empty tuple: no decoy check)."""
+        for item in first.values():
+            self.decoys.add(item.problem_type, item.solution, item.question)
+        out, unavailable = {}, 0
+        for key, item in first.items():
+            decoys: tuple[str, ...] = ()
+            if self.decoy_check:
+                decoys = decoys_for(self.decoys, item.problem_type, item.solution, item.question, item.answer,
+                                    self.decoys_per_item)
+                unavailable += not decoys
+            out[key] = dataclasses.replace(item, decoys=decoys)
+        if unavailable:
+            self.stats.add(decoy_unavailable=unavailable)
+            logger.info("%d judged item(s) had no decoy ground truth sharing no content word with theirs "
+                           "(judge/decoy_unavailable): judged without the decoy check", unavailable)
+        return out
+
     async def _score_chunk(self, judge: str, items: list[JudgeItem]) -> list[Outcome]:
         self.stats.add(calls=len(items))
         if len(items) > 1 and judge not in self._no_batch:

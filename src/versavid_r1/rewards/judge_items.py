@@ -74,13 +74,16 @@ class JudgeFailure:
 class JudgeItem:
     """One answer to score. `answer` is the extracted answer text (no tags); `solution` is the
     ground truth as stored in the dataset (sent as `sol`); `question` is the row's own question;
-    `events` the caption row's precomputed ground-truth events (the judge then skips extracting them)."""
+    `events` the caption row's precomputed ground-truth events (the judge then skips extracting them);
+    `decoys` the decoy ground truths of the judge's decoy check (versavid_r1.rewards.decoys; () = no
+    check, None = the service's own choice), filled in by the client."""
 
     problem_type: str
     answer: str
     solution: str
     question: str = ""
     events: Optional[tuple[str, ...]] = None
+    decoys: Optional[tuple[str, ...]] = None
 
     def __post_init__(self) -> None:
         if self.problem_type not in tasks.JUDGE_OF_TYPE:
@@ -113,6 +116,8 @@ class JudgeStats:
     permanent: int = 0  # items the judge reported as permanently unscorable (e.g. non-JSON caption replies)
     suspected_injection: int = 0  # answers flagged by the decoy check or the lexical detector
     injection_rejected: int = 0  # of those, positive verdicts the decoy check turned into 0
+    decoy_checked: int = 0  # positive verdicts / captions the judge checked against decoys
+    decoy_unavailable: int = 0  # items sent without a decoy while the check was on (no candidate)
     empty: int = 0  # items with an empty answer: scored 0 without a request
     latency_total_s: float = 0.0  # sum over successful HTTP attempts
     latency_max_s: float = 0.0  # since the last reset_latency_max() (versavid_reward resets it per call)
@@ -121,7 +126,8 @@ class JudgeStats:
 
     COUNTERS = (
         "calls", "cache_hits", "retries", "failures", "skipped", "requests", "batch_requests",
-        "unparseable", "permanent", "suspected_injection", "injection_rejected", "empty",
+        "unparseable", "permanent", "suspected_injection", "injection_rejected", "decoy_checked",
+        "decoy_unavailable", "empty",
         "latency_total_s", "latency_count",
     )
 
@@ -156,10 +162,12 @@ class JudgeStats:
 
 def request_model(item: JudgeItem) -> Union[JudgeRequest, CaptionRequest]:
     content = wrap_answer(item.answer.strip())
+    decoys = None if item.decoys is None else list(item.decoys)
     if item.judge == tasks.CAPTION_JUDGE:
         events = list(item.events) if item.events else None
-        return CaptionRequest(content=content, sol=item.solution, events=events)
-    return JudgeRequest(content=content, sol=item.solution, problem_type=item.problem_type, question=item.question)
+        return CaptionRequest(content=content, sol=item.solution, events=events, decoys=decoys)
+    return JudgeRequest(content=content, sol=item.solution, problem_type=item.problem_type, question=item.question,
+                        decoys=decoys)
 
 
 def empty_result(item: JudgeItem) -> Result:

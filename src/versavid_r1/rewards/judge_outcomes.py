@@ -2,8 +2,9 @@
 
 * `OutcomePolicy.classify` turns one reply item into a result or a `JudgeFailure`: an unparseable
   verdict or a per-item `ItemError` is a failure of that item (never a reward of 0); a score outside
-  the task's range is a protocol error (`JudgeError`); a `SUSPECTED_INJECTION` verdict is a result
-  (scored 0 by the judge's decoy check) that is logged and counted.
+  the task's range is a protocol error (`JudgeError`); a `SUSPECTED_INJECTION` verdict (a caption result
+  with `suspected_injection`) is a result (scored 0 by the judge's decoy check) that is logged and
+  counted, as is every result the decoy check ran on (`decoy_checked`).
 * `OutcomePolicy.check_rate` keeps the last `window` judged items; under `on_judge_error="raise"`
   it stops the run once more than `max_rate × window` of them could not be scored, because then
   the judge is broken (wrong model, wrong prompt), not the answers.
@@ -103,6 +104,10 @@ class OutcomePolicy:
                 v = getattr(result, name)
                 if not (math.isfinite(v) and 0.0 <= v <= 1.0):
                     raise JudgeError(judge, url, f"{name}={v!r} outside [0, 1]")
+            if result.decoy_recall is not None or result.decoy_precision is not None:
+                self.stats.add(decoy_checked=1)
+            if result.suspected_injection:
+                self._rejected(judge, item)
             return result
         lo, hi = tasks.TASK_REWARD_RANGE[item.problem_type]
         if not (math.isfinite(result.output) and lo <= result.output <= hi):
@@ -111,14 +116,19 @@ class OutcomePolicy:
             self.stats.add(unparseable=1)
             return JudgeFailure(UNPARSEABLE_FAILURE, f"judge {judge!r} at {url}: unparseable "
                                 f"{item.problem_type} verdict {str(result.raw)[:200]!r}", result)
+        if result.decoy_verdict is not None or result.verdict == SUSPECTED_INJECTION:
+            self.stats.add(decoy_checked=1)
         if result.verdict == SUSPECTED_INJECTION:
-            self.stats.add(injection_rejected=1)
-            if not injection_hits(item.answer):  # else the lexical screen has counted it already
-                self.stats.add(suspected_injection=1)
-            logger.warning("judge %r: a positive %s verdict was not trusted (the answer also matched a "
-                           "decoy ground truth): reward 0; answer %r", judge, item.problem_type,
-                           item.answer[:200])
+            self._rejected(judge, item)
         return result
+
+    def _rejected(self, judge: str, item: JudgeItem) -> None:
+        """Count and log a positive score the decoy check did not trust."""
+        self.stats.add(injection_rejected=1)
+        if not injection_hits(item.answer):  # else the lexical screen has counted it already
+            self.stats.add(suspected_injection=1)
+        logger.warning("judge %r: a positive %s score was not trusted (the answer did as well against a decoy "
+                       "ground truth): reward 0; answer %r", judge, item.problem_type, item.answer[:200])
 
     def check_rate(self, judged: int, failures: list[JudgeFailure]) -> None:
         """Record one call's judged items; under `raise`, stop once too many recent ones failed."""

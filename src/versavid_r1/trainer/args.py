@@ -142,6 +142,15 @@ class ScriptArguments(VideoArguments):
             "choices": ["strict", "prefix"],
         },
     )
+    decoy_check: bool = field(
+        default=True,
+        metadata={"help": "Send each judged answer with other rows' ground truths as decoys: a positive judge score "
+                          "that a decoy matches as well is not trusted (reward 0; versavid_r1.judges.decoy). Defends "
+                          "against answers that instruct the judge; costs one more judge call per positive score and "
+                          "decoy. false: the paper's reward (no check). Logged: judge/decoy_rejection_rate."},
+    )
+    decoys_per_item: int = field(
+        default=1, metadata={"help": "Decoy ground truths per judged answer (1-4) when decoy_check is on."})
     judge_max_field_chars: int = field(
         default=DEFAULT_MAX_FIELD_CHARS,
         metadata={"help": "The judge services' --max-field-chars: a row whose problem, solution or caption event is "
@@ -214,6 +223,8 @@ class ScriptArguments(VideoArguments):
             max_unparseable_rate=self.judge_max_unparseable_rate,
             composition=self.reward_composition,
             format_mode=self.format_mode,
+            decoy_check=self.decoy_check,
+            decoys_per_item=self.decoys_per_item,
         )
 
     def row_limits(self):

@@ -22,11 +22,13 @@ The result is exact, not an approximation: each completion token sees the same k
 as in its own row, and the prompt's gradient is the sum over its completions, as autograd accumulates it.
 Needs an attention kernel that takes a custom 4D mask (sdpa, eager); flash-attention-2 cannot take one.
 
-With sdpa the mask is a `PrefixBlockMask`: the dense boolean mask (what any consumer sees) that, handed to
-`scaled_dot_product_attention`, computes the attention block by block instead (the prompt causally, then each
-completion against the prompt and itself), so only the (query, key) pairs the mask allows are computed: at
-the paper's shapes with 2,048-token completions, 62 M pairs per layer instead of the dense 325 M. The
-result is the dense mask's (tested against it); anything else that receives the mask gets the dense one.
+With sdpa the mask is a `PrefixBlockMask`: a [U, 1, L, L] boolean tensor that holds no [L, L] data (its one
+stored value is broadcast), carrying the packed layout. Handed to `scaled_dot_product_attention` it computes
+the attention block by block (the prompt causally, then each completion against the prompt and itself), so
+only the (query, key) pairs the mask allows are computed: at the paper's shapes with 2,048-token completions,
+62 M pairs per layer instead of the dense 325 M, and the dense mask (about 1 GB of peak memory to build at L
+about 18k) is never made. The result is the dense mask's (tested against it); any other operation on the
+mask builds the dense mask first (`block_mask`) and gets the same result, only slower.
 This module imports only torch: the GPU benchmark loads it from its file without TRL.
 """
 from __future__ import annotations
@@ -65,7 +67,7 @@ class PackedBatch:
 
     input_ids: torch.Tensor  # [U, L]
     position_ids: torch.Tensor  # [3, U, L]
-    allowed: torch.Tensor  # [U, 1, L, L] bool: query may attend key
+    segment: torch.Tensor  # [U, L]: 0 prompt, k >= 1 completion k, -1 padding
     shift_labels: torch.Tensor  # [U, L]: the next token of each segment position, -100 elsewhere
     source: torch.Tensor  # [N, C]: flat index into [U * L] of each completion token's prediction
     valid: torch.Tensor  # [N, C] bool: completion tokens inside the attention mask
@@ -76,6 +78,11 @@ class PackedBatch:
     def representatives(self) -> list[int]:
         """One row per packed row (its prompt's video fields go to the forward, in this order)."""
         return representatives(self.groups)
+
+    @property
+    def allowed(self) -> torch.Tensor:
+        """The dense [U, 1, L, L] bool mask (query may attend key), built on demand: O(L^2) memory."""
+        return block_mask(self.segment)
 
 
 def representatives(groups: Sequence[PrefixGroup]) -> list[int]:
@@ -164,8 +171,7 @@ def pack(
     labels = torch.where(segment > 0, input_ids[row_idx, next_col], -100)
     group_idx = torch.arange(u_count, device=device)[:, None].expand(-1, packed_len)
     positions = position_ids.to(device)[:, group_idx, col_idx] * real
-    return PackedBatch(ids, positions, block_mask(segment), labels, source.to(device), valid.to(device),
-                       list(groups), layout)
+    return PackedBatch(ids, positions, segment, labels, source.to(device), valid.to(device), list(groups), layout)
 
 
 def _segments(head: int, lengths: Sequence[int]) -> list[tuple[int, int]]:
@@ -190,22 +196,35 @@ def block_mask(segment: torch.Tensor) -> torch.Tensor:
 
 
 class PrefixBlockMask(torch.Tensor):
-    """The dense boolean block mask, which `scaled_dot_product_attention` computes block by block.
+    """The block mask of packed rows as a [U, 1, L, L] bool tensor without its L x L data, which
+    `scaled_dot_product_attention` computes block by block.
 
     Why a tensor subclass: transformers hands the mask unchanged to `torch.nn.functional.
     scaled_dot_product_attention` (its sdpa integration), and the mask travels as a keyword argument through
     gradient checkpointing (also its recomputation in the backward pass), DeepSpeed and PEFT. Intercepting that
-    one call (`__torch_function__`) needs no change to the model or to transformers' attention registry; every
-    other use of the mask sees the dense tensor, which gives the same result, only slower.
+    one call (`__torch_function__`) needs no change to the model or to transformers' attention registry. The
+    tensor itself is one stored `True` broadcast to the mask's shape (shape, dtype and device are right, the
+    values are not): reading its metadata is free, and any other operation gets the dense mask, built from the
+    segment ids on first use (`block_mask`), which gives the same result, only slower.
     """
 
     rows: list[RowLayout]  # (not `layout`: a tensor attribute of that name exists)
+    segment: torch.Tensor  # [U, L] segment ids, from which the dense mask is built on demand
 
     @staticmethod
-    def wrap(dense: torch.Tensor, rows: Sequence[RowLayout]) -> "PrefixBlockMask":
-        mask = dense.as_subclass(PrefixBlockMask)
-        mask.rows = list(rows)
+    def wrap(segment: torch.Tensor, rows: Sequence[RowLayout]) -> "PrefixBlockMask":
+        u, length = segment.shape
+        placeholder = torch.ones((), dtype=torch.bool, device=segment.device).expand(u, 1, length, length)
+        mask = placeholder.as_subclass(PrefixBlockMask)
+        mask.rows, mask.segment = list(rows), segment
         return mask
+
+    def dense(self) -> torch.Tensor:
+        """The dense mask this tensor stands for, built once."""
+        cached = self.__dict__.get("_dense")
+        if cached is None:
+            cached = self.__dict__["_dense"] = block_mask(self.segment)
+        return cached
 
     @classmethod
     def __torch_function__(cls, func, types, args=(), kwargs=None):
@@ -214,8 +233,29 @@ class PrefixBlockMask(torch.Tensor):
             blocked = _block_sdpa(*args, **kwargs)
             if blocked is not None:
                 return blocked
+        if func in _METADATA:  # shape, dtype, device: the placeholder has the mask's
+            with torch._C.DisableTorchFunctionSubclass():
+                return func(*args, **kwargs)
+        args, kwargs = _densify(args), {k: _densify(v) for k, v in kwargs.items()}
         with torch._C.DisableTorchFunctionSubclass():
             return func(*args, **kwargs)
+
+
+# Tensor methods and properties that read only metadata, which the placeholder of a PrefixBlockMask has right.
+_METADATA = frozenset({
+    torch.Tensor.shape.__get__, torch.Tensor.dtype.__get__, torch.Tensor.device.__get__, torch.Tensor.ndim.__get__,
+    torch.Tensor.is_cuda.__get__, torch.Tensor.requires_grad.__get__, torch.Tensor.layout.__get__,
+    torch.Tensor.dim, torch.Tensor.size, torch.Tensor.is_floating_point, torch.Tensor.__len__,
+})
+
+
+def _densify(value: Any) -> Any:
+    """`value` with every PrefixBlockMask in it (also inside tuples and lists) replaced by its dense mask."""
+    if isinstance(value, PrefixBlockMask):
+        return value.dense()
+    if isinstance(value, (tuple, list)):
+        return type(value)(_densify(v) for v in value)
+    return value
 
 
 def _block_sdpa(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, enable_gqa=False):
@@ -247,13 +287,15 @@ def _block_row(q, k, v, row: RowLayout, dropout_p: float, scale) -> torch.Tensor
 
 
 def mask_mapping(packed: PackedBatch, text_config, dtype: torch.dtype) -> dict[str, torch.Tensor]:
-    """The `attention_mask` the text model takes as already prepared: one 4D mask per layer type."""
+    """The `attention_mask` the text model takes as already prepared: one 4D mask per layer type (sdpa: a
+    `PrefixBlockMask`, no dense mask is built)."""
     impl = getattr(text_config, "_attn_implementation", None)
     if impl == "eager":  # eager adds the mask to the scores
-        mask = torch.zeros(packed.allowed.shape, dtype=dtype, device=packed.allowed.device)
-        mask = mask.masked_fill(~packed.allowed, torch.finfo(dtype).min)
+        allowed = packed.allowed
+        mask = torch.zeros(allowed.shape, dtype=dtype, device=allowed.device)
+        mask = mask.masked_fill(~allowed, torch.finfo(dtype).min)
     else:
-        mask = PrefixBlockMask.wrap(packed.allowed, packed.layout)
+        mask = PrefixBlockMask.wrap(packed.segment, packed.layout)
     return {layer_type: mask for layer_type in set(getattr(text_config, "layer_types", None) or ["full_attention"])}
 
 
