@@ -286,23 +286,31 @@ def test_sampled_vision_token_ends_the_completion(tiny_dirs, demo_rows, video_cf
 
 # --- vLLM ------------------------------------------------------------------------------------------------
 def test_vllm_video_request_layout():
-    """vLLM 0.31's form (checked against its processor in test_vllm_video.py): one placeholder per video,
-    (frames [T, H, W, 3], metadata) per video, no resize or re-sampling."""
+    """vLLM 0.31's form (checked against its processor in test_vllm_video.py): the template's placeholder once per
+    video, (frames [T, H, W, 3], metadata) per video, no resize or re-sampling."""
     frames = torch.randint(0, 255, (4, 3, 56, 84), dtype=torch.uint8)
-    spec = dict(video_token_id=9, temporal_patch_size=2)
-    req = build_video_request([1, 9, 9, 9, 3], [frames], [0.5], **spec)
-    video, meta = req["multi_modal_data"]["video"]
+    meta = {"fps": 4.0, "frames_indices": [0, 1, 2, 3], "total_num_frames": 4}
+    req = build_video_request([1, 8, 9, 10, 3], [frames], [meta], video_token_id=9)
+    video, sent = req["multi_modal_data"]["video"]
     assert video.shape == (4, 56, 84, 3) and video.dtype.name == "uint8"
     assert (torch.from_numpy(video).permute(0, 3, 1, 2) == frames).all()
-    assert req["prompt_token_ids"] == [1, 9, 3]
-    assert meta["fps"] == 4.0 and meta["frames_indices"] == [0, 1, 2, 3] and meta["do_sample_frames"] is False
+    assert req["prompt_token_ids"] == [1, 8, 9, 10, 3]
+    assert sent == {**meta, "do_sample_frames": False}
     assert req["mm_processor_kwargs"] == {"do_resize": False, "do_sample_frames": False}
-    assert build_video_request([1], [], [], **spec) == {"prompt_token_ids": [1]}
-    with pytest.raises(ValueError, match="placeholder run"):
-        build_video_request([1, 3], [frames], [0.5], **spec)
-    out = add_videos_to_requests([{"prompt_token_ids": [1]}, {"prompt_token_ids": [2, 9, 9]}],
-                                 [None, ([frames], [2.0])], **spec)
-    assert "multi_modal_data" not in out[0] and out[1]["multi_modal_data"]["video"][1]["fps"] == 1.0
+    wrapped = build_video_request([1, 8, 9, 10, 3], [frames], [meta], video_token_id=9, wrap_placeholders=True)
+    assert wrapped["prompt_token_ids"] == [1, 8, 8, 9, 10, 10, 3]
+    assert build_video_request([1], [], [], video_token_id=9) == {"prompt_token_ids": [1]}
+    with pytest.raises(ValueError, match="placeholder"):
+        build_video_request([1, 3], [frames], [meta], video_token_id=9)
+    with pytest.raises(ValueError, match="unexpanded placeholder"):  # an expanded run would be expanded again
+        build_video_request([1, 8, 9, 9, 10], [frames], [meta], video_token_id=9)
+    row = types.SimpleNamespace(input_ids=[2, 8, 9, 9, 10], placeholder_ids=[2, 8, 9, 10], frames=[frames],
+                                video_metadata=[meta])
+    out = add_videos_to_requests([{"prompt_token_ids": [1]}, {"prompt_token_ids": [2, 8, 9, 9, 10]}], [None, row],
+                                 video_token_id=9)
+    assert "multi_modal_data" not in out[0] and out[1]["prompt_token_ids"] == [2, 8, 9, 10]
+    with pytest.raises(ValueError, match="does not hold the prompt of its row"):
+        add_videos_to_requests([{"prompt_token_ids": [2, 8, 9, 10]}], [row], video_token_id=9)
     kwargs = suppress_with_logit_bias({"logit_bias": {"7": 1.0}, "seed": 3}, [9, 10])
     assert kwargs == {"logit_bias": {7: 1.0, 9: -100.0, 10: -100.0}, "seed": 3}
 
@@ -363,6 +371,6 @@ def test_vllm_server_mode_is_refused_at_start(tiny_dirs, demo_rows, video_cfg, t
         make_trainer(tiny_dirs["qwen2_5_vl"], demo_rows[:2], video_cfg, tmp_path, use_vllm=True, vllm_mode="server")
     gen = types.SimpleNamespace(mode="server")
     with pytest.raises(ValueError, match="cannot carry video"):
-        with video_requests(gen, [], video_token_id=1, temporal_patch_size=2):
+        with video_requests(gen, [], video_token_id=1):
             pass
     assert "colocate" in SERVER_MODE_MESSAGE
