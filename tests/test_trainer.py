@@ -175,13 +175,21 @@ def test_loss_logps_equal_a_direct_forward_with_the_video(tiny_dirs, demo_rows, 
     vision = set(vision_token_ids(trainer._tokenizer, model.config))
     assert not (set(out["completion_ids"][out["completion_mask"].bool()].tolist()) & vision)
 
-    # the log-probs of the loss, computed as in _compute_loss (chunks of 3 cross row boundaries)
+    max_err, max_gap_without_video = loss_logps_vs_direct_forward(trainer, out)
+    assert max_err < 1e-5
+    assert max_gap_without_video > 1e-3, "the check must be able to tell a forward without the video"
+
+
+def loss_logps_vs_direct_forward(trainer, out) -> tuple[float, float]:
+    """(largest difference, largest difference without the video) between the loss's log-probs of a generated
+    batch `out` (computed as in _compute_loss: chunks of 3 cross row boundaries) and a direct forward of each row
+    with (and without) its video."""
+    model = trainer.model
     input_ids = torch.cat([out["prompt_ids"], out["completion_ids"]], 1)
     mask = torch.cat([out["prompt_mask"], out["completion_mask"]], 1)
     k = out["completion_ids"].size(1)
     with torch.no_grad(), trainer._videos_active(out["videos"]):
         logps, _, _ = trainer._get_per_token_logps_and_entropies(model, input_ids, mask, k, batch_size=3)
-
     max_err, max_gap_without_video = 0.0, 0.0
     for i, row in enumerate(out["videos"]):
         comp = out["completion_ids"][i][out["completion_mask"][i].bool()]
@@ -196,8 +204,7 @@ def test_loss_logps_equal_a_direct_forward_with_the_video(tiny_dirs, demo_rows, 
         ref_blind = torch.log_softmax(blind[0, -n - 1:-1].float(), -1).gather(-1, comp[:, None])[:, 0]
         max_err = max(max_err, (logps[i, :n] - ref).abs().max().item())
         max_gap_without_video = max(max_gap_without_video, (logps[i, :n] - ref_blind).abs().max().item())
-    assert max_err < 1e-5
-    assert max_gap_without_video > 1e-3, "the check must be able to tell a forward without the video"
+    return max_err, max_gap_without_video
 
 
 @pytest.mark.parametrize(
@@ -335,11 +342,10 @@ class _FakeLLM:
         pass
 
 
-def test_vllm_colocate_generation_sends_the_video(tiny_dirs, demo_rows, video_cfg, tmp_path, monkeypatch):
-    """Runs TRL's real colocate `VLLMGeneration.generate` (vLLM itself stubbed) through the trainer."""
+def fake_colocate(trainer, monkeypatch):
+    """TRL's real colocate `VLLMGeneration` installed in `trainer`, around a `_FakeLLM` (no GPU, no vLLM)."""
     import trl.generation.vllm_generation as vg
 
-    trainer = make_trainer(tiny_dirs["qwen2_5_vl"], demo_rows[:4], video_cfg, tmp_path)
     monkeypatch.setattr(vg, "SamplingParams", lambda **kw: kw, raising=False)
     gen = vg.VLLMGeneration.__new__(vg.VLLMGeneration)
     gen.__dict__.update(
@@ -348,9 +354,16 @@ def test_vllm_colocate_generation_sends_the_video(tiny_dirs, demo_rows, video_cf
         temperature=1.0, top_p=1.0, top_k=0, min_p=0.0, max_completion_length=8, logprobs=0,
         generation_kwargs=suppress_with_logit_bias({}, tokens_to_suppress(trainer._tokenizer, trainer.model.config)),
     )
-    fake = gen.llm
     trainer.use_vllm, trainer.vllm_generation = True, gen
     trainer._last_loaded_step = trainer.state.global_step  # no weight sync to a fake engine
+    return gen
+
+
+def test_vllm_colocate_generation_sends_the_video(tiny_dirs, demo_rows, video_cfg, tmp_path, monkeypatch):
+    """Runs TRL's real colocate `VLLMGeneration.generate` (vLLM itself stubbed) through the trainer."""
+    trainer = make_trainer(tiny_dirs["qwen2_5_vl"], demo_rows[:4], video_cfg, tmp_path)
+    gen = fake_colocate(trainer, monkeypatch)
+    fake = gen.llm
     batch = [trainer.train_dataset[i] for i in (0, 0, 1, 1)]
     out = trainer._generate_and_score_completions(batch)
     assert gen.llm is fake, "the proxy is removed after the call"

@@ -115,8 +115,10 @@ def _qwen3_config(arch: str, spec, ids: dict[str, int], vocab_size: int):
         vision["deepstack_visual_indexes"] = [0]
         cls = transformers.Qwen3VLConfig
         if arch == "qwen3_vl_moe":
+            # 3/8 of hidden: neither an expert tensor nor its transpose is square, so a load that transposes it
+            # wrongly fails instead of passing unnoticed (compat/zero3_transpose.py)
             text.update(num_experts=TINY_EXPERTS, num_experts_per_tok=2, decoder_sparse_step=1,
-                        moe_intermediate_size=max(8, spec.intermediate_size // TINY_EXPERTS))
+                        moe_intermediate_size=3 * spec.hidden_size // 8)
             cls = transformers.Qwen3VLMoeConfig
     text["rope_parameters"] = rope
     for key in ("use_sliding_window", "max_window_layers"):
