@@ -170,6 +170,32 @@ def test_vllm_expands_the_request_into_the_trainers_ids(qwen3_dirs, demo_rows, a
         assert len(unwrapped["prompt_token_ids"]) == len(inputs.input_ids) - 2
 
 
+# --- configs -----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name, model", [("grpo_qwen3vl_8b_8gpu", "Qwen/Qwen3-VL-8B-Instruct"),
+                                         ("grpo_qwen3vl_moe_30b_8gpu", "Qwen/Qwen3-VL-30B-A3B-Instruct"),
+                                         ("grpo_qwen35_9b_8gpu", "Qwen/Qwen3.5-9B")])
+def test_family_configs_parse_and_keep_the_paper_recipe(name, model):
+    """Through the entry point's own parser (use_cpu only so that bf16 parses on a CPU machine)."""
+    import yaml
+
+    from versavid_r1.grpo import make_parser
+
+    script, training, model_args = make_parser().parse_args_and_config(
+        args=["--config", str(ROOT / "configs" / f"{name}.yaml"), "--use_cpu", "true"])
+    paper = yaml.safe_load((ROOT / "configs" / "grpo_paper_8xA800.yaml").read_text())
+    assert model_args.model_name_or_path == model and model_args.attn_implementation == "sdpa"
+    assert script.video_config().image_patch_size == 16 and script.video_time_encoding == "absolute"
+    # the paper's 128..196 tokens per 2-frame group, at 32 x 32 px per token
+    assert (script.min_pixels // 32 ** 2, script.max_pixels // 32 ** 2) == (128, 196) == (
+        paper["min_pixels"] // 28 ** 2, paper["max_pixels"] // 28 ** 2)
+    for key in ("num_generations", "learning_rate", "beta", "temperature", "top_k", "nframes", "max_prompt_length",
+                "max_completion_length", "per_device_train_batch_size", "gradient_accumulation_steps", "deepspeed"):
+        value = getattr(training, key, None) if hasattr(training, key) else getattr(script, key)
+        assert value == paper[key], key
+    assert training.per_device_train_batch_size % training.num_generations == 0 and script.share_prompt_loss
+    assert training.chat_template_kwargs == ({"enable_thinking": False} if "qwen35" in name else None)
+
+
 # --- the launcher's family switch --------------------------------------------------------------------------
 def test_launcher_builds_the_tiny_model_of_the_chosen_family(tmp_path):
     """`MODEL_FAMILY=qwen3vl bash run_qwen25vl_train.sh`: the tiny builder gets the family's arch (a recording
