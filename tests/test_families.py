@@ -61,11 +61,11 @@ def test_each_family_loads_with_its_own_classes(qwen3_dirs, tiny_dirs):
         assert type(model).__name__ == family.model_class and family.model_type == arch
         processor = processor_of(path)
         assert families.video_time(processor) == family.video_time
-        assert vision_patch_size(path) == families.patch_size(processor) == (14 if arch == "qwen2_5_vl" else 16)
+        assert vision_patch_size(path) == processor.video_processor.patch_size == (14 if arch == "qwen2_5_vl" else 16)
         # every default LoRA target names modules of this model (peft stops on a target that matches none)
         leaves = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
         assert set(lora_targets_for(model.config)) <= leaves, arch
-    assert families.family("qwen3_5").timestamps_as_text and families.FAMILIES["qwen3_vl_moe"].moe
+    assert families.family("qwen3_5").video_time == families.TEXT_TIMESTAMPS
     with pytest.raises(ValueError, match="unsupported model_type 'llava'.*qwen3_vl"):
         families.family("llava")
 

@@ -45,11 +45,6 @@ class Family:
     model_class: str  # the transformers class that generates and trains
     video_time: str  # GRID_INDEX, SECONDS_PER_GRID or TEXT_TIMESTAMPS
     lora_targets: tuple[str, ...]
-    moe: bool = False
-
-    @property
-    def timestamps_as_text(self) -> bool:
-        return self.video_time == TEXT_TIMESTAMPS
 
 
 FAMILIES: dict[str, Family] = {f.model_type: f for f in (
@@ -60,7 +55,7 @@ FAMILIES: dict[str, Family] = {f.model_type: f for f in (
     # The experts are fused 3-D parameters, not Linear modules: LoRA targets attention and the vision tower
     # (peft's `lora_target_parameters` can reach the experts).
     Family("qwen3_vl_moe", "Qwen3-VL-MoE", "Qwen3VLMoeForConditionalGeneration", TEXT_TIMESTAMPS,
-           _ATTENTION + _QWEN3_VISION, moe=True),
+           _ATTENTION + _QWEN3_VISION),
     # Gated DeltaNet layers: in_proj_qkv / in_proj_z / out_proj; the other layers are ordinary attention.
     Family("qwen3_5", "Qwen3.5", "Qwen3_5ForConditionalGeneration", TEXT_TIMESTAMPS,
            _ATTENTION + _MLP + ("in_proj_qkv", "in_proj_z", "out_proj") + _QWEN3_VISION),
@@ -102,8 +97,3 @@ def video_time(processor) -> str:
 def uses_text_timestamps(processor) -> bool:
     """True for Qwen3-VL / Qwen3.5 processors (a `<t seconds>` text timestamp before each frame group)."""
     return video_time(processor) == TEXT_TIMESTAMPS
-
-
-def patch_size(processor) -> int:
-    """Spatial patch size of the processor's video patches (14: Qwen2/2.5-VL, 16: Qwen3-VL, Qwen3.5)."""
-    return int(processor.video_processor.patch_size)

@@ -129,7 +129,9 @@ class VideoArguments:
 
     def _model_patch_size(self) -> Optional[int]:
         """The patch size of the model these options go with, when the options name it (evaluation's `model` /
-        `base_model`; training sets `image_patch_size` from its model before building the video config)."""
+        `base_model`, the warm start's `model_name_or_path`; GRPO training sets `image_patch_size` from its model
+        before building the video config)."""
         from versavid_r1.modeling import vision_patch_size
 
-        return vision_patch_size(getattr(self, "base_model", None) or getattr(self, "model", None))
+        return vision_patch_size(getattr(self, "base_model", None) or getattr(self, "model", None)
+                                 or getattr(self, "model_name_or_path", None))
