@@ -8,7 +8,9 @@ HF processor is called on the videos alone with the engine's `mm_processor_kwarg
 and EACH placeholder token of the prompt that matches a video is replaced by that video's
 `grid.prod() // merge**2` pads (an already-expanded run is not recognised: its first token is expanded again).
 The trainer's own inputs (real mp4s through `load_video` and `build_prompt_inputs`, 16 frames of 4 s and of
-60 s) must come out identical: token ids, grid and `second_per_grid_ts`.
+60 s) must come out identical: token ids, grid and `second_per_grid_ts`. The oracle also replays vLLM's Qwen3-VL
+processor (timestamps computed by vLLM from the metadata; used by tests/test_families.py for Qwen3-VL,
+Qwen3-VL-MoE and Qwen3.5).
 
 With vLLM installed (`bash scripts/install.sh --gpu`, or a separate venv: about 8.4 GB and 17 minutes to
 install on a 2-core machine), the last test runs vLLM's own multimodal processor on the same requests; it
