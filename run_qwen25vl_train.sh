@@ -36,6 +36,7 @@
 #   CAPTION_JUDGE_URL  AutoDQ caption judge (default: http://127.0.0.1:5200)
 #   DEMO_DIR           where the embedded default keeps its tiny model and data (default: demo)
 #   WARM_START_CONFIG  the embedded default's warm start (default: configs/warm_start_tiny_cpu.yaml)
+#   MODEL_FAMILY       the embedded default's tiny policy: qwen25vl (default), qwen3vl, qwen3vl_moe or qwen35
 #   SKIP_INSTALL=1     do not run scripts/install.sh (use the active Python environment)
 set -euo pipefail
 
@@ -61,6 +62,13 @@ if [[ $EMBEDDED == 1 ]]; then
   RUN_NAME="${RUN_NAME:-versavid-r1-tiny}"
   CONFIG="${CONFIG:-configs/grpo_tiny_cpu.yaml}"
   WARM_START_CONFIG="${WARM_START_CONFIG:-configs/warm_start_tiny_cpu.yaml}"
+  MODEL_FAMILY="${MODEL_FAMILY:-qwen25vl}"
+  case "$MODEL_FAMILY" in  # the tiny builder's --arch of each family
+    qwen25vl) TINY_ARCH=qwen2_5_vl ;; qwen3vl) TINY_ARCH=qwen3_vl ;;
+    qwen3vl_moe) TINY_ARCH=qwen3_vl_moe ;; qwen35) TINY_ARCH=qwen3_5 ;;
+    *) echo "run_qwen25vl_train.sh: MODEL_FAMILY must be qwen25vl, qwen3vl, qwen3vl_moe or qwen35 (got '$MODEL_FAMILY')" >&2
+       exit 2 ;;
+  esac
 else
   RUN_NAME="${RUN_NAME:-versavid-r1}"
   CONFIG="${CONFIG:-configs/grpo_paper_8xA800.yaml}"
@@ -134,8 +142,9 @@ if [[ $EMBEDDED == 1 ]]; then
   # Loading and saving a 1 MB model needs no progress bars (transformers' own; the training bar stays).
   export HF_HUB_DISABLE_PROGRESS_BARS="${HF_HUB_DISABLE_PROGRESS_BARS:-1}"
   [[ $NUM_GPUS -gt 0 ]] && echo "[run] no MODEL_PATH: running the embedded tiny default (set MODEL_PATH and DATA_PATH for the paper recipe)"
-  echo "[run] 1/4 tiny Qwen2.5-VL and demo data in $DEMO_DIR"
-  "$PY" scripts/make_tiny_qwen25vl.py --out "$DEMO_DIR/tiny-qwen25vl" --arch qwen2_5_vl --overwrite
+  TINY_MODEL="$DEMO_DIR/tiny-$MODEL_FAMILY"
+  echo "[run] 1/4 tiny $TINY_ARCH model and demo data in $DEMO_DIR"
+  "$PY" scripts/make_tiny_qwen25vl.py --out "$TINY_MODEL" --arch "$TINY_ARCH" --overwrite
   "$PY" scripts/make_demo_data.py --out "$DEMO_DIR/data" --n "${DEMO_ROWS:-16}" --seed 0
   DATA_PATH="${DATA_PATH:-$DEMO_DIR/data/demo.jsonl}"
 
@@ -152,7 +161,7 @@ if [[ $EMBEDDED == 1 ]]; then
   echo "[run] judge services starting at $QWEN_JUDGE_URL and $CAPTION_JUDGE_URL (pids ${JUDGE_PIDS[*]}; logs in $OUTPUT_DIR/judges)"
 
   echo "[run] 2/4 warm start ($WARM_START_CONFIG) -> $OUTPUT_DIR/warm-start"
-  if ! "$PY" -m versavid_r1.warm_start --config "$WARM_START_CONFIG" --model_name_or_path "$DEMO_DIR/tiny-qwen25vl" \
+  if ! "$PY" -m versavid_r1.warm_start --config "$WARM_START_CONFIG" --model_name_or_path "$TINY_MODEL" \
       --data_path "$DATA_PATH" --output_dir "$OUTPUT_DIR/warm-start" 2>&1 | tee "$OUTPUT_DIR/warm_start.log"; then
     echo "[run] warm start failed; full log: $OUTPUT_DIR/warm_start.log" >&2
     exit 1

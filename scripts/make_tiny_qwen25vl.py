@@ -1,8 +1,10 @@
 #!/usr/bin/env python
-"""Build an offline tiny random Qwen2.5-VL (or Qwen2-VL, or text-only Qwen2) model directory.
+"""Build an offline tiny random Qwen2.5-VL (or Qwen2-VL, Qwen3-VL, Qwen3-VL-MoE, Qwen3.5, or text-only Qwen2)
+model directory.
 
     python scripts/make_tiny_qwen25vl.py --out outputs/tiny-qwen25vl
     python scripts/make_tiny_qwen25vl.py --out outputs/tiny-qwen2vl --arch qwen2_vl
+    python scripts/make_tiny_qwen25vl.py --out outputs/tiny-qwen3vl --arch qwen3_vl   # or qwen3_vl_moe, qwen3_5
     python scripts/make_tiny_qwen25vl.py --out outputs/tiny-judge-lm --arch causal_lm
     python scripts/make_tiny_qwen25vl.py --out outputs/wide --hidden-size 256 --num-hidden-layers 4
 

@@ -29,6 +29,39 @@ def tiny_dirs(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def qwen3_dirs(tmp_path_factory):
+    """Tiny Qwen3-VL, Qwen3-VL-MoE and Qwen3.5 dirs (about 0.3 s each), keyed by model_type."""
+    from versavid_r1.tiny_model import BUILDERS
+
+    base = tmp_path_factory.getbasetemp()
+    return {arch: str(BUILDERS[arch](base / f"trainer-tiny-{arch}", seed=0))
+            for arch in ("qwen3_vl", "qwen3_vl_moe", "qwen3_5")}
+
+
+@pytest.fixture(scope="session")
+def model_dirs(tiny_dirs, qwen3_dirs):
+    """Every family's tiny dir, keyed by model_type."""
+    return {**tiny_dirs, **qwen3_dirs}
+
+
+def run_isolated(cmd: list[str], env: dict, timeout: float, cwd=None) -> tuple[int, str, str]:
+    """(exit status, stdout, stderr) of `cmd` run in its own session: a timeout kills its whole process group,
+    DeepSpeed's op compiler included (which would otherwise leave its build lock behind)."""
+    import os
+    import signal
+    import subprocess
+
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        raise
+    return proc.returncode, stdout, stderr
+
+
+@pytest.fixture(scope="session")
 def demo_jsonl(tmp_path_factory):
     from versavid_r1.data.demo import make_demo_dataset
 

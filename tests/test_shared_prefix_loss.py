@@ -13,8 +13,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import signal
-import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -22,7 +20,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import SMOKE_GRPO
+from conftest import SMOKE_GRPO, run_isolated
 from test_trainer import make_trainer, varied_reward
 from test_trainer_prefill import VisionCounter
 from versavid_r1.data import VideoConfig
@@ -322,15 +320,8 @@ def test_zero3_training_step_equals_the_plain_path(tiny_dirs, demo_jsonl, tmp_pa
     env = {"DS_ACCELERATOR": "cpu", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-c", ZERO3_PAIR, str(ROOT / "configs/grpo_tiny_cpu.yaml"), tiny_dirs["qwen2_5_vl"],
            str(data), str(tmp_path / "out"), json.dumps(SMOKE_GRPO[2:])]  # rewards that differ; G stays 4
-    # its own session: a timeout also ends DeepSpeed's op compiler, which would leave its build lock behind
-    proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
-    try:
-        stdout, stderr = proc.communicate(timeout=280)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        raise
-    assert proc.returncode == 0, stdout[-3000:] + stderr[-3000:]
+    status, stdout, stderr = run_isolated(cmd, {**os.environ, **env}, timeout=280, cwd=ROOT)
+    assert status == 0, stdout[-3000:] + stderr[-3000:]
     result = json.loads(stdout.split("RESULT ", 1)[1].splitlines()[0])
     # SGD with lr 1: a weight's change is its gradient, so the comparison is the gradients' (Adam would divide
     # noise-level gradients by their own size)

@@ -175,13 +175,21 @@ def test_loss_logps_equal_a_direct_forward_with_the_video(tiny_dirs, demo_rows, 
     vision = set(vision_token_ids(trainer._tokenizer, model.config))
     assert not (set(out["completion_ids"][out["completion_mask"].bool()].tolist()) & vision)
 
-    # the log-probs of the loss, computed as in _compute_loss (chunks of 3 cross row boundaries)
+    max_err, max_gap_without_video = loss_logps_vs_direct_forward(trainer, out)
+    assert max_err < 1e-5
+    assert max_gap_without_video > 1e-3, "the check must be able to tell a forward without the video"
+
+
+def loss_logps_vs_direct_forward(trainer, out) -> tuple[float, float]:
+    """(largest difference, largest difference without the video) between the loss's log-probs of a generated
+    batch `out` (computed as in _compute_loss: chunks of 3 cross row boundaries) and a direct forward of each row
+    with (and without) its video."""
+    model = trainer.model
     input_ids = torch.cat([out["prompt_ids"], out["completion_ids"]], 1)
     mask = torch.cat([out["prompt_mask"], out["completion_mask"]], 1)
     k = out["completion_ids"].size(1)
     with torch.no_grad(), trainer._videos_active(out["videos"]):
         logps, _, _ = trainer._get_per_token_logps_and_entropies(model, input_ids, mask, k, batch_size=3)
-
     max_err, max_gap_without_video = 0.0, 0.0
     for i, row in enumerate(out["videos"]):
         comp = out["completion_ids"][i][out["completion_mask"][i].bool()]
@@ -196,8 +204,7 @@ def test_loss_logps_equal_a_direct_forward_with_the_video(tiny_dirs, demo_rows, 
         ref_blind = torch.log_softmax(blind[0, -n - 1:-1].float(), -1).gather(-1, comp[:, None])[:, 0]
         max_err = max(max_err, (logps[i, :n] - ref).abs().max().item())
         max_gap_without_video = max(max_gap_without_video, (logps[i, :n] - ref_blind).abs().max().item())
-    assert max_err < 1e-5
-    assert max_gap_without_video > 1e-3, "the check must be able to tell a forward without the video"
+    return max_err, max_gap_without_video
 
 
 @pytest.mark.parametrize(
@@ -286,23 +293,31 @@ def test_sampled_vision_token_ends_the_completion(tiny_dirs, demo_rows, video_cf
 
 # --- vLLM ------------------------------------------------------------------------------------------------
 def test_vllm_video_request_layout():
-    """vLLM 0.31's form (checked against its processor in test_vllm_video.py): one placeholder per video,
-    (frames [T, H, W, 3], metadata) per video, no resize or re-sampling."""
+    """vLLM 0.31's form (checked against its processor in test_vllm_video.py): the template's placeholder once per
+    video, (frames [T, H, W, 3], metadata) per video, no resize or re-sampling."""
     frames = torch.randint(0, 255, (4, 3, 56, 84), dtype=torch.uint8)
-    spec = dict(video_token_id=9, temporal_patch_size=2)
-    req = build_video_request([1, 9, 9, 9, 3], [frames], [0.5], **spec)
-    video, meta = req["multi_modal_data"]["video"]
+    meta = {"fps": 4.0, "frames_indices": [0, 1, 2, 3], "total_num_frames": 4}
+    req = build_video_request([1, 8, 9, 10, 3], [frames], [meta], video_token_id=9)
+    video, sent = req["multi_modal_data"]["video"]
     assert video.shape == (4, 56, 84, 3) and video.dtype.name == "uint8"
     assert (torch.from_numpy(video).permute(0, 3, 1, 2) == frames).all()
-    assert req["prompt_token_ids"] == [1, 9, 3]
-    assert meta["fps"] == 4.0 and meta["frames_indices"] == [0, 1, 2, 3] and meta["do_sample_frames"] is False
+    assert req["prompt_token_ids"] == [1, 8, 9, 10, 3]
+    assert sent == {**meta, "do_sample_frames": False}
     assert req["mm_processor_kwargs"] == {"do_resize": False, "do_sample_frames": False}
-    assert build_video_request([1], [], [], **spec) == {"prompt_token_ids": [1]}
-    with pytest.raises(ValueError, match="placeholder run"):
-        build_video_request([1, 3], [frames], [0.5], **spec)
-    out = add_videos_to_requests([{"prompt_token_ids": [1]}, {"prompt_token_ids": [2, 9, 9]}],
-                                 [None, ([frames], [2.0])], **spec)
-    assert "multi_modal_data" not in out[0] and out[1]["multi_modal_data"]["video"][1]["fps"] == 1.0
+    wrapped = build_video_request([1, 8, 9, 10, 3], [frames], [meta], video_token_id=9, wrap_placeholders=True)
+    assert wrapped["prompt_token_ids"] == [1, 8, 8, 9, 10, 10, 3]
+    assert build_video_request([1], [], [], video_token_id=9) == {"prompt_token_ids": [1]}
+    with pytest.raises(ValueError, match="placeholder"):
+        build_video_request([1, 3], [frames], [meta], video_token_id=9)
+    with pytest.raises(ValueError, match="unexpanded placeholder"):  # an expanded run would be expanded again
+        build_video_request([1, 8, 9, 9, 10], [frames], [meta], video_token_id=9)
+    row = types.SimpleNamespace(input_ids=[2, 8, 9, 9, 10], placeholder_ids=[2, 8, 9, 10], frames=[frames],
+                                video_metadata=[meta])
+    out = add_videos_to_requests([{"prompt_token_ids": [1]}, {"prompt_token_ids": [2, 8, 9, 9, 10]}], [None, row],
+                                 video_token_id=9)
+    assert "multi_modal_data" not in out[0] and out[1]["prompt_token_ids"] == [2, 8, 9, 10]
+    with pytest.raises(ValueError, match="does not hold the prompt of its row"):
+        add_videos_to_requests([{"prompt_token_ids": [2, 8, 9, 10]}], [row], video_token_id=9)
     kwargs = suppress_with_logit_bias({"logit_bias": {"7": 1.0}, "seed": 3}, [9, 10])
     assert kwargs == {"logit_bias": {7: 1.0, 9: -100.0, 10: -100.0}, "seed": 3}
 
@@ -327,11 +342,10 @@ class _FakeLLM:
         pass
 
 
-def test_vllm_colocate_generation_sends_the_video(tiny_dirs, demo_rows, video_cfg, tmp_path, monkeypatch):
-    """Runs TRL's real colocate `VLLMGeneration.generate` (vLLM itself stubbed) through the trainer."""
+def fake_colocate(trainer, monkeypatch):
+    """TRL's real colocate `VLLMGeneration` installed in `trainer`, around a `_FakeLLM` (no GPU, no vLLM)."""
     import trl.generation.vllm_generation as vg
 
-    trainer = make_trainer(tiny_dirs["qwen2_5_vl"], demo_rows[:4], video_cfg, tmp_path)
     monkeypatch.setattr(vg, "SamplingParams", lambda **kw: kw, raising=False)
     gen = vg.VLLMGeneration.__new__(vg.VLLMGeneration)
     gen.__dict__.update(
@@ -340,9 +354,16 @@ def test_vllm_colocate_generation_sends_the_video(tiny_dirs, demo_rows, video_cf
         temperature=1.0, top_p=1.0, top_k=0, min_p=0.0, max_completion_length=8, logprobs=0,
         generation_kwargs=suppress_with_logit_bias({}, tokens_to_suppress(trainer._tokenizer, trainer.model.config)),
     )
-    fake = gen.llm
     trainer.use_vllm, trainer.vllm_generation = True, gen
     trainer._last_loaded_step = trainer.state.global_step  # no weight sync to a fake engine
+    return gen
+
+
+def test_vllm_colocate_generation_sends_the_video(tiny_dirs, demo_rows, video_cfg, tmp_path, monkeypatch):
+    """Runs TRL's real colocate `VLLMGeneration.generate` (vLLM itself stubbed) through the trainer."""
+    trainer = make_trainer(tiny_dirs["qwen2_5_vl"], demo_rows[:4], video_cfg, tmp_path)
+    gen = fake_colocate(trainer, monkeypatch)
+    fake = gen.llm
     batch = [trainer.train_dataset[i] for i in (0, 0, 1, 1)]
     out = trainer._generate_and_score_completions(batch)
     assert gen.llm is fake, "the proxy is removed after the call"
@@ -363,6 +384,6 @@ def test_vllm_server_mode_is_refused_at_start(tiny_dirs, demo_rows, video_cfg, t
         make_trainer(tiny_dirs["qwen2_5_vl"], demo_rows[:2], video_cfg, tmp_path, use_vllm=True, vllm_mode="server")
     gen = types.SimpleNamespace(mode="server")
     with pytest.raises(ValueError, match="cannot carry video"):
-        with video_requests(gen, [], video_token_id=1, temporal_patch_size=2):
+        with video_requests(gen, [], video_token_id=1):
             pass
     assert "colocate" in SERVER_MODE_MESSAGE

@@ -8,7 +8,9 @@ HF processor is called on the videos alone with the engine's `mm_processor_kwarg
 and EACH placeholder token of the prompt that matches a video is replaced by that video's
 `grid.prod() // merge**2` pads (an already-expanded run is not recognised: its first token is expanded again).
 The trainer's own inputs (real mp4s through `load_video` and `build_prompt_inputs`, 16 frames of 4 s and of
-60 s) must come out identical: token ids, grid and `second_per_grid_ts`.
+60 s) must come out identical: token ids, grid and `second_per_grid_ts`. The oracle also replays vLLM's Qwen3-VL
+processor (timestamps computed by vLLM from the metadata; used by tests/test_families.py for Qwen3-VL,
+Qwen3-VL-MoE and Qwen3.5).
 
 With vLLM installed (`bash scripts/install.sh --gpu`, or a separate venv: about 8.4 GB and 17 minutes to
 install on a 2-core machine), the last test runs vLLM's own multimodal processor on the same requests; it
@@ -25,7 +27,7 @@ import torch
 
 from versavid_r1.data import VideoConfig, load_video, make_conversation
 from versavid_r1.data.video import VideoClip
-from versavid_r1.trainer.video_inputs import build_prompt_inputs, temporal_patch_size
+from versavid_r1.trainer.video_inputs import build_prompt_inputs
 from versavid_r1.trainer.vllm_video import (
     build_video_request,
     collapse_video_runs,
@@ -38,9 +40,21 @@ PAPER_PIXELS = dict(min_pixels=128 * 28 * 28, max_pixels=196 * 28 * 28)
 
 
 # --- the oracle -------------------------------------------------------------------------------------------
-def hf_processor_as_vllm(processor, request: dict, engine_mm_kwargs: dict | None = None) -> dict:
-    """What vLLM 0.31 makes of `request` for Qwen2.5-VL: its expanded prompt ids and the HF processor's output."""
+def hf_processor_as_vllm(processor, request: dict, engine_mm_kwargs: dict | None = None,
+                         vllm_target: str = "pad") -> dict:
+    """What vLLM 0.31 makes of `request`: its expanded prompt ids and the HF processor's output.
+
+    Qwen2.5-VL: the HF processor on the videos alone, each placeholder token replaced by its video's pad run.
+    Qwen3-VL / Qwen3.5 (vllm/model_executor/models/qwen3_vl.py): the HF processor per video on the prompt
+    "<|vision_start|><|video_pad|><|vision_end|>" for grid and pixels; the timestamps computed by vLLM itself from
+    the metadata (`_get_video_second_idx` with do_sample_frames false: frames_indices / fps, averaged per merge_size
+    frames); each frame group `encode("<t seconds>") + <|vision_start|> + pads + <|vision_end|>`, replacing either the
+    bare `<|video_pad|>` (`vllm_target="pad"`: vLLM with PR #41359, transformers >= 5.10) or the whole
+    three-token placeholder (`"placeholder"`: vLLM before it).
+    """
     from transformers.video_utils import VideoMetadata
+
+    from versavid_r1.families import uses_text_timestamps
 
     videos = request["multi_modal_data"]["video"]
     items = [videos] if isinstance(videos, tuple) and len(videos) == 2 else list(videos)
@@ -48,28 +62,57 @@ def hf_processor_as_vllm(processor, request: dict, engine_mm_kwargs: dict | None
         if not (isinstance(item, tuple) and len(item) == 2 and isinstance(item[1], dict)):
             raise ValueError("Video metadata is required but not found in mm input")  # vLLM's parser
     kwargs = {**(engine_mm_kwargs or {}), **request.get("mm_processor_kwargs", {})}
-    out = processor(
-        videos=[frames for frames, _ in items],
-        video_metadata=[VideoMetadata(**{k: v for k, v in meta.items() if k != "do_sample_frames"})
-                        for _, meta in items],
-        return_tensors="pt",
-        **kwargs,
-    )
-    pad = processor.video_token_id
-    merge = processor.video_processor.merge_size ** 2
-    runs = iter(int(g.prod()) // merge for g in out["video_grid_thw"])
-    ids: list[int] = []
-    for tid in request["prompt_token_ids"]:  # each matching placeholder token -> the item's full run
-        n = next(runs, None) if tid == pad else None
-        ids.extend([pad] * n if n is not None else [tid])
-    return {"prompt_token_ids": ids, "video_grid_thw": out["video_grid_thw"],
-            "second_per_grid_ts": torch.as_tensor(out["second_per_grid_ts"], dtype=torch.float32)}
+    metas = [VideoMetadata(**{k: v for k, v in meta.items() if k != "do_sample_frames"}) for _, meta in items]
+    pad, merge = processor.video_token_id, processor.video_processor.merge_size
+    if not uses_text_timestamps(processor):
+        out = processor(videos=[frames for frames, _ in items], video_metadata=metas, return_tensors="pt", **kwargs)
+        runs = [[pad] * (int(g.prod()) // merge ** 2) for g in out["video_grid_thw"]]
+        return {"prompt_token_ids": _replace_each(request["prompt_token_ids"], [pad], runs),
+                "video_grid_thw": out["video_grid_thw"],
+                "second_per_grid_ts": torch.as_tensor(out["second_per_grid_ts"], dtype=torch.float32)}
+    start, end = processor.vision_start_token_id, processor.vision_end_token_id
+    grids, runs, stamps = [], [], []
+    for (frames, meta), md in zip(items, metas):
+        out = processor(text="<|vision_start|><|video_pad|><|vision_end|>", videos=[[frames]], video_metadata=[[md]],
+                        return_tensors="pt", **kwargs)
+        grid = out["video_grid_thw"][0]
+        indices = list(meta["frames_indices"])
+        indices += indices[-1:] * (-len(indices) % merge)
+        seconds = [idx / meta["fps"] for idx in indices]
+        times = [(seconds[i] + seconds[i + merge - 1]) / 2 for i in range(0, len(seconds), merge)]
+        assert len(times) == int(grid[0]), "vLLM asserts one timestamp per frame group"
+        per_frame = int(grid[1:].prod()) // merge ** 2
+        run = []
+        for t in times:
+            run += processor.tokenizer.encode(f"<{t:.1f} seconds>", add_special_tokens=False)
+            run += [start] + [pad] * per_frame + [end]
+        grids.append(grid)
+        runs.append(run)
+        stamps.append(times)
+    target = [pad] if vllm_target == "pad" else [start, pad, end]
+    return {"prompt_token_ids": _replace_each(request["prompt_token_ids"], target, runs),
+            "video_grid_thw": torch.stack(grids), "timestamps": stamps}
 
 
-def request_for(processor, inputs) -> dict:
-    return build_video_request(inputs.input_ids, inputs.frames, inputs.second_per_grid_ts,
-                               video_token_id=processor.video_token_id,
-                               temporal_patch_size=temporal_patch_size(processor))
+def _replace_each(ids: list[int], target: list[int], replacements: list[list[int]]) -> list[int]:
+    """Each occurrence of `target`, in order, replaced by the next replacement (vLLM's prompt update; an already
+    expanded run is not recognised: its first token matches again)."""
+    out, k, todo = [], 0, iter(replacements)
+    while k < len(ids):
+        if ids[k:k + len(target)] == target:
+            nxt = next(todo, None)
+            if nxt is not None:
+                out += nxt
+                k += len(target)
+                continue
+        out.append(ids[k])
+        k += 1
+    return out
+
+
+def request_for(processor, inputs, wrap: bool = False) -> dict:
+    return build_video_request(inputs.placeholder_ids, inputs.frames, inputs.video_metadata,
+                               video_token_id=processor.video_token_id, wrap_placeholders=wrap)
 
 
 # --- fixtures ---------------------------------------------------------------------------------------------

@@ -241,13 +241,15 @@ MODEL_SIZES: dict[str, dict[str, Any]] = {
 }
 
 
-def tiny_vl_model(size: str = "tiny") -> Path:
-    """A cached random Qwen2.5-VL directory of the given size (built offline in seconds)."""
-    from versavid_r1.tiny_model import build_tiny_qwen25vl
+def tiny_vl_model(size: str = "tiny", arch: str = "qwen2_5_vl") -> Path:
+    """A cached random model directory of the given size and family (`arch`: a tiny builder's; built offline in
+    seconds)."""
+    from versavid_r1.tiny_model import BUILDERS
 
     if size not in MODEL_SIZES:
         raise SystemExit(f"unknown model size {size!r}; choose one of {sorted(MODEL_SIZES)}")
-    return build_tiny_qwen25vl(cache_dir() / f"qwen25vl-{size}", seed=0, **MODEL_SIZES[size])
+    name = "qwen25vl" if arch == "qwen2_5_vl" else arch  # the cache folder of earlier runs stays valid
+    return BUILDERS[arch](cache_dir() / f"{name}-{size}", seed=0, **MODEL_SIZES[size])
 
 
 def tiny_judge_lm() -> Path:

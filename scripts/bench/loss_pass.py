@@ -4,11 +4,15 @@ vs TRL's plain path (every completion runs the prompt and its video), same model
 
     .venv/bin/python scripts/bench/loss_pass.py --quick       # 2 repeats
     .venv/bin/python scripts/bench/loss_pass.py               # 5 repeats
+    .venv/bin/python scripts/bench/loss_pass.py --quick --families qwen3_vl   # one family
 
 The micro-batch is one group: G = 8 completions of 256 tokens (random ordinary tokens, no EOS) of one video
 prompt built by the project's own path (an MCQA row on a 30 s mp4 -> load_video, 16 frames at 128..196 x 28x28
 px -> make_conversation -> build_prompt_inputs: about 1,670 tokens), on the `small` random Qwen2.5-VL (3.8 M
-parameters) with sdpa attention in fp32. Both sides run the trainer's real `_compute_loss` (TRL's GRPO loss,
+parameters) with sdpa attention in fp32, and the same on each other family of `--families` (Qwen3-VL,
+Qwen3-VL-MoE, Qwen3.5 by default; 16 px patches: 128..196 x 32x32 px, the same tokens per frame group, plus their
+text timestamps). Qwen3.5's linear-attention layers cannot take the shared layout: its line reports the
+fallback (both sides run the plain path). Both sides run the trainer's real `_compute_loss` (TRL's GRPO loss,
 `loss_type` grpo) and `backward()`; only `share_prompt_loss` differs. Times are medians of interleaved runs.
 
 Peak memory is measured for each side in its own fresh child process (the same set-up, then one pass): the
@@ -34,7 +38,10 @@ import _common as C  # noqa: E402
 C.add_repo_paths()
 
 
-def build(size: str, generations: int, completion: int, nframes: int = 16):
+FAMILIES = ("qwen2_5_vl", "qwen3_vl", "qwen3_vl_moe", "qwen3_5")
+
+
+def build(size: str, generations: int, completion: int, nframes: int = 16, arch: str = "qwen2_5_vl"):
     """(trainer, model, inputs of one micro-batch as TRL's `_compute_loss` takes them)."""
     import torch
     from trl import GRPOConfig
@@ -43,7 +50,7 @@ def build(size: str, generations: int, completion: int, nframes: int = 16):
     from versavid_r1.data import VideoConfig
     from versavid_r1.trainer import Qwen25VLGRPOTrainer, rows_to_dataset
 
-    model, processor, prompt, _ = build_case(size, nframes)
+    model, processor, prompt, _ = build_case(size, nframes, arch=arch)
     args = GRPOConfig(output_dir=str(C.cache_dir("loss-pass-out")), per_device_train_batch_size=generations,
                       num_generations=generations, max_completion_length=completion, beta=0.0, loss_type="grpo",
                       use_cpu=True, bf16=False, report_to="none", save_strategy="no", dataloader_pin_memory=False,
@@ -51,7 +58,8 @@ def build(size: str, generations: int, completion: int, nframes: int = 16):
     row = {"problem": "q", "solution": "<answer>A</answer>", "problem_type": "MCQA", "video": "unused.mp4"}
     trainer = Qwen25VLGRPOTrainer(model=model, reward_funcs=lambda completions, **kw: [0.0] * len(completions),
                                   args=args, train_dataset=rows_to_dataset([row]), processing_class=processor,
-                                  video_config=VideoConfig(nframes=nframes), prefetch_videos=False)
+                                  video_config=VideoConfig(nframes=nframes, image_patch_size=16 if "qwen3" in arch
+                                                           else 14), prefetch_videos=False)
     model = trainer.model.train()
     trainer.current_gradient_accumulation_steps = 1  # set by Trainer.train(), which is not run here
     g = torch.Generator().manual_seed(0)
@@ -158,11 +166,38 @@ def paper_flops() -> dict:
     return out
 
 
+def compare_family(report, a, arch: str) -> tuple[dict, dict]:
+    """Time both paths on `arch` (interleaved); (timings, figures). Stops when the paths disagree on the loss or the
+    shared path falls back for a reason other than the family's own (Qwen3.5's linear attention)."""
+    trainer, model, inputs = build(a.size, a.generations, a.completion, arch=arch)
+    prompt = inputs["videos"][0]
+    report.add(f"{arch}: model {a.size} ({sum(p.numel() for p in model.parameters()) / 1e6:.2f} M params, "
+               f"{C.torch_threads()} torch thread(s)); prompt {len(prompt.input_ids)} tokens (video grid "
+               f"{prompt.video_fields['video_grid_thw'].tolist()}); G={a.generations} x {a.completion} tokens")
+    cases = {"plain": make_pass(trainer, model, inputs, False), "shared": make_pass(trainer, model, inputs, True)}
+    losses = {k: fn() for k, fn in cases.items()}
+    if abs(losses["plain"] - losses["shared"]) > 1e-4 * max(1.0, abs(losses["plain"])):
+        raise SystemExit(f"{arch}: the two paths disagree on the loss: {losses}")
+    fallbacks = sorted(trainer._shared_prefix_fallbacks)
+    if fallbacks and not all("linear-attention" in f for f in fallbacks):
+        raise SystemExit(f"{arch}: the shared path fell back: {fallbacks}")
+    times = C.interleaved(cases, C.repeats_of(a, 2, 5), warmup=0)
+    med = {k: C.median(v) for k, v in times.items()}
+    report.add(f"{arch}: plain (TRL, every row runs the prompt and its video): {C.spread(times['plain'])}")
+    report.add(f"{arch}: shared prefix (the prompt once, completions packed): {C.spread(times['shared'])}"
+               + (f" -- falls back: {fallbacks[0]}" if fallbacks else ""))
+    figures = {"prompt_tokens": len(prompt.input_ids), "times": times, "median_s": med, "losses": losses,
+               "fallbacks": fallbacks}
+    return med, figures
+
+
 def main(argv=None) -> int:
     p = C.base_parser(__doc__)
     p.add_argument("--size", default="small", choices=sorted(C.MODEL_SIZES))
     p.add_argument("--generations", type=int, default=8)
     p.add_argument("--completion", type=int, default=256, help="completion tokens per row")
+    p.add_argument("--families", default=",".join(FAMILIES),
+                   help="model families to compare, comma-separated (tiny builders' archs; default: %(default)s)")
     p.add_argument("--no-memory", action="store_true", help="skip the per-path peak-memory child processes")
     p.add_argument("--child-peak", choices=("plain", "shared"),
                    help="only measure the peak memory one pass of this path adds (in this process) and print it as "
@@ -178,26 +213,17 @@ def main(argv=None) -> int:
     if a.child_peak:
         print("PEAK " + json.dumps(child_peak(a.size, a.generations, a.completion, a.child_peak)), flush=True)
         return 0
+    families = [f.strip() for f in a.families.split(",") if f.strip()]
+    unknown = sorted(set(families) - set(FAMILIES) - {"qwen2_vl"})
+    if unknown:
+        raise SystemExit(f"--families: unknown {unknown}; choose from {FAMILIES + ('qwen2_vl',)}")
     report = C.Report("Loss pass: shared-prefix log-probs vs TRL's plain path")
     C.header(report, a)
-    trainer, model, inputs = build(a.size, a.generations, a.completion)
-    prompt = inputs["videos"][0]
-    report.add(f"model: {a.size} ({sum(p.numel() for p in model.parameters()) / 1e6:.2f} M params, "
-               f"{C.torch_threads()} torch thread(s)); prompt {len(prompt.input_ids)} tokens (video grid "
-               f"{prompt.video_fields['video_grid_thw'].tolist()}); G={a.generations} x {a.completion} tokens")
-    cases = {"plain": make_pass(trainer, model, inputs, False), "shared": make_pass(trainer, model, inputs, True)}
-    losses = {k: fn() for k, fn in cases.items()}
-    if abs(losses["plain"] - losses["shared"]) > 1e-4 * max(1.0, abs(losses["plain"])):
-        raise SystemExit(f"the two paths disagree on the loss: {losses}")
-    if trainer._shared_prefix_fallbacks:
-        raise SystemExit(f"the shared path fell back: {sorted(trainer._shared_prefix_fallbacks)}")
-    times = C.interleaved(cases, C.repeats_of(a, 2, 5), warmup=0)
-    med = {k: C.median(v) for k, v in times.items()}
-    report.data = {"size": a.size, "prompt_tokens": len(prompt.input_ids), "generations": a.generations,
-                   "completion": a.completion, "times": times, "median_s": med, "losses": losses}
-    report.add(f"plain (TRL, every row runs the prompt and its video): {C.spread(times['plain'])}")
-    report.add(f"shared prefix (the prompt once, completions packed): {C.spread(times['shared'])}")
-    if not a.no_memory:
+    report.data = {"size": a.size, "generations": a.generations, "completion": a.completion, "families": {}}
+    medians = {}
+    for arch in families:
+        medians[arch], report.data["families"][arch] = compare_family(report, a, arch)
+    if "qwen2_5_vl" in medians and not a.no_memory:  # the paper's family: memory and FLOPs at the paper's shapes
         peaks = measure_peaks(a.size, a.generations, a.completion, a.threads)
         report.data["memory"] = peaks
         for path in ("plain", "shared"):
@@ -206,17 +232,25 @@ def main(argv=None) -> int:
         report.ratio("loss_pass_peak_memory_shared_vs_plain",
                      peaks["shared"]["added_mib"] / peaks["plain"]["added_mib"], 1.0, higher_is_better=False,
                      note=f"{peaks['shared']['added_mib']:.0f} vs {peaks['plain']['added_mib']:.0f} MiB")
-    flops = paper_flops()
-    report.data["paper_flops"] = flops
-    for c in (512, 2048):
-        f = flops[c]
-        report.add(f"paper shapes (7B, prompt {flops['prompt_tokens']} tokens, G=8 x {c}): plain {f['plain_tflop']:.0f} "
-                   f"TFLOP forward ({100 * f['plain_vision_share']:.0f}% of it the vision tower), shared "
-                   f"{f['shared_tflop']:.0f} TFLOP (the block mask computed block by block, as with sdpa; "
-                   f"{f['shared_dense_tflop']:.0f} TFLOP as eager attention computes the dense mask)")
-        report.ratio(f"paper_flops_{c}_plain_vs_shared", f["ratio"],
-                     note=f"{f['ratio_dense_mask']:.2f}x with the dense mask (eager attention)")
-    report.ratio("loss_pass_shared_vs_plain", med["plain"] / med["shared"], 2.5)
+    if "qwen2_5_vl" in medians:
+        flops = paper_flops()
+        report.data["paper_flops"] = flops
+        for c in (512, 2048):
+            f = flops[c]
+            report.add(f"paper shapes (7B, prompt {flops['prompt_tokens']} tokens, G=8 x {c}): plain "
+                       f"{f['plain_tflop']:.0f} TFLOP forward ({100 * f['plain_vision_share']:.0f}% of it the vision "
+                       f"tower), shared {f['shared_tflop']:.0f} TFLOP (the block mask computed block by block, as "
+                       f"with sdpa; {f['shared_dense_tflop']:.0f} TFLOP as eager attention computes the dense mask)")
+            report.ratio(f"paper_flops_{c}_plain_vs_shared", f["ratio"],
+                         note=f"{f['ratio_dense_mask']:.2f}x with the dense mask (eager attention)")
+    for arch in [f for f in families if f != "qwen2_5_vl"]:
+        fallback = report.data["families"][arch]["fallbacks"]
+        report.ratio(f"loss_pass_shared_vs_plain_{arch}", medians[arch]["plain"] / medians[arch]["shared"],
+                     None if fallback else 2.5, note="falls back to the plain path (linear attention)" if fallback
+                     else "")
+    if "qwen2_5_vl" in medians:
+        med = medians["qwen2_5_vl"]
+        report.ratio("loss_pass_shared_vs_plain", med["plain"] / med["shared"], 2.5)
     return report.finish(a.json)
 
 

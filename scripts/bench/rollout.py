@@ -25,20 +25,24 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as C  # noqa: E402
 
 
-def build_case(size: str = "tiny", nframes: int = 16, video_seconds: float = 30.0):
-    """(model, processor, PromptVideoInputs, suppress ids) of one MCQA video prompt."""
+def build_case(size: str = "tiny", nframes: int = 16, video_seconds: float = 30.0, arch: str = "qwen2_5_vl"):
+    """(model, processor, PromptVideoInputs, suppress ids) of one MCQA video prompt. Families with 16 px patches
+    (Qwen3-VL, Qwen3.5) get the paper's token budget: 128..196 tokens per 2-frame group, 128..196 x 32 x 32 px."""
     import torch
 
     from versavid_r1.data import VideoConfig, load_video, make_conversation
     from versavid_r1.modeling import load_processor, load_vl_model
 
     vi = C.import_video_inputs()
-    model_dir = C.tiny_vl_model(size)
+    model_dir = C.tiny_vl_model(size, arch)
     video = C.long_video(video_seconds, fps=30, width=640, height=360, seed=1)
     row = {"problem": "What does the coloured block do during the video?\nOptions:\nA. It moves\n"
                       "B. It disappears\nC. It changes size\nD. It stays still",
            "solution": "<answer>A</answer>", "problem_type": "MCQA", "video": str(video)}
-    cfg = VideoConfig(nframes=nframes, cache_size=0)
+    patch = 14 if arch in ("qwen2_5_vl", "qwen2_vl") else 16
+    factor = (2 * patch) ** 2
+    cfg = VideoConfig(nframes=nframes, cache_size=0, image_patch_size=patch, min_pixels=128 * factor,
+                      max_pixels=196 * factor)
     processor = load_processor(model_dir, padding_side="left")
     model = load_vl_model(model_dir, dtype=torch.float32, attn_implementation="sdpa").eval()
     clip = load_video(row, cfg)

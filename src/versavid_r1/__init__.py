@@ -8,7 +8,8 @@ Modules, one per concept of the method:
   rewards      format gate, task rewards, the async judge client
   judges       the Qwen2.5 judge and AutoDQ caption judge services
   trainer      the video GRPO trainer subclass and its launch helpers
-  tiny_model   an offline tiny Qwen2.5-VL (and text LM) for tests and the demo run
+  families     the policy model families (Qwen2(.5)-VL, Qwen3-VL dense/MoE, Qwen3.5) and how they differ
+  tiny_model   offline tiny models of each family (and a text LM) for tests and the demo run
   compat       workarounds for bugs of the pinned libraries, installed on import (see compat/__init__.py)
 """
 

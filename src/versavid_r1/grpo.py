@@ -126,12 +126,14 @@ def build_trainer(script_args, training_args, model_args, rows=None, eval_rows=N
     from trl import get_peft_config, get_quantization_config
 
     from versavid_r1.data import make_conversation
-    from versavid_r1.modeling import DEFAULT_LORA_TARGET_MODULES, load_processor, load_vl_model
+    from versavid_r1.modeling import load_processor, load_vl_model, lora_targets_for, vision_patch_size
     from versavid_r1.rewards import JudgeClient, make_versavid_reward
     from versavid_r1.trainer import Qwen25VLGRPOTrainer, preflight
     from versavid_r1.trainer.rows import rows_to_dataset
 
     preflight.check_launch(training_args)
+    if script_args.image_patch_size is None:  # frames sized for the model's patch (Qwen3-VL, Qwen3.5: 16)
+        script_args.image_patch_size = vision_patch_size(model_args.model_name_or_path)
     video_config = script_args.video_config()
     policy_prompt = script_args.policy_prompt_config()
 
@@ -188,7 +190,7 @@ def build_trainer(script_args, training_args, model_args, rows=None, eval_rows=N
         training_args.generation_kwargs = {**(training_args.generation_kwargs or {}), "sequence_bias": bias}
 
     if model_args.use_peft and not model_args.lora_target_modules and not model_args.lora_target_parameters:
-        model_args.lora_target_modules = list(DEFAULT_LORA_TARGET_MODULES)
+        model_args.lora_target_modules = lora_targets_for(model.config)
         log.info("use_peft without lora_target_modules: LoRA on %s", model_args.lora_target_modules)
     reward_cfg = script_args.reward_config()
     client = JudgeClient.from_config(reward_cfg)

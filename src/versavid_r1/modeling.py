@@ -1,10 +1,11 @@
-"""Choosing the attention kernel and loading Qwen2-VL / Qwen2.5-VL models from local paths.
+"""Choosing the attention kernel and loading the policy models (Qwen2-VL, Qwen2.5-VL, Qwen3-VL, Qwen3-VL-MoE,
+Qwen3.5) from local paths.
 
 - `attn_implementation(requested)`: "flash_attention_2" only when flash_attn imports and CUDA is
   available, otherwise "sdpa". An explicit request for flash_attention_2 that cannot be honoured
   falls back to sdpa with a warning (never a crash deep inside from_pretrained).
-- `load_vl_model(path, ...)`: picks Qwen2_5_VLForConditionalGeneration or
-  Qwen2VLForConditionalGeneration from the config's model_type. Nothing is downloaded behind the
+- `load_vl_model(path, ...)`: picks the generation class from the config's model_type
+  (`versavid_r1.families`). Nothing is downloaded behind the
   user's back: a local dir is loaded with local_files_only=True, a missing local path fails with a
   clear FileNotFoundError, and a hub id under HF_HUB_OFFLINE=1 is only looked up in the local cache.
 """
@@ -15,7 +16,7 @@ import logging
 import os
 import re
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, Optional, Union
 
 import torch
 
@@ -120,18 +121,15 @@ def _torch_dtype(dtype: Any) -> Any:
 
 
 def vl_model_class(model_type: str):
-    """The generation class for a Qwen VL config's model_type."""
-    from transformers import Qwen2_5_VLForConditionalGeneration, Qwen2VLForConditionalGeneration
+    """The generation class for a Qwen VL config's model_type (`versavid_r1.families`)."""
+    from versavid_r1.families import model_class
 
-    classes = {"qwen2_5_vl": Qwen2_5_VLForConditionalGeneration, "qwen2_vl": Qwen2VLForConditionalGeneration}
-    if model_type not in classes:
-        raise ValueError(f"unsupported model_type {model_type!r}: this project trains {sorted(classes)}")
-    return classes[model_type]
+    return model_class(model_type)
 
 
 def load_vl_model(path: Union[str, os.PathLike], dtype: Any = "auto", attn_implementation: str | None = None,
                   **kwargs: Any):
-    """Load a Qwen2.5-VL or Qwen2-VL model for generation/training (class chosen from config.json).
+    """Load a policy model for generation/training (class chosen from config.json's model_type).
 
     `dtype`: "auto" (the checkpoint's), a torch.dtype or a name ("bfloat16", "bf16", ...).
     `attn_implementation`: passed through `attn_implementation()` (so None picks, and an unusable
@@ -155,6 +153,29 @@ def load_vl_model(path: Union[str, os.PathLike], dtype: Any = "auto", attn_imple
     return model
 
 
+def vision_patch_size(path: Union[str, os.PathLike, None]) -> Optional[int]:
+    """The vision patch size of the model at `path` (its config.json, or a LoRA adapter's base model's): 14 for
+    Qwen2/2.5-VL, 16 for Qwen3-VL / Qwen3.5. None when it cannot be read here (no path, not local, not cached):
+    the caller keeps its default and the model load reports the problem."""
+    if not path:
+        return None
+    adapter = Path(os.fspath(path)).expanduser() / "adapter_config.json"
+    try:
+        if adapter.is_file() and not adapter.with_name("config.json").is_file():
+            import json
+
+            return vision_patch_size(json.loads(adapter.read_text()).get("base_model_name_or_path"))
+        from transformers import AutoConfig
+
+        name, extra = resolve_pretrained(path)
+        config = AutoConfig.from_pretrained(name, local_files_only=True, **{k: v for k, v in extra.items()
+                                                                              if k != "local_files_only"})
+    except (OSError, ValueError, KeyError):
+        return None
+    patch = getattr(getattr(config, "vision_config", None), "patch_size", None)
+    return int(patch) if isinstance(patch, int) else None
+
+
 def load_processor(path: Union[str, os.PathLike], **kwargs: Any):
     """`AutoProcessor.from_pretrained` with the same local-path / offline rules as `load_vl_model`."""
     from transformers import AutoProcessor
@@ -169,12 +190,12 @@ def load_processor(path: Union[str, os.PathLike], **kwargs: Any):
         raise
 
 
-# LoRA targets when `--use_peft true` names none: peft has no default for Qwen2(.5)-VL and would stop.
-# The language model's attention and MLP projections plus the vision tower's attention (`qkv`, `proj`) and
-# MLP projections (Qwen2.5-VL's vision MLP also uses gate/up/down_proj), as configs/grpo_1gpu.yaml sets.
-# (`proj` also matches the vision patch-embedding convolution, which peft adapts as a Conv3d.)
-DEFAULT_LORA_TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj", "qkv",
-                               "proj")
+def lora_targets_for(config) -> list[str]:
+    """The LoRA target modules used when `--use_peft true` names none (peft has no default for these models and
+    would stop): the family's language and vision projections (`versavid_r1.families.Family.lora_targets`)."""
+    from versavid_r1.families import family
+
+    return list(family(config).lora_targets)
 
 
 VISION_SPECIAL_TOKENS = ("<|vision_start|>", "<|vision_end|>", "<|vision_pad|>", "<|image_pad|>", "<|video_pad|>")

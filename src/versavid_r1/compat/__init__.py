@@ -5,10 +5,13 @@ library already behaves right (checked by behaviour, not by version); see docs/s
 imported here: a patch runs when its target module is first imported (`hook.after_import`).
 
 - `mrope`: Qwen2.5-VL video temporal positions (transformers 5.17 truncates the seconds per grid).
+- `zero3_transpose`: Qwen3-VL-MoE expert weights loaded under DeepSpeed ZeRO-3 (transformers 5.17 transposes them
+  whatever their layout).
 """
 from versavid_r1.compat.hook import after_import
 
 QWEN25_VL_MODELING = "transformers.models.qwen2_5_vl.modeling_qwen2_5_vl"
+WEIGHT_CONVERSIONS = "transformers.core_model_loading"
 
 
 def _patch_qwen25_vl(module) -> None:
@@ -17,6 +20,13 @@ def _patch_qwen25_vl(module) -> None:
     patch_module(module)
 
 
+def _patch_weight_conversions(module) -> None:
+    from versavid_r1.compat.zero3_transpose import patch_module
+
+    patch_module(module)
+
+
 def install() -> None:
     """Register every workaround (idempotent)."""
     after_import(QWEN25_VL_MODELING, _patch_qwen25_vl)
+    after_import(WEIGHT_CONVERSIONS, _patch_weight_conversions)

@@ -76,12 +76,19 @@ class VideoArguments:
         metadata={"help": "Add the option-letter line after multiple-choice questions (unset: the preset's; "
                           "project: yes, authors: no)."},
     )
+    image_patch_size: Optional[int] = field(
+        default=None,
+        metadata={"help": "Vision patch size in pixels: frames are sized to multiples of patch x 2, as the model's own "
+                          "pipeline sizes them. Unset: the model's (its config.json: 14 for Qwen2/2.5-VL, 16 for "
+                          "Qwen3-VL / Qwen3.5)."},
+    )
     video_time_encoding: str = field(
         default="absolute",
         metadata={
             "help": "How video time enters Qwen2.5-VL's temporal positions: 'absolute' = the real sampling rate "
             "(seconds per temporal grid = temporal_patch_size / sampled fps, as the model was pretrained); "
-            "'reference' = 1.0 s per grid for every video whatever its length (the authors' code).",
+            "'reference' = 1.0 s per grid for every video whatever its length (the authors' code). Qwen3-VL and "
+            "Qwen3.5 always print each frame group's real time (absolute only).",
             "choices": list(TIME_ENCODINGS),
         },
     )
@@ -118,5 +125,15 @@ class VideoArguments:
             cache_bytes=int(self.video_cache_mb) << 20,
             min_segment_seconds=self.min_segment_seconds,
             backend=self.video_backend,
+            image_patch_size=self.image_patch_size or self._model_patch_size() or VideoConfig.image_patch_size,
             time_encoding=self.video_time_encoding,
         )
+
+    def _model_patch_size(self) -> Optional[int]:
+        """The patch size of the model these options go with, when the options name it (evaluation's `model` /
+        `base_model`, the warm start's `model_name_or_path`; GRPO training sets `image_patch_size` from its model
+        before building the video config)."""
+        from versavid_r1.modeling import vision_patch_size
+
+        return vision_patch_size(getattr(self, "base_model", None) or getattr(self, "model", None)
+                                 or getattr(self, "model_name_or_path", None))

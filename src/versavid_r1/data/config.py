@@ -91,7 +91,7 @@ class VideoConfig:
     - `min_segment_seconds`: the shortest MixVidQA segment a row or the config may ask for (the
       interleaved timeline holds duration / segment pieces).
     - `backend`: qwen-vl-utils video backend (`None` = its default), `image_patch_size` 14 for
-      Qwen2/2.5-VL (resize factor = patch × merge = 28).
+      Qwen2/2.5-VL, 16 for Qwen3-VL / Qwen3.5 (resize factor = patch × merge = 28 / 32).
     - `time_encoding`: `absolute` (real seconds per temporal grid) or `reference` (1.0 s per grid for
       every video, the authors' inputs); see `TIME_ENCODINGS`. Training and evaluation read it alike.
     """

@@ -16,12 +16,16 @@ SHA-256 of the row's `video` and `segment_seconds` plus the data seed, so it is 
 process and run, unlike Python's salted `hash()`). When one clip runs out the other continues to its
 end. A clip's length is `total_frames / fps`. T frames are sampled at the centres of T equal bins of
 the virtual timeline; each sample is the source frame shown at that moment (`floor(t * fps)`, or by
-the real frame times of a variable-frame-rate clip). Only those frames are decoded.
+the real frame times of a variable-frame-rate clip). Only those frames are decoded. A frame's time in the
+interleaved video (what Qwen3-VL / Qwen3.5 print before each frame group) is that of the frame on screen at its
+sampled moment in the interleaved video rendered at clip a's frame rate (`shown_indices`), as for a pre-rendered
+MixVidQA file.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
@@ -130,6 +134,12 @@ def sample_times(virtual_duration: float, nframes: int) -> list[float]:
     """Centres of `nframes` equal bins of `[0, virtual_duration)`."""
     step = virtual_duration / nframes
     return [(k + 0.5) * step for k in range(nframes)]
+
+
+def shown_indices(moments: Sequence[float], fps: float) -> list[int]:
+    """Index of the frame on screen at each virtual moment in the interleaved video rendered at `fps` (so its time
+    is index / fps, as a pre-rendered MixVidQA file sampled at those moments would give)."""
+    return [int(math.floor(t * fps + _EPS)) for t in moments]
 
 
 def locate(timeline: Sequence[Segment], t: float) -> tuple[int, float]:

@@ -44,6 +44,7 @@ from versavid_r1.data.proxy import (
     locate,
     mix_timeline,
     sample_times,
+    shown_indices,
     source_frame,
     span_frame_range,
 )
@@ -65,6 +66,11 @@ class VideoClip:
     masked: list[bool] = field(default_factory=list)  # DarkEventInfer: frame blacked out
     paths: list[str] = field(default_factory=list)
     segment_seconds: Optional[float] = None  # MixVidQA: the segment length used
+    # The video as the model is shown it: its frame rate (the source's; MixVidQA: clip a's) and each frame's
+    # index in it (the source index; MixVidQA: the frame of the interleaved video on screen at the sampled moment).
+    # Qwen3-VL / Qwen3.5 print index / fps as the frame's time (`timeline_metadata`).
+    timeline_fps: Optional[float] = None
+    timeline_indices: list[int] = field(default_factory=list)
 
     @property
     def num_frames(self) -> int:
@@ -96,6 +102,25 @@ def frames_metadata(frames: torch.Tensor, fps: float) -> dict:
         "width": int(w),
         "duration": float(t / fps),
     }
+
+
+def timeline_metadata(clip: Any, frames: Optional[torch.Tensor] = None) -> dict:
+    """transformers `VideoMetadata` fields that place each frame of `clip` at its real time: `frames_indices` are
+    the frames' indices in the video as shown, at its frame rate `fps` (the clip's `timeline_*` fields). Qwen3-VL's
+    processor (and vLLM's) prints `index / fps`, averaged over each 2-frame group, as the group's timestamp, exactly
+    as when it samples a video file itself. A clip without a timeline (a custom loader's: only `frames` and `fps`)
+    counts from 0 at its sampling rate (`frames_metadata`). `frames`: the frames the processor gets, when resized."""
+    frames = clip.frames if frames is None else frames
+    indices = list(getattr(clip, "timeline_indices", None) or [])
+    fps = getattr(clip, "timeline_fps", None)
+    t, _, h, w = frames.shape
+    if not indices or not fps:
+        return frames_metadata(frames, float(clip.fps))
+    if len(indices) != int(t):
+        raise ValueError(f"clip has {int(t)} frames but {len(indices)} timeline indices")
+    total = max(indices) + 1
+    return {"total_num_frames": int(total), "fps": float(fps), "frames_indices": [int(i) for i in indices],
+            "height": int(h), "width": int(w), "duration": float(total / fps)}
 
 
 def video_metadata(clip: VideoClip) -> dict:
@@ -301,6 +326,8 @@ def _load_uncached(row: dict, cfg: VideoConfig, paths: list[str]) -> VideoClip:
         indices=list(indices),
         masked=masked,
         paths=[path],
+        timeline_fps=fps,
+        timeline_indices=list(indices),
     )
 
 
@@ -321,7 +348,8 @@ def _load_mix(row: dict, cfg: VideoConfig, paths: list[str], ele: dict) -> Video
     nframes = int(qvu.smart_nframes(dict(ele), total_frames=total, video_fps=total / virtual))
 
     picks: list[tuple[int, int]] = []
-    for t in sample_times(virtual, nframes):
+    moments = sample_times(virtual, nframes)
+    for t in moments:
         c, src = locate(timeline, t)
         picks.append((c, source_frame(src, fpss[c], totals[c], infos[c].frame_times)))
 
@@ -344,4 +372,6 @@ def _load_mix(row: dict, cfg: VideoConfig, paths: list[str], ele: dict) -> Video
         masked=[False] * nframes,
         paths=list(paths),
         segment_seconds=seg,
+        timeline_fps=fpss[0],
+        timeline_indices=shown_indices(moments, fpss[0]),
     )

@@ -23,7 +23,6 @@ from versavid_r1.trainer.video_inputs import (
     PromptVideoInputs,
     build_prompt_inputs,
     collate_generation_fields,
-    temporal_patch_size,
     tokens_to_suppress,
 )
 
@@ -168,13 +167,11 @@ class VLLMGenerator(_Generator):
         return self._run(inputs, params)
 
     def _run(self, inputs: Sequence[PromptVideoInputs], params) -> list[list[str]]:
-        from versavid_r1.trainer.vllm_video import build_video_request
+        from versavid_r1.trainer.vllm_video import video_request
 
         if not inputs:
             return []
-        tps = temporal_patch_size(self.processor)
-        requests = [build_video_request(x.input_ids, x.frames, x.second_per_grid_ts, video_token_id=self.video_token_id,
-                                        temporal_patch_size=tps) for x in inputs]
+        requests = [video_request(x, self.processor) for x in inputs]
         outputs = self.llm.generate(requests, params, use_tqdm=False)
         self.calls += 1
         return [[c.text for c in o.outputs] for o in outputs]

@@ -1,4 +1,5 @@
-"""Offline tiny Qwen2.5-VL / Qwen2-VL / Qwen2 text models for tests, the demo run and the CPU judge.
+"""Offline tiny Qwen2.5-VL / Qwen2-VL / Qwen3-VL / Qwen3-VL-MoE / Qwen3.5 / Qwen2 text models for tests, the demo
+run and the CPU judge.
 
     from versavid_r1.tiny_model import build_tiny_qwen25vl
     path = build_tiny_qwen25vl("outputs/tiny-qwen25vl", seed=0)   # a couple of seconds, no download
@@ -17,6 +18,10 @@ What a build holds (everything `from_pretrained` needs, nothing fetched from a h
   2 KV heads, MLP 128; vision: depth 2, hidden 32, 2 heads, patch 14, merge 2, temporal patch 2):
   about 0.3 M parameters, about 1.3 MB of float32 safetensors, plus `generation_config.json`;
 - `tiny_build.json`, the build record, written last: a dir that has it is complete.
+
+The Qwen3 architectures (`build_tiny_qwen3vl`, `build_tiny_qwen3vl_moe`, `build_tiny_qwen35`; `arch.py`) use the
+same tokenizer and sizes with their own configs (patch 16, DeepStack, interleaved M-RoPE; 4 experts; Gated
+DeltaNet layers), `Qwen3VLProcessor` with `Qwen3VLVideoProcessor` and their chat templates.
 
 THE WEIGHTS ARE RANDOM. Generations are gibberish (any token, including `<|video_pad|>` or ids past
 the tokenizer's end, can come out). The model exists to exercise plumbing: chat templates, processor
@@ -37,7 +42,10 @@ from .build import (
     build_tiny,
     build_tiny_causal_lm,
     build_tiny_qwen2vl,
+    build_tiny_qwen3vl,
+    build_tiny_qwen3vl_moe,
     build_tiny_qwen25vl,
+    build_tiny_qwen35,
     model_summary,
     read_marker,
 )
@@ -46,6 +54,7 @@ from .tokenizer import NON_SPECIAL_ADDED_TOKENS, SPECIAL_TOKENS, build_tokenizer
 
 __all__ = [
     "ARCHS", "BUILDERS", "TinyModelDirError", "TinySpec", "build_tiny", "build_tiny_causal_lm",
-    "build_tiny_qwen2vl", "build_tiny_qwen25vl", "model_summary", "read_marker",
+    "build_tiny_qwen2vl", "build_tiny_qwen25vl", "build_tiny_qwen3vl", "build_tiny_qwen3vl_moe", "build_tiny_qwen35",
+    "model_summary", "read_marker",
     "TEXT_CHAT_TEMPLATE", "VL_CHAT_TEMPLATE", "NON_SPECIAL_ADDED_TOKENS", "SPECIAL_TOKENS", "build_tokenizer",
 ]

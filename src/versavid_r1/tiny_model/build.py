@@ -13,14 +13,14 @@ from typing import Any, Callable, Union
 
 import torch
 
-from .chat_template import TEXT_CHAT_TEMPLATE, VL_CHAT_TEMPLATE
+from . import arch as archs
 from .tokenizer import DEFAULT_BPE_VOCAB_SIZE, build_tokenizer, token_ids
 
 log = logging.getLogger(__name__)
 
 MARKER = "tiny_build.json"  # written last (inside the temp dir): its presence means "complete"
 FORMAT_VERSION = 1
-ARCHS = ("qwen2_5_vl", "qwen2_vl", "causal_lm")
+ARCHS = archs.ARCHS
 _REQUIRED_FILES = ("config.json", "generation_config.json", "model.safetensors", "tokenizer.json",
                    "tokenizer_config.json")
 
@@ -79,84 +79,6 @@ class TinySpec:
         return spec
 
 
-def _mrope_section(head_dim: int) -> list[int]:
-    """Split head_dim/2 rotary frequencies over (time, height, width) in Qwen's 16:24:24 ratio."""
-    half = head_dim // 2
-    t = half // 4
-    h = (half - t) // 2
-    return [t, h, half - t - h]
-
-
-def _text_kwargs(spec: TinySpec, ids: dict[str, int], vocab_size: int) -> dict[str, Any]:
-    return dict(
-        vocab_size=vocab_size,
-        hidden_size=spec.hidden_size,
-        intermediate_size=spec.intermediate_size,
-        num_hidden_layers=spec.num_hidden_layers,
-        num_attention_heads=spec.num_attention_heads,
-        num_key_value_heads=spec.num_key_value_heads,
-        max_position_embeddings=spec.max_position_embeddings,
-        hidden_act="silu",
-        rms_norm_eps=1e-6,
-        use_sliding_window=False,
-        max_window_layers=spec.num_hidden_layers,
-        bos_token_id=ids["bos_token_id"],
-        eos_token_id=ids["eos_token_id"],
-        pad_token_id=ids["pad_token_id"],
-    )
-
-
-def _vl_config(arch: str, spec: TinySpec, ids: dict[str, int], vocab_size: int):
-    text = _text_kwargs(spec, ids, vocab_size)
-    head_dim = spec.hidden_size // spec.num_attention_heads
-    text["rope_parameters"] = {"rope_type": "default", "rope_theta": spec.rope_theta,
-                               "mrope_section": _mrope_section(head_dim)}
-    special = dict(image_token_id=ids["image_token_id"], video_token_id=ids["video_token_id"],
-                   vision_start_token_id=ids["vision_start_token_id"],
-                   vision_end_token_id=ids["vision_end_token_id"])
-    if arch == "qwen2_5_vl":
-        from transformers import Qwen2_5_VLConfig
-
-        depth = spec.vision_depth
-        full = sorted({i for i in range(depth) if (i + 1) % 8 == 0} | {depth - 1})
-        vision = dict(depth=depth, hidden_size=spec.vision_hidden_size, hidden_act="silu",
-                      intermediate_size=spec.vision_intermediate_size, num_heads=spec.vision_num_heads,
-                      in_channels=3, patch_size=14, spatial_merge_size=2, temporal_patch_size=2,
-                      tokens_per_second=spec.tokens_per_second, window_size=spec.vision_window_size,
-                      out_hidden_size=spec.hidden_size, fullatt_block_indexes=full)
-        return Qwen2_5_VLConfig(text_config=text, vision_config=vision,
-                                tie_word_embeddings=spec.tie_word_embeddings, **special)
-    from transformers import Qwen2VLConfig
-
-    if spec.vision_intermediate_size % spec.vision_hidden_size:
-        raise ValueError("qwen2_vl: vision_intermediate_size must be a multiple of vision_hidden_size")
-    vision = dict(depth=spec.vision_depth, embed_dim=spec.vision_hidden_size, hidden_size=spec.hidden_size,
-                  hidden_act="quick_gelu", mlp_ratio=spec.vision_intermediate_size // spec.vision_hidden_size,
-                  num_heads=spec.vision_num_heads, in_channels=3, patch_size=14, spatial_merge_size=2,
-                  temporal_patch_size=2)
-    return Qwen2VLConfig(text_config=text, vision_config=vision,
-                         tie_word_embeddings=spec.tie_word_embeddings, **special)
-
-
-def _processor(arch: str, tokenizer, spec: TinySpec):
-    from transformers import Qwen2_5_VLProcessor, Qwen2VLImageProcessor, Qwen2VLProcessor, Qwen2VLVideoProcessor
-
-    # Fresh size dicts: these classes' __init__ writes min/max pixels into the dict it is given,
-    # which would otherwise be the class attribute shared by every instance.
-    image_processor = Qwen2VLImageProcessor(
-        size={"shortest_edge": spec.image_min_pixels, "longest_edge": spec.image_max_pixels},
-        patch_size=14, temporal_patch_size=2, merge_size=2)
-    video_processor = Qwen2VLVideoProcessor(
-        size={"shortest_edge": spec.video_min_pixels, "longest_edge": spec.video_max_pixels},
-        patch_size=14, temporal_patch_size=2, merge_size=2,
-        # qwen-vl-utils' behaviour (an even share of a total-token budget per frame); also silences
-        # transformers' "default will change" warning.
-        cap_pixels_per_frame=True)
-    cls = Qwen2_5_VLProcessor if arch == "qwen2_5_vl" else Qwen2VLProcessor
-    return cls(image_processor=image_processor, tokenizer=tokenizer, video_processor=video_processor,
-               chat_template=VL_CHAT_TEMPLATE)
-
-
 def _generation_config(ids: dict[str, int]):
     from transformers import GenerationConfig
 
@@ -167,7 +89,7 @@ def _generation_config(ids: dict[str, int]):
 
 
 def _build_into(tmp: Path, arch: str, seed: int, spec: TinySpec) -> None:
-    from transformers import Qwen2_5_VLForConditionalGeneration, Qwen2Config, Qwen2ForCausalLM, Qwen2VLForConditionalGeneration
+    from transformers import Qwen2Config
 
     tokenizer = build_tokenizer(spec.bpe_vocab_size)
     ids = token_ids(tokenizer)
@@ -176,15 +98,13 @@ def _build_into(tmp: Path, arch: str, seed: int, spec: TinySpec) -> None:
         raise ValueError(f"vocab_size {vocab_size} is smaller than the tokenizer ({len(tokenizer)} tokens)")
 
     if arch == "causal_lm":
-        text = _text_kwargs(spec, ids, vocab_size)
+        text = archs.text_kwargs(spec, ids, vocab_size)
         config = Qwen2Config(**text, rope_parameters={"rope_type": "default", "rope_theta": spec.rope_theta},
                              tie_word_embeddings=spec.tie_word_embeddings)
-        model_cls = Qwen2ForCausalLM
-        tokenizer.chat_template = TEXT_CHAT_TEMPLATE
     else:
-        config = _vl_config(arch, spec, ids, vocab_size)
-        model_cls = Qwen2_5_VLForConditionalGeneration if arch == "qwen2_5_vl" else Qwen2VLForConditionalGeneration
-        tokenizer.chat_template = VL_CHAT_TEMPLATE
+        config = archs.vl_config(arch, spec, ids, vocab_size)
+    model_cls = archs.model_class(arch)
+    tokenizer.chat_template = archs.chat_template(arch)
 
     with torch.random.fork_rng(devices=[]):  # leave the caller's RNG state alone
         torch.manual_seed(seed)
@@ -203,7 +123,7 @@ def _build_into(tmp: Path, arch: str, seed: int, spec: TinySpec) -> None:
     if arch == "causal_lm":
         tokenizer.save_pretrained(tmp)
     else:
-        _processor(arch, tokenizer, spec).save_pretrained(tmp)
+        archs.processor(arch, tokenizer, spec).save_pretrained(tmp)
     n_params = sum(p.numel() for p in model.parameters())
     marker = _marker(arch, seed, spec)
     marker["num_parameters"] = n_params
@@ -302,8 +222,24 @@ def build_tiny_causal_lm(out_dir: PathLike, seed: int = 0, **overrides: Any) -> 
     return build_tiny(out_dir, "causal_lm", seed, **overrides)
 
 
+def build_tiny_qwen3vl(out_dir: PathLike, seed: int = 0, **overrides: Any) -> Path:
+    """Tiny random Qwen3-VL dir: tokenizer, Qwen3VLProcessor, Qwen3VLForConditionalGeneration."""
+    return build_tiny(out_dir, "qwen3_vl", seed, **overrides)
+
+
+def build_tiny_qwen3vl_moe(out_dir: PathLike, seed: int = 0, **overrides: Any) -> Path:
+    """Tiny random Qwen3-VL-MoE dir: tokenizer, Qwen3VLProcessor, Qwen3VLMoeForConditionalGeneration."""
+    return build_tiny(out_dir, "qwen3_vl_moe", seed, **overrides)
+
+
+def build_tiny_qwen35(out_dir: PathLike, seed: int = 0, **overrides: Any) -> Path:
+    """Tiny random Qwen3.5 dir: tokenizer, Qwen3VLProcessor, Qwen3_5ForConditionalGeneration."""
+    return build_tiny(out_dir, "qwen3_5", seed, **overrides)
+
+
 BUILDERS: dict[str, Callable[..., Path]] = {
-    "qwen2_5_vl": build_tiny_qwen25vl, "qwen2_vl": build_tiny_qwen2vl, "causal_lm": build_tiny_causal_lm,
+    "qwen2_5_vl": build_tiny_qwen25vl, "qwen2_vl": build_tiny_qwen2vl, "qwen3_vl": build_tiny_qwen3vl,
+    "qwen3_vl_moe": build_tiny_qwen3vl_moe, "qwen3_5": build_tiny_qwen35, "causal_lm": build_tiny_causal_lm,
 }
 
 

@@ -55,14 +55,21 @@ from .sharing import SharedPassesMixin
 from .video_inputs import (
     PromptVideoInputs,
     build_prompt_inputs,
+    check_time_encoding,
     collate_generation_fields,
     collate_video_fields,
+    for_processor,
     mm_token_type_ids,
     row_key,
-    temporal_patch_size,
     tokens_to_suppress,
 )
-from .vllm_video import SERVER_MODE_MESSAGE, suppress_with_logit_bias, trainer_engine_context, video_requests
+from .vllm_video import (
+    SERVER_MODE_MESSAGE,
+    suppress_with_logit_bias,
+    trainer_engine_context,
+    video_requests,
+    vllm_replaces_whole_video_placeholder,
+)
 
 
 # Token-aligned keyword arguments of TRL's log-prob helper that are cut per chunk of rows.
@@ -72,11 +79,13 @@ SECONDS_PER_GRID = "second_per_grid_ts"
 
 
 class Qwen25VLGRPOTrainer(CheckpointMixin, SharedPassesMixin, GRPOTrainer):
-    """GRPO for Qwen2.5-VL / Qwen2-VL on video prompts (see the module docstring for what changes).
+    """GRPO for Qwen2.5-VL / Qwen2-VL / Qwen3-VL (dense, MoE) / Qwen3.5 on video prompts (see the module docstring for
+    what changes; `versavid_r1.families` for what differs between the families).
 
     Extra arguments:
         video_config: `versavid_r1.data.VideoConfig` used by the default loader/prompt builder, and whose
-            `min_pixels`/`max_pixels` bound the processor if decoded frames are not 28-aligned.
+            `min_pixels`/`max_pixels` bound the processor if decoded frames are not patch-aligned. Its
+            `image_patch_size` follows the processor's (14, or 16 for Qwen3-VL / Qwen3.5).
         video_loader: `row -> list of clips` (objects with `frames` uint8 [T,3,H,W] and `fps`); default
             `[versavid_r1.data.load_video(row, video_config)]` (a row without a video loads none).
         conversation_builder: `row -> chat messages`; default `versavid_r1.data.make_conversation`.
@@ -123,6 +132,7 @@ class Qwen25VLGRPOTrainer(CheckpointMixin, SharedPassesMixin, GRPOTrainer):
             from versavid_r1.data import VideoConfig
 
             video_config = VideoConfig()
+        video_config = for_processor(video_config, processing_class)
         self.video_config = video_config
         self.video_loader = video_loader or functools.partial(_load_row_videos, cfg=video_config)
         self.conversation_builder = conversation_builder or functools.partial(_make_conversation, cfg=video_config)
@@ -134,7 +144,7 @@ class Qwen25VLGRPOTrainer(CheckpointMixin, SharedPassesMixin, GRPOTrainer):
         self._prefetcher: Optional[PromptPrefetcher] = None
         self._look_ahead: Optional[LookAhead] = None
         # Reason: a colocated vLLM engine sized for one bounded video per prompt (vllm_video.py).
-        with trainer_engine_context(args, video_config, max_prompt_length):
+        with trainer_engine_context(args, video_config, max_prompt_length, processing_class):
             super().__init__(
                 model=model,
                 reward_funcs=reward_funcs,
@@ -146,9 +156,12 @@ class Qwen25VLGRPOTrainer(CheckpointMixin, SharedPassesMixin, GRPOTrainer):
             )
         if not isinstance(self.processing_class, ProcessorMixin) or self._video_pad_token_id is None:
             raise TypeError(
-                "Qwen25VLGRPOTrainer needs a Qwen2(.5)-VL processor (AutoProcessor) whose tokenizer has "
+                "Qwen25VLGRPOTrainer needs a Qwen2/2.5/3-VL or Qwen3.5 processor (AutoProcessor) whose tokenizer has "
                 f"<|video_pad|>; got {type(self.processing_class).__name__}"
             )
+        check_time_encoding(self.processing_class, getattr(self.video_config, "time_encoding", "absolute"))
+        # Qwen3-VL on a vLLM that replaces whole video placeholders gets them wrapped (vllm_video.py).
+        self._wrap_video_placeholders = self.use_vllm and vllm_replaces_whole_video_placeholder(self.processing_class)
         # Vision tokens must never be sampled (TRL only suppresses the image token).
         suppress = tokens_to_suppress(self._tokenizer, self.accelerator.unwrap_model(self.model).config)
         if self.use_vllm:
@@ -281,9 +294,8 @@ class Qwen25VLGRPOTrainer(CheckpointMixin, SharedPassesMixin, GRPOTrainer):
         rows = self._active_videos
         if self.use_vllm and rows is not None:
             # Every rank installs the proxy (rows without video send none), so TP groups gather alike.
-            videos = [(r.frames, r.second_per_grid_ts) if r.frames else None for r in rows]
-            with video_requests(self.vllm_generation, videos, video_token_id=self._video_pad_token_id,
-                                temporal_patch_size=temporal_patch_size(self.processing_class)):
+            with video_requests(self.vllm_generation, rows, video_token_id=self._video_pad_token_id,
+                                wrap_placeholders=self._wrap_video_placeholders):
                 completion_ids, logprobs = super()._generate_single_turn(
                     prompt_ids, images, multimodal_fields, num_generations, has_tool_images
                 )
@@ -336,7 +348,9 @@ class Qwen25VLGRPOTrainer(CheckpointMixin, SharedPassesMixin, GRPOTrainer):
             end = min(start + batch_size, input_ids.size(0))
             chunk = (model, rows[start:end], input_ids[start:end], attention_mask[start:end], logits_to_keep)
             chunk_kwargs = {k: kwargs[k][start:end] for k in _PER_TOKEN_KWARGS if kwargs.get(k) is not None}
-            shared = None if compute_aux_loss or chunk_kwargs else self._shared_prefix_logps(*chunk, compute_entropy)
+            blockers = (["the MoE router's auxiliary loss (it counts every row's prompt)"] if compute_aux_loss else []
+                        ) + [f"per-token input {k}" for k in chunk_kwargs]
+            shared = self._shared_prefix_logps(*chunk, compute_entropy, blockers)
             if shared is not None:
                 lp, ent, ax = *shared, None
             else:

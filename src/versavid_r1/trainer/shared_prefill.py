@@ -7,9 +7,9 @@ before the first forward) run the prompt G times: the vision tower encodes the s
 prefix caching does, for the vLLM path only). On a CPU the prefill is compute-bound and costs G times as
 much in a batch, so it dominated the rollout (BENCHMARKS.md §1).
 
-Here each UNIQUE prompt is run once, without its last token, filling a `DynamicCache`; the cache and
-Qwen2(.5)-VL's multimodal-rope offsets (`rope_deltas`, computed by that forward) are repeat-interleaved G
-times, and `generate` continues from the cache on the G copies of the full prompts: only the last prompt
+Here each UNIQUE prompt is run once, without its last token, filling a `DynamicCache`; the cache (keys and
+values, and Qwen3.5's linear-attention states) and the model's multimodal-rope offsets (`rope_deltas`, computed
+by that forward) are repeat-interleaved G times, and `generate` continues from the cache on the G copies of the full prompts: only the last prompt
 token and the completion are computed per copy. Left padding of prompts of different lengths is kept as
 the plain batched path has it (same padded width, same attention mask), so the positions are the same.
 """
@@ -89,14 +89,28 @@ def prefill_cache(model, inputs: dict[str, torch.Tensor]) -> DynamicCache:
 
 
 def expand_cache(cache: DynamicCache, repeats: int) -> DynamicCache:
-    """Repeat every row of the cache `repeats` times in place (row i -> rows i*repeats ... i*repeats+repeats-1)."""
+    """Repeat every row of the cache `repeats` times in place (row i -> rows i*repeats ... i*repeats+repeats-1).
+
+    Attention layers repeat their keys and values (`batch_repeat_interleave`); linear-attention layers (Qwen3.5's
+    Gated DeltaNet) hold a convolution and a recurrent state per row instead, which transformers 5.17's layer has no
+    method to repeat, so they are repeated here."""
     for layer in cache.layers:
-        layer.batch_repeat_interleave(repeats)
+        if hasattr(layer, "recurrent_states"):
+            _repeat_linear_states(layer, repeats)
+        if callable(getattr(layer, "batch_repeat_interleave", None)):
+            layer.batch_repeat_interleave(repeats)
     return cache
 
 
+def _repeat_linear_states(layer, repeats: int) -> None:
+    for states in (layer.conv_states, layer.recurrent_states):
+        for idx, state in states.items():
+            if state is not None:
+                states[idx] = state.repeat_interleave(repeats, dim=0)
+
+
 def expand_rope_deltas(model, repeats: int) -> int:
-    """Repeat-interleave the per-row `rope_deltas` that the prefill left on Qwen2(.5)-VL's base model.
+    """Repeat-interleave the per-row `rope_deltas` that the prefill left on the VL base model.
 
     With a cache present, generation places the new tokens at `attention_mask.cumsum - 1 + rope_deltas`
     (`_prepare_position_ids_for_generation`), so the offsets must have one row per copy. Returns the number

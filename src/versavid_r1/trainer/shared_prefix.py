@@ -310,19 +310,22 @@ def unsupported_reason(text_config) -> Optional[str]:
     impl = getattr(text_config, "_attn_implementation", None)
     if impl not in MASK_KERNELS:
         return f"attention implementation {impl!r} cannot take a custom 4D mask (sdpa or eager can)"
-    if "sliding_attention" in (getattr(text_config, "layer_types", None) or []):
+    layer_types = getattr(text_config, "layer_types", None) or []
+    if "sliding_attention" in layer_types:
         return "sliding-window attention layers"
+    if "linear_attention" in layer_types:  # Qwen3.5's Gated DeltaNet: a recurrent state runs through every token
+        return "linear-attention (Gated DeltaNet) layers carry a recurrent state that a block mask cannot split"
     return None
 
 
 def rope_index_module(model: torch.nn.Module) -> torch.nn.Module:
-    """The submodule that owns `get_rope_index` (Qwen2(.5)-VL's base model), through DeepSpeed/PEFT wrappers."""
+    """The submodule that owns `get_rope_index` (the VL base model), through DeepSpeed/PEFT wrappers."""
     while hasattr(model, "module") and isinstance(model.module, torch.nn.Module):
         model = model.module  # DeepSpeed engine, DDP
     for module in model.modules():
         if callable(getattr(module, "get_rope_index", None)):
             return module
-    raise TypeError(f"{type(model).__name__} has no get_rope_index (not a Qwen2(.5)-VL model)")
+    raise TypeError(f"{type(model).__name__} has no get_rope_index (not a Qwen VL model)")
 
 
 def plain_positions(
@@ -332,16 +335,19 @@ def plain_positions(
     mm_token_type_ids: torch.Tensor,
     video_fields: dict[str, Any],
 ) -> torch.Tensor:
-    """[3, N, W] M-RoPE positions of the plain rows, as the model's forward computes them (its get_rope_index)."""
+    """[3, N, W] M-RoPE positions of the plain rows, as the model's forward computes them: its own get_rope_index with
+    the fields its processor made (Qwen2.5-VL's `second_per_grid_ts`; Qwen3-VL / Qwen3.5 split each video into
+    one grid per frame group themselves, between the text timestamps)."""
     owner = rope_index_module(model)
+    timing = {k: video_fields[k] for k in ("second_per_grid_ts",) if video_fields.get(k) is not None}
     with torch.no_grad():
         positions, _ = owner.get_rope_index(
             input_ids,
             mm_token_type_ids=mm_token_type_ids,
             image_grid_thw=None,
             video_grid_thw=video_fields.get("video_grid_thw"),
-            second_per_grid_ts=video_fields.get("second_per_grid_ts"),
             attention_mask=attention_mask,
+            **timing,
         )
     return positions
 
@@ -379,6 +385,8 @@ def prepare(
     # positions are given: the forward needs only the pixels and grids
     fields = {k: v for k, v in fields.items() if k != "second_per_grid_ts"}
     dtype = next(owner.parameters()).dtype
-    inputs = {"input_ids": packed.input_ids, "position_ids": packed.position_ids,
-              "attention_mask": mask_mapping(packed, text_config, dtype), **fields}
+    # One 4D mask serves every layer (layer types that would need another are refused above); a 4D mask passes
+    # every family's mask creation unchanged, while a per-layer-type mapping is not taken by Qwen3-VL's text model.
+    mask = next(iter(mask_mapping(packed, text_config, dtype).values()))
+    inputs = {"input_ids": packed.input_ids, "position_ids": packed.position_ids, "attention_mask": mask, **fields}
     return inputs, packed

@@ -33,9 +33,12 @@ class SharedPassesMixin:
     """Mixed into the trainer before `GRPOTrainer`; reads the trainer's settings (`share_prompt_prefill`,
     `share_prompt_loss`) and its active batch of video inputs (`_active_videos`)."""
 
-    def _shared_prefix_logps(self, model, rows, ids, mask, logits_to_keep, compute_entropy):
-        """(log-probs, entropies) of one chunk with each prompt run once for its rows, or None (reason logged once)."""
+    def _shared_prefix_logps(self, model, rows, ids, mask, logits_to_keep, compute_entropy, blockers=()):
+        """(log-probs, entropies) of one chunk with each prompt run once for its rows, or None (reason logged once).
+        `blockers`: what else this forward must compute that the packed layout cannot (e.g. an MoE router loss)."""
         reason = None if self.share_prompt_loss else "off"
+        if reason is None and blockers:
+            reason = ", ".join(blockers)
         if reason is None and not all(r.video_fields for r in rows):
             reason = "rows without a video"
         if reason is None:

@@ -1,7 +1,10 @@
 """Processor inputs for video prompts: token ids, `pixel_values_videos`, `video_grid_thw`, `second_per_grid_ts`.
 
 The trainer decodes a prompt's video once (``versavid_r1.data.load_video``: proxy tasks applied, cached) and
-runs the Qwen2(.5)-VL processor on the decoded frames here. The result of one prompt, `PromptVideoInputs`,
+runs the model's own processor (Qwen2-VL, Qwen2.5-VL, Qwen3-VL / Qwen3.5; `versavid_r1.families`) on the decoded
+frames here, with the video metadata that family needs to encode time: the sampling rate for Qwen2.5-VL
+(`second_per_grid_ts`), the frames' real indices and frame rate for Qwen3-VL / Qwen3.5 (their text timestamps;
+`versavid_r1.data.video.timeline_metadata`). The result of one prompt, `PromptVideoInputs`,
 is used three times: for generation (the rows of a batch are concatenated by `collate_generation_fields`),
 for the log-probabilities of the loss (`collate_video_fields`, per chunk of rows) and, with vLLM, for
 the multimodal request (`versavid_r1.trainer.vllm_video`).
@@ -37,8 +40,13 @@ class PromptVideoInputs:
     frames: list[torch.Tensor] = field(default_factory=list)
     """The uint8 frames [T, 3, H, W] of each video exactly as the processor saw them (aligned; for vLLM)."""
     second_per_grid_ts: list[float] = field(default_factory=list)
-    """Seconds of video per temporal grid (temporal_patch_size frames) of each video, as the processor was told
-    through the video metadata; vLLM's request is derived from the same numbers (`vllm_video`)."""
+    """Qwen2(.5)-VL: seconds of video per temporal grid (temporal_patch_size frames) of each video, as the processor
+    was told through the video metadata. Empty for Qwen3-VL / Qwen3.5 (time is text in their prompt)."""
+    video_metadata: list[dict] = field(default_factory=list)
+    """The `video_metadata` the processor got for each video; the vLLM request carries the same (`vllm_video`)."""
+    placeholder_ids: list[int] = field(default_factory=list)
+    """The prompt ids before the processor expanded the videos (one `<|vision_start|><|video_pad|><|vision_end|>`
+    per video, as the chat template renders it): what vLLM takes, since it expands each video itself."""
 
 
 def vision_token_ids(tokenizer, config=None) -> list[int]:
@@ -103,22 +111,16 @@ def align_frames(
     return qvu.resize_frames(frames, target).to(torch.uint8)
 
 
-def video_processor_kwargs(processor, frames: Sequence[torch.Tensor], second_per_grid_ts: Sequence[float]) -> dict:
+def video_processor_kwargs(metadata: Sequence[dict]) -> dict:
     """`videos_kwargs` for the processor so that it uses the (aligned) frames as given.
 
     - `do_resize=False`: the frames are already sized (`align_frames`); the processor's own min/max pixels
       would otherwise silently override the configured ones.
-    - `video_metadata` (`video_metadata_at`) makes transformers compute exactly `second_per_grid_ts` (the
-      temporal spacing of the 3D position ids); without metadata it assumes 24 fps.
+    - `video_metadata`: how the family encodes time (`clip_metadata`); without it transformers assumes 24 fps.
     - Frames are never re-sampled (`do_sample_frames=False`).
     """
-    tps = temporal_patch_size(processor)
-    return {
-        "do_sample_frames": False,
-        "do_resize": False,
-        "cap_pixels_per_frame": False,
-        "video_metadata": [video_metadata_at(f, s, tps) for f, s in zip(frames, second_per_grid_ts)],
-    }
+    return {"do_sample_frames": False, "do_resize": False, "cap_pixels_per_frame": False,
+            "video_metadata": [dict(m) for m in metadata]}
 
 
 def video_metadata_at(frames: torch.Tensor, second_per_grid_ts: float, temporal_patch: int) -> dict:
@@ -130,6 +132,31 @@ def video_metadata_at(frames: torch.Tensor, second_per_grid_ts: float, temporal_
     return frames_metadata(frames, temporal_patch / float(second_per_grid_ts))
 
 
+def for_processor(video_config: Any, processor) -> Any:
+    """`video_config` with the processor's patch size (`image_patch_size`: 14, or 16 for Qwen3-VL / Qwen3.5), so the
+    loader sizes frames as the model's own pipeline does (qwen-vl-utils with that patch size) and they never need a
+    second resize (`align_frames`)."""
+    import dataclasses
+    import logging
+
+    patch = getattr(getattr(processor, "video_processor", None), "patch_size", None)
+    if video_config is None or not isinstance(patch, int) or video_config.image_patch_size == patch:
+        return video_config
+    logging.getLogger(__name__).info("video frames sized for the processor's patch size %d (was %d)", patch,
+                                     video_config.image_patch_size)
+    return dataclasses.replace(video_config, image_patch_size=patch)
+
+
+def check_time_encoding(processor, time_encoding: str) -> None:
+    """Refuse a time encoding the model cannot take: `reference` (1.0 s per grid, the authors' Qwen2.5-VL inputs)
+    has no meaning for Qwen3-VL / Qwen3.5, whose prompt states each frame group's real time as text."""
+    from versavid_r1.families import uses_text_timestamps
+
+    if time_encoding != "absolute" and uses_text_timestamps(processor):
+        raise ValueError(f"video_time_encoding {time_encoding!r} applies to Qwen2.5-VL only; Qwen3-VL and Qwen3.5 "
+                         "print each frame group's real time in the prompt (use 'absolute')")
+
+
 def render_prompt(processor, messages: list[dict], chat_template_kwargs: Optional[dict] = None) -> str:
     """The prompt text (chat template, generation prompt added), one video placeholder per video part."""
     return processor.apply_chat_template(
@@ -138,7 +165,7 @@ def render_prompt(processor, messages: list[dict], chat_template_kwargs: Optiona
 
 
 def temporal_patch_size(processor) -> int:
-    """Frames per temporal grid of the processor's video patches (2 for Qwen2-VL and Qwen2.5-VL)."""
+    """Frames per temporal grid of the processor's video patches (2 for every supported family)."""
     return int(processor.video_processor.temporal_patch_size)
 
 
@@ -163,10 +190,11 @@ def build_prompt_inputs(
 ) -> PromptVideoInputs:
     """Run the processor on one prompt and its decoded clips (`VideoClip`: frames uint8 [T,3,H,W], fps).
 
-    Frames that are not 28-aligned are resized first (`align_frames`). `second_per_grid_ts` (one per clip)
-    sets the temporal spacing the processor computes (through the metadata fps); default: each clip's own
-    under `time_encoding` (`clip_second_per_grid_ts`: real seconds under `absolute`, 1.0 under
-    `reference`). The vLLM request follows (it reads `PromptVideoInputs.second_per_grid_ts`).
+    Frames that are not aligned to patch x merge pixels (28, or 32 for Qwen3-VL / Qwen3.5) are resized first
+    (`align_frames`). Qwen2(.5)-VL: `second_per_grid_ts` (one per clip) sets the temporal spacing the processor
+    computes (through the metadata fps); default: each clip's own under `time_encoding`
+    (`clip_second_per_grid_ts`: real seconds under `absolute`, 1.0 under `reference`). Qwen3-VL / Qwen3.5: the
+    metadata carries the frames' real times (`clip_metadata`). The vLLM request carries the same metadata.
     """
     text = render_prompt(processor, messages, chat_template_kwargs)
     n_placeholders = text.count(processor.video_token)
@@ -177,30 +205,55 @@ def build_prompt_inputs(
         )
     if not clips:
         ids = processor.tokenizer(text, add_special_tokens=False)["input_ids"]
-        return PromptVideoInputs(input_ids=list(ids))
+        return PromptVideoInputs(input_ids=list(ids), placeholder_ids=list(ids))
     frames = []
     for c in clips:
         f = c.frames if isinstance(c.frames, torch.Tensor) else torch.as_tensor(c.frames)
         if f.dtype != torch.uint8 or f.ndim != 4 or f.shape[1] != 3:
             raise ValueError(f"video frames must be uint8 [T, 3, H, W], got {tuple(f.shape)} {f.dtype}")
         frames.append(align_frames(processor, f, min_pixels, max_pixels))
+    spg, metadata = clip_metadata(processor, clips, frames, second_per_grid_ts, time_encoding)
+    out = processor(
+        text=[text],
+        videos=frames,
+        return_tensors="pt",
+        videos_kwargs=video_processor_kwargs(metadata),
+    )
+    fields = {k: out[k] for k in VIDEO_FIELDS if k in out and out[k] is not None}
+    if "second_per_grid_ts" in fields and not isinstance(fields["second_per_grid_ts"], torch.Tensor):
+        fields["second_per_grid_ts"] = torch.tensor(fields["second_per_grid_ts"], dtype=torch.float32)
+    placeholders = processor.tokenizer(text, add_special_tokens=False)["input_ids"]
+    return PromptVideoInputs(
+        input_ids=out["input_ids"][0].tolist(), video_fields=fields, frames=frames, second_per_grid_ts=spg,
+        video_metadata=metadata, placeholder_ids=list(placeholders),
+    )
+
+
+def clip_metadata(
+    processor, clips: Sequence[Any], frames: Sequence[torch.Tensor], second_per_grid_ts: Optional[Sequence[float]],
+    time_encoding: str,
+) -> tuple[list[float], list[dict]]:
+    """(seconds per grid, `video_metadata`) of each clip as the processor's family encodes time.
+
+    Qwen2(.5)-VL: the frames described as a whole video at temporal_patch / second_per_grid_ts fps (default: each
+    clip's own under `time_encoding`). Qwen3-VL / Qwen3.5: the frames' real indices and frame rate
+    (`timeline_metadata`), so the printed timestamps are the clip's real times.
+    """
+    from versavid_r1.data.video import timeline_metadata
+    from versavid_r1.families import uses_text_timestamps
+
+    check_time_encoding(processor, time_encoding)
+    if uses_text_timestamps(processor):
+        if second_per_grid_ts is not None:
+            raise ValueError("second_per_grid_ts applies to Qwen2(.5)-VL; Qwen3-VL and Qwen3.5 take the frames' times")
+        return [], [timeline_metadata(c, f) for c, f in zip(clips, frames)]
     spg = ([clip_second_per_grid_ts(processor, c, time_encoding) for c in clips] if second_per_grid_ts is None
            else second_per_grid_ts)
     spg = [float(x) for x in spg]
     if len(spg) != len(clips):
         raise ValueError(f"{len(clips)} videos but {len(spg)} second_per_grid_ts values")
-    out = processor(
-        text=[text],
-        videos=frames,
-        return_tensors="pt",
-        videos_kwargs=video_processor_kwargs(processor, frames, spg),
-    )
-    fields = {k: out[k] for k in VIDEO_FIELDS if k in out and out[k] is not None}
-    if "second_per_grid_ts" in fields and not isinstance(fields["second_per_grid_ts"], torch.Tensor):
-        fields["second_per_grid_ts"] = torch.tensor(fields["second_per_grid_ts"], dtype=torch.float32)
-    return PromptVideoInputs(
-        input_ids=out["input_ids"][0].tolist(), video_fields=fields, frames=frames, second_per_grid_ts=spg
-    )
+    tps = temporal_patch_size(processor)
+    return spg, [video_metadata_at(f, s, tps) for f, s in zip(frames, spg)]
 
 
 def row_key(row: dict) -> str:
