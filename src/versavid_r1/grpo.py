@@ -118,7 +118,25 @@ def _init_cpu_deepspeed(training_args) -> None:
                     os.environ["MASTER_PORT"] = str(sock.getsockname()[1])
             for key, value in (("RANK", "0"), ("LOCAL_RANK", "0"), ("WORLD_SIZE", "1"), ("MASTER_ADDR", "127.0.0.1")):
                 os.environ.setdefault(key, value)
-            deepspeed.init_distributed("gloo", auto_mpi_discovery=False)
+            with _no_shm_comm_op():
+                deepspeed.init_distributed("gloo", auto_mpi_discovery=False)
+
+
+@contextlib.contextmanager
+def _no_shm_comm_op():
+    """DeepSpeed's CPU backend JIT-compiles its shared-memory communication op when it starts (about 140
+    CPU-seconds of C++ on the first run on each machine, again whenever another torch install used the
+    torch-extensions cache). The op serves only `inference_all_reduce` (DeepSpeed-Inference tensor
+    parallelism), never ZeRO training, so training starts without it (`inference_all_reduce` would fall
+    back to torch.distributed)."""
+    import importlib
+
+    ds_torch = importlib.import_module("deepspeed.comm.torch")  # `deepspeed.comm.torch` the attribute is torch
+    build, ds_torch.build_shm_op = ds_torch.build_shm_op, lambda: None
+    try:
+        yield
+    finally:
+        ds_torch.build_shm_op = build
 
 
 def build_trainer(script_args, training_args, model_args, rows=None, eval_rows=None):
