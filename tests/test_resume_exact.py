@@ -66,6 +66,10 @@ def test_a_resumed_run_equals_the_run_that_never_stopped(tiny_dirs, demo_jsonl, 
     full = train(tmp_path / "full", model, str(demo_jsonl), lexical_judges)
     expected = step_logs(full)
     assert sorted(expected) == list(range(1, MAX_STEPS + 1))
+    card = (tmp_path / "full" / "README.md").read_text()
+    assert f"fine-tuned version of the local model `{model}`" in card and "[None]" not in card
+    summary = capsys.readouterr().out
+    assert f"log history:  {(tmp_path / 'full').resolve()}/trainer_state.json" in summary and "/runs" not in summary
     drawn = {s: sorted(k.split("/")[1] for k in log if k.endswith("/format") and k != "rewards/format/mean")
              for s, log in expected.items()}
     assert {t for types in drawn.values() for t in types} == {"MCQA", "DarkEventInfer", "MixVidQA", "caption"}

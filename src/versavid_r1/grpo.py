@@ -281,18 +281,10 @@ def _run(script_args, training_args, model_args, main_process: bool) -> "object"
     trainer.save_model(training_args.output_dir)
     trainer.save_state()  # output_dir/trainer_state.json: the whole log history, read by versavid_r1.plot
     if trainer.accelerator.is_main_process:
+        from versavid_r1.run_summary import closing_summary
+
         out = Path(training_args.output_dir).resolve()
-        logging_dir = getattr(training_args, "logging_dir", None) or str(out / "runs")
-        completions = f"  completions:  {out}/completions/*.parquet\n" if training_args.log_completions else ""
-        print(
-            f"\nTraining done in {time.time() - started:.0f} s ({trainer.state.global_step} steps).\n"
-            f"  final model:  {out}\n"
-            f"  checkpoints:  {out}/checkpoint-*\n"
-            f"  logs:         {logging_dir} (tensorboard --logdir {out})\n"
-            f"{completions}"
-            f"  run settings: {out}/versavid_run.json",
-            flush=True,
-        )
+        print(closing_summary(trainer, out, time.time() - started, training_args.log_completions), flush=True)
         _report_rewards(out)
     return trainer
 

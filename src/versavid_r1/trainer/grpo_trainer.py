@@ -24,6 +24,7 @@ video has to travel:
   restores every tensor (keys converted as `from_pretrained` does) or stops naming the keys.
 - resume (`resume.ResumeMixin`): the sampler's epoch, TRL's step counter and completion buffer and the row
   guard's failed rows are restored, so a resumed run equals the run that never stopped.
+- model card (`model_card.ModelCardMixin`): names the local base model (TRL wrote "[None]").
 - `get_batch_samples`: the rows of the batches the Trainer fetched (and one batch ahead) are decoded and
   processed in a background thread (`prefetch.py`) while the model trains.
 
@@ -49,6 +50,7 @@ from trl.trainer.utils import split_pixel_values_by_grid, split_tensor_dict, uns
 from .batching import shuffle_groups
 from .checkpoints import CheckpointMixin
 from .messages import loggable_messages, table_messages
+from .model_card import ModelCardMixin
 from .prefetch import LookAhead, PromptPrefetcher
 from .rank_sync import all_ranks_agree, fail_together
 from .resume import ResumeMixin
@@ -74,7 +76,7 @@ _PER_TOKEN_KWARGS = ("token_type_ids",)
 SECONDS_PER_GRID = "second_per_grid_ts"
 
 
-class Qwen25VLGRPOTrainer(ResumeMixin, CheckpointMixin, SharedPassesMixin, GRPOTrainer):
+class Qwen25VLGRPOTrainer(ResumeMixin, ModelCardMixin, CheckpointMixin, SharedPassesMixin, GRPOTrainer):
     """GRPO for Qwen2.5-VL / Qwen2-VL on video prompts (see the module docstring for what changes).
 
     Extra arguments:
