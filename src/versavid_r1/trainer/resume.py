@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
 from dataclasses import asdict
 from typing import Optional
 
@@ -102,8 +103,13 @@ class ResumeMixin:
             log.warning("%s has no %s (written before exact resume): TRL's step counter starts at 0 and the "
                         "resumed steps may differ from a run that never stopped", checkpoint, os.path.basename(path))
             return
-        with torch.serialization.safe_globals([PromptVideoInputs]):
-            state = torch.load(path, weights_only=True)
+        try:
+            with torch.serialization.safe_globals([PromptVideoInputs]):
+                state = torch.load(path, weights_only=True)
+        except pickle.UnpicklingError as err:   # a type weights_only does not allow: resume as TRL would
+            log.warning("cannot read %s (%s): TRL's step counter starts at 0 and the resumed steps may differ "
+                        "from a run that never stopped", path, str(err).splitlines()[0])
+            return
         self._step = int(state["trl_step"])
         self._buffered_inputs = state.get("buffered_inputs")
         self.row_guard.skipped = {f["key"]: FailedRow(**f) for f in state["skipped_rows"]}
