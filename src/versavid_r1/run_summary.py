@@ -7,6 +7,7 @@ A run that reported to nothing still has its whole log history in `trainer_state
 """
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
@@ -34,8 +35,17 @@ def log_locations(callbacks: Iterable[Any], out: Path, wandb_run: Optional[Any] 
             files = Path(run.dir).resolve().parent   # <wandb dir>/(offline-)run-<time>-<id>
             page = run.url or f"offline (upload with: wandb sync {files})"
             lines.append(f"wandb:        {page}; local files {files}")
-    lines.append(f"log history:  {out}/trainer_state.json (every logged step; python -m versavid_r1.plot {out})")
+    lines.append(f"log history:  {out}/trainer_state.json (every logged step; {_python()} -m versavid_r1.plot {out})")
     return lines
+
+
+def _python() -> str:
+    """This interpreter as a command to paste: relative to the working folder when inside it (.venv/bin/python)."""
+    exe = Path(sys.executable)
+    try:
+        return str(exe.relative_to(Path.cwd()))
+    except ValueError:
+        return str(exe)
 
 
 def closing_summary(trainer, out: Path, seconds: float, log_completions: bool) -> str:
