@@ -159,7 +159,6 @@ def test_commands_in_inline_code_call_the_projects_tools():
     assert not bad, "call them as .venv/bin/...:\n" + "\n".join(bad)
 
 
-@pytest.mark.slow
 def test_parse_blocks_pass_their_programs_help_and_parsers(tmp_path):
     """The commands that are not run here: each program's --help, and the documented arguments of the training,
     evaluation and judge entries through their own parsers (one child process for all)."""

@@ -7,8 +7,6 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
-import pytest
-
 from conftest import pytest_xdist_auto_num_workers
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,7 +28,6 @@ def test_prints_a_row():
     print(MARKER)
 
 
-@pytest.mark.slow
 def test_dash_s_prints_a_tests_output():
     """A test that prints, run the way docs/judges.md runs the injection table (`pytest FILE -s`)."""
     out = subprocess.run([sys.executable, "-m", "pytest", f"{Path(__file__)}::test_prints_a_row", "-s",
