@@ -2,7 +2,6 @@
 that a wandb-only run never creates), and the model card names the local base model."""
 from __future__ import annotations
 
-from pathlib import Path
 from types import SimpleNamespace
 
 from transformers.integrations import TensorBoardCallback, WandbCallback
