@@ -303,7 +303,7 @@ def test_entry_script_serves_on_loopback(model_path):
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_until_ready(url, timeout=90, alive=lambda: proc.poll() is None)
+        wait_until_ready(url, timeout=180, alive=lambda: proc.poll() is None)   # start-up on a loaded machine
         r = httpx.post(url + PREDICT_PATH, json=mix())
         assert r.status_code == 200 and r.json()["verdict"] in ("True", "False", UNPARSEABLE)
         ip = _non_loopback_ip()
