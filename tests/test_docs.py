@@ -204,7 +204,10 @@ class Session:
             shutil.copy2(path, target)
         (where / ".venv").symlink_to(Path(sys.executable).resolve().parent.parent
                                      if not (ROOT / ".venv").exists() else (ROOT / ".venv").resolve())
-        self.env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+        # A fresh shell: no keys that other tests of this process may have set (a documented command that
+        # needs one must say so), offline, one thread per process.
+        self.env = {k: v for k, v in os.environ.items() if not (k.endswith("_API_KEY") or k.startswith("VERSAVID_"))}
+        self.env.update(HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")
         self.services: dict[int, int] = {}     # port -> process group of the block that opened it
         self.groups: list[int] = []
 
