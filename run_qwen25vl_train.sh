@@ -198,4 +198,4 @@ if [[ $status -ne 0 ]]; then
   echo "[run] training failed (exit $status); full log: $LOG" >&2
   exit "$status"
 fi
-echo "[run] done in ${SECONDS} s. checkpoints: $OUTPUT_DIR/checkpoint-*  logs: $OUTPUT_DIR/runs (TensorBoard), $LOG"
+echo "[run] done in ${SECONDS} s in $OUTPUT_DIR (model, checkpoints and logs: the lines above); full log: $LOG"

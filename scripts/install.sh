@@ -15,8 +15,12 @@
 # on CPUs and GPUs alike. On a cluster whose pip configuration points at a mirror you need, set
 # TORCH_PIP_ARGS="" (or your own flags).
 #
-# Idempotent: a stamp records a hash of the install inputs; a second run with nothing changed only
-# checks the imports (about a second).
+# Idempotent: a stamp records a hash of the install inputs and what was installed (extras, gpu); a later
+# run with nothing changed only checks the imports (about a second). An install with more than asked for
+# counts as up to date: after `--tracking` or `--gpu`, the plain install that the launcher runs does nothing.
+#
+# Progress: one line per phase, and while pip works (it is silent with -q, and unpacking torch's CUDA
+# wheels takes minutes) a line every HEARTBEAT_S seconds (default 30) with the time elapsed.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -30,7 +34,7 @@ for arg in "$@"; do
   case "$arg" in
     --gpu) WITH_GPU=1 ;;
     --tracking) EXTRAS="dev,tracking" ;;
-    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
     *) echo "install.sh: unknown argument '$arg'" >&2; exit 2 ;;
   esac
 done
@@ -39,41 +43,65 @@ STAMP="$VENV/.versavid_install_stamp"
 inputs_hash() {
   cat setup.py qwen-vl-utils/setup.py scripts/install.sh | sha256sum | cut -d' ' -f1
 }
-want="$(inputs_hash)-gpu$WITH_GPU-$EXTRAS"
+HASH="$(inputs_hash)"
 PY="$VENV/bin/python"
 
-if [[ "${FORCE_REINSTALL:-0}" != 1 && -f "$STAMP" && "$(cat "$STAMP")" == "$want" ]] \
+# The stamp is one line: "<inputs hash> gpu<0|1> <extra,extra,...>".
+covers_request() {  # the stamp's install includes everything this run asks for
+  local hash gpu extras wanted
+  read -r hash gpu extras < "$STAMP" || return 1
+  [[ "$hash" == "$HASH" ]] || return 1
+  [[ $WITH_GPU == 0 || "$gpu" == gpu1 ]] || return 1
+  for wanted in ${EXTRAS//,/ }; do
+    [[ ",$extras," == *",$wanted,"* ]] || return 1
+  done
+}
+
+if [[ "${FORCE_REINSTALL:-0}" != 1 && -f "$STAMP" ]] && covers_request \
    && "$PY" -c "import torchvision, versavid_r1, qwen_vl_utils" 2>/dev/null; then
   echo "[install] environment $VENV is up to date"
   exit 0
 fi
 
 t0=$SECONDS
+HEARTBEAT_S="${HEARTBEAT_S:-30}"
+phase() {  # a line per phase, with the time since the install started
+  echo "[install] $(printf '%4d' $((SECONDS - t0))) s  $*"
+}
 if [[ ! -x "$PY" ]]; then
-  echo "[install] creating virtual environment $VENV"
+  phase "creating virtual environment $VENV"
   "$PYTHON" -m venv "$VENV"
 fi
 PIP=("$PY" -m pip --disable-pip-version-check)
 # Some machines' pip configuration lists local index folders that lack most packages; pip warns once
 # per package about them. Those warnings are noise, so they are filtered from stderr (errors pass).
-quiet_pip() { "${PIP[@]}" "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2); }
+# While pip runs, a heartbeat line says that it still does and for how long.
+quiet_pip() {
+  local start=$SECONDS beat status=0
+  ( while sleep "$HEARTBEAT_S"; do phase "  ... pip still working ($((SECONDS - start)) s in this step)"; done ) &
+  beat=$!
+  "${PIP[@]}" "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2) || status=$?
+  kill "$beat" 2>/dev/null || true
+  wait "$beat" 2>/dev/null || true
+  return $status
+}
 
 if ! "$PY" -c "import torch, torchvision; assert torch.__version__.split('+')[0] == '2.13.0'" 2>/dev/null; then
-  echo "[install] torch 2.13.0 + torchvision 0.28.0 (pip $TORCH_PIP_ARGS)"
+  phase "torch 2.13.0 + torchvision 0.28.0 (pip $TORCH_PIP_ARGS; the largest step: about 5 GB with CUDA libraries)"
   # shellcheck disable=SC2086
   quiet_pip $TORCH_PIP_ARGS install -q "torch==2.13.0" "torchvision==0.28.0"
 fi
 
-echo "[install] versavid-r1[$EXTRAS] and qwen-vl-utils (editable)"
+phase "versavid-r1[$EXTRAS] and qwen-vl-utils (editable)"
 quiet_pip install -q -e ".[$EXTRAS]" -e ./qwen-vl-utils
 if [[ $WITH_GPU == 1 ]]; then
   # The `gpu` extra, in two steps: flash-attn compiles against the installed torch and CUDA toolkit,
   # so it must be built without pip's build isolation.
-  echo "[install] gpu extra: vllm, then flash-attn (compiles; needs nvcc)"
+  phase "gpu extra: vllm, then flash-attn (compiles; needs nvcc)"
   quiet_pip install -q "vllm==0.31.0"
   quiet_pip install -q --no-build-isolation "flash-attn==2.8.3"
 fi
 
 "$PY" -c "import torch, torchvision, versavid_r1, qwen_vl_utils; print('[install] torch', torch.__version__, '| torchvision', torchvision.__version__)"
-echo "$want" > "$STAMP"
-echo "[install] done in $((SECONDS - t0)) s"
+echo "$HASH gpu$WITH_GPU $EXTRAS" > "$STAMP"
+phase "done ($(du -sh "$VENV" 2>/dev/null | cut -f1) in $VENV)"

@@ -17,6 +17,15 @@ SMOKE_GRPO = ["--num_generations", "2", "--num_iterations", "1", "--beta", "0.0"
 VIDEO = dict(nframes=4, min_pixels=4 * 28 * 28, max_pixels=8 * 28 * 28)
 
 
+def pytest_xdist_auto_num_workers(config):
+    """`-s` (show the tests' output) runs the tests in this process: pytest.ini's `-n auto` would run them in
+    worker processes, whose output pytest never shows. An explicit `-n N` still wins (xdist does the same
+    for --pdb)."""
+    if config.getoption("capture") == "no":
+        return 0
+    return None
+
+
 @pytest.fixture(scope="session")
 def tiny_dirs(tmp_path_factory):
     from versavid_r1.tiny_model import build_tiny_qwen2vl, build_tiny_qwen25vl

@@ -7,7 +7,7 @@ a permanent error for each of the `permanent` answers (an `ItemError` with `perm
 422 with `"permanent": true` from /predict; `versavid_r1.protocol`), as the caption judge does for a
 caption its model cannot turn into JSON.
 
-    with StubJudge(kind="qwen", delay_s=0.2, scores={"a dog": 2}) as stub:
+    with StubJudge(kind="qwen", delay_s=0.2, scores={"a dog": 2}) as stub:   # or hold_until_in_flight=4
         client = JudgeClient({"qwen25": stub.url}, ...)
         ...
         stub.requests   # [(path, n_items), ...] in arrival order
@@ -47,6 +47,7 @@ from versavid_r1.protocol import (
 )
 
 MAX_SCORE = {"DarkEventInfer": 2.0, "MixVidQA": 1.0}
+HOLD_LIMIT_S = 60.0   # `hold_until_in_flight`: longer than any test client's timeout
 
 
 def _text(s: str) -> str:
@@ -75,6 +76,7 @@ class StubJudge:
         batch_endpoint: bool = True,
         token: Optional[str] = None,
         permanent: Optional[set[str]] = None,
+        hold_until_in_flight: int = 0,
     ) -> None:
         assert kind in ("qwen", "caption")
         self.kind = kind
@@ -87,6 +89,9 @@ class StubJudge:
         self.batch_endpoint = batch_endpoint
         self.token = token  # when set, requests without "Authorization: Bearer <token>" get 401
         self.permanent = {a.lower() for a in (permanent or ())}
+        # Each request is answered only once this many requests have been in flight together (at most
+        # HOLD_LIMIT_S later): concurrency shown by a count, whatever the machine's speed.
+        self.hold_until_in_flight = hold_until_in_flight
         self.requests: list[tuple[str, int]] = []  # (path, number of items), every arrival
         self.items: list[Union[JudgeRequest, CaptionRequest]] = []  # items that were scored
         self.in_flight = 0
@@ -133,6 +138,9 @@ class StubJudge:
         try:
             if self.delay_s:
                 await asyncio.sleep(self.delay_s)
+            deadline = time.monotonic() + HOLD_LIMIT_S
+            while self.max_in_flight < self.hold_until_in_flight and time.monotonic() < deadline:
+                await asyncio.sleep(0.005)
         finally:
             with self._lock:
                 self.in_flight -= 1

@@ -355,7 +355,7 @@ def test_entry_script(stub, fresh):
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_until_ready(url, timeout=60, alive=lambda: proc.poll() is None)
+        wait_until_ready(url, timeout=180, alive=lambda: proc.poll() is None)   # start-up on a loaded machine
         r = httpx.post(url + PREDICT_PATH, json={"content": PRED, "sol": GT},
                        headers={"Authorization": "Bearer tok"}, timeout=30)
         assert r.status_code == 200 and r.json()["recall"] == pytest.approx(1 / 3)

@@ -42,17 +42,17 @@ def score(client: JudgeClient, items, outcomes: bool = False):
 # --- the deadline is total, not per read ----------------------------------------------------------------
 @pytest.mark.parametrize("trickle_headers", [False, True])
 def test_a_trickling_judge_cannot_stretch_the_deadline(trickle_headers):
-    """60 bytes at 10 bytes/s take 6 s; every byte resets httpx's read timeout, so only a total
+    """600 bytes at 10 bytes/s take 60 s; every byte resets httpx's read timeout, so only a total
     deadline ends the request at timeout_s (issue 15: a 3 s timeout took 150 s)."""
-    body = json.dumps({"output": 1.0, "verdict": "True", "raw": "True"}).encode().ljust(60)
+    body = json.dumps({"output": 1.0, "verdict": "True", "raw": "True"}).encode().ljust(600)
     with TricklingServer(body, interval_s=0.1, trickle_headers=trickle_headers) as srv:
         client = client_for(srv.url, timeout_s=0.6, retries=0)
         t0 = time.perf_counter()
         with pytest.raises(JudgeError, match=r"timed out.*deadline 0.6 s") as info:
             score(client, [mix("a red ball")])
         elapsed = time.perf_counter() - t0
-    # slack for a loaded CI machine; without the deadline the reply takes 6 s
-    assert elapsed < 0.6 + 1.5, f"a 0.6 s deadline took {elapsed:.2f} s"
+    # slack for a loaded machine; without the deadline the reply takes 60 s
+    assert elapsed < 0.6 + 20, f"a 0.6 s deadline took {elapsed:.2f} s"
     assert info.value.attempts == 1 and srv.connections == 1
 
 

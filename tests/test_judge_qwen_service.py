@@ -7,7 +7,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -136,14 +135,14 @@ def test_microbatching_groups_concurrent_requests(judge):
 
 
 def test_lone_requests_do_not_wait_for_partners(model_path):
-    """With one client, a request runs at once; the micro-batching wait applies only to concurrent traffic."""
+    """With one client, a request runs at once; the micro-batching wait applies only to concurrent traffic.
+    The wait is set to 10 minutes: a request that waited for partners would run into the client's timeout,
+    on a machine of any speed."""
     settings = QwenJudgeSettings(model=model_path, backend="transformers", device="cpu", max_batch_size=16,
-                                 max_wait_ms=2000, max_new_tokens=4)
-    with BackgroundServer(create_qwen_judge_app(settings)) as srv, httpx.Client(base_url=srv.url, timeout=60) as c:
-        started = time.monotonic()
+                                 max_wait_ms=600_000, max_new_tokens=4)
+    with BackgroundServer(create_qwen_judge_app(settings)) as srv, httpx.Client(base_url=srv.url, timeout=120) as c:
         for i in range(3):
             assert c.post(PREDICT_PATH, json=dei(gt=f"event {i}")).status_code == 200
-        assert time.monotonic() - started < 2.0, "sequential requests waited for partners"
         assert metrics(srv)["generate_calls"] == 3
 
 
@@ -304,7 +303,7 @@ def test_entry_script_serves_on_loopback(model_path):
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_until_ready(url, timeout=90, alive=lambda: proc.poll() is None)
+        wait_until_ready(url, timeout=180, alive=lambda: proc.poll() is None)   # start-up on a loaded machine
         r = httpx.post(url + PREDICT_PATH, json=mix())
         assert r.status_code == 200 and r.json()["verdict"] in ("True", "False", UNPARSEABLE)
         ip = _non_loopback_ip()

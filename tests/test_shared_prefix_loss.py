@@ -313,15 +313,20 @@ print("RESULT " + json.dumps({"step": step, "diff": diff}))
 
 @pytest.mark.slow
 def test_zero3_training_step_equals_the_plain_path(tiny_dirs, demo_jsonl, tmp_path):
-    """One GRPO step under DeepSpeed ZeRO-3 on CPU, shared-prefix vs plain loss: the same weights after it."""
+    """One GRPO step under DeepSpeed ZeRO-3 on CPU, shared-prefix vs plain loss: the same weights after it.
+    With an empty torch-extensions folder: the training entry compiles no DeepSpeed op (DeepSpeed's CPU shm
+    op took 140 CPU-seconds to build on the first run, more than the two training runs together)."""
     rows = [json.loads(line) for line in Path(demo_jsonl).read_text().splitlines() if line.strip()]
     data = Path(demo_jsonl).parent / "mcqa-zero3.jsonl"  # beside the videos; MCQA only: rule rewards, no judge
     data.write_text("".join(json.dumps(r) + "\n" for r in rows if r["problem_type"] == "MCQA"))
-    env = {"DS_ACCELERATOR": "cpu", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
+    extensions = tmp_path / "torch_extensions"
+    env = {"DS_ACCELERATOR": "cpu", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1",
+           "TORCH_EXTENSIONS_DIR": str(extensions)}
     cmd = [sys.executable, "-c", ZERO3_PAIR, str(ROOT / "configs/grpo_tiny_cpu.yaml"), tiny_dirs["qwen2_5_vl"],
            str(data), str(tmp_path / "out"), json.dumps(SMOKE_GRPO[2:])]  # rewards that differ; G stays 4
     status, stdout, stderr = run_isolated(cmd, {**os.environ, **env}, timeout=280, cwd=ROOT)
     assert status == 0, stdout[-3000:] + stderr[-3000:]
+    assert not extensions.exists() and "built successfully" not in stdout + stderr, "a DeepSpeed op was compiled"
     result = json.loads(stdout.split("RESULT ", 1)[1].splitlines()[0])
     # SGD with lr 1: a weight's change is its gradient, so the comparison is the gradients' (Adam would divide
     # noise-level gradients by their own size)

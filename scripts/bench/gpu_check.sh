@@ -15,13 +15,16 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-PY="${PYTHON:-python}"
+# The project's environment when there is one (a pasted command works without activating it), else the
+# interpreter on PATH (a GPU machine with only torch and transformers installed).
+if [[ -x "$ROOT/.venv/bin/python" ]]; then PY="${PYTHON:-$ROOT/.venv/bin/python}"; else PY="${PYTHON:-python}"; fi
 DRY_RUN=0
 OUT_JSON="${OUT:-$ROOT/outputs/bench-results}/gpu_check.json"
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --dry-run) DRY_RUN=1; shift ;;
         --out) OUT_JSON="$2"; shift 2 ;;
+        -h|--help) sed -n '2,/^set -euo pipefail$/{/^#/s/^# \{0,1\}//p}' "${BASH_SOURCE[0]}"; exit 0 ;;
         *) echo "gpu_check.sh: unknown argument $1 (use --dry-run, --out PATH)" >&2; exit 2 ;;
     esac
 done

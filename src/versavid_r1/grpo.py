@@ -118,7 +118,25 @@ def _init_cpu_deepspeed(training_args) -> None:
                     os.environ["MASTER_PORT"] = str(sock.getsockname()[1])
             for key, value in (("RANK", "0"), ("LOCAL_RANK", "0"), ("WORLD_SIZE", "1"), ("MASTER_ADDR", "127.0.0.1")):
                 os.environ.setdefault(key, value)
-            deepspeed.init_distributed("gloo", auto_mpi_discovery=False)
+            with _no_shm_comm_op():
+                deepspeed.init_distributed("gloo", auto_mpi_discovery=False)
+
+
+@contextlib.contextmanager
+def _no_shm_comm_op():
+    """DeepSpeed's CPU backend JIT-compiles its shared-memory communication op when it starts (about 140
+    CPU-seconds of C++ on the first run on each machine, again whenever another torch install used the
+    torch-extensions cache). The op serves only `inference_all_reduce` (DeepSpeed-Inference tensor
+    parallelism), never ZeRO training, so training starts without it (`inference_all_reduce` would fall
+    back to torch.distributed)."""
+    import importlib
+
+    ds_torch = importlib.import_module("deepspeed.comm.torch")  # `deepspeed.comm.torch` the attribute is torch
+    build, ds_torch.build_shm_op = ds_torch.build_shm_op, lambda: None
+    try:
+        yield
+    finally:
+        ds_torch.build_shm_op = build
 
 
 def build_trainer(script_args, training_args, model_args, rows=None, eval_rows=None):
@@ -266,18 +284,10 @@ def _run(script_args, training_args, model_args, main_process: bool) -> "object"
     trainer.save_model(training_args.output_dir)
     trainer.save_state()  # output_dir/trainer_state.json: the whole log history, read by versavid_r1.plot
     if trainer.accelerator.is_main_process:
+        from versavid_r1.run_summary import closing_summary
+
         out = Path(training_args.output_dir).resolve()
-        logging_dir = getattr(training_args, "logging_dir", None) or str(out / "runs")
-        completions = f"  completions:  {out}/completions/*.parquet\n" if training_args.log_completions else ""
-        print(
-            f"\nTraining done in {time.time() - started:.0f} s ({trainer.state.global_step} steps).\n"
-            f"  final model:  {out}\n"
-            f"  checkpoints:  {out}/checkpoint-*\n"
-            f"  logs:         {logging_dir} (tensorboard --logdir {out})\n"
-            f"{completions}"
-            f"  run settings: {out}/versavid_run.json",
-            flush=True,
-        )
+        print(closing_summary(trainer, out, time.time() - started, training_args.log_completions), flush=True)
         _report_rewards(out)
     return trainer
 

@@ -22,6 +22,9 @@ video has to travel:
 - `_prepare_input`: keeps `second_per_grid_ts` fp32 when TRL's generate path prepares inputs (DeepSpeed bf16).
 - checkpoints (`checkpoints.CheckpointMixin`): saves are marked complete only once whole; a plain resume
   restores every tensor (keys converted as `from_pretrained` does) or stops naming the keys.
+- resume (`resume.ResumeMixin`): the sampler's epoch, TRL's step counter and completion buffer and the row
+  guard's failed rows are restored, so a resumed run equals the run that never stopped.
+- model card (`model_card.ModelCardMixin`): names the local base model (TRL wrote "[None]").
 - `get_batch_samples`: the rows of the batches the Trainer fetched (and one batch ahead) are decoded and
   processed in a background thread (`prefetch.py`) while the model trains.
 
@@ -47,8 +50,10 @@ from trl.trainer.utils import split_pixel_values_by_grid, split_tensor_dict, uns
 from .batching import shuffle_groups
 from .checkpoints import CheckpointMixin
 from .messages import loggable_messages, table_messages
+from .model_card import ModelCardMixin
 from .prefetch import LookAhead, PromptPrefetcher
 from .rank_sync import all_ranks_agree, fail_together
+from .resume import ResumeMixin
 from .row_guard import DEFAULT_MAX_SKIPPED_ROWS, RowGuard
 from .rows import DatasetRows, decode_rows
 from .sharing import SharedPassesMixin
@@ -78,7 +83,7 @@ _PER_TOKEN_KWARGS = ("token_type_ids",)
 SECONDS_PER_GRID = "second_per_grid_ts"
 
 
-class Qwen25VLGRPOTrainer(CheckpointMixin, SharedPassesMixin, GRPOTrainer):
+class Qwen25VLGRPOTrainer(ResumeMixin, ModelCardMixin, CheckpointMixin, SharedPassesMixin, GRPOTrainer):
     """GRPO for Qwen2.5-VL / Qwen2-VL / Qwen3-VL (dense, MoE) / Qwen3.5 on video prompts (see the module docstring for
     what changes; `versavid_r1.families` for what differs between the families).
 
