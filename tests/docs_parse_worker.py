@@ -48,7 +48,13 @@ def _grpo(argv, on_this_machine):
 def _eval(argv, on_this_machine):
     from versavid_r1.eval.config import make_parser, parse_eval_args
 
-    if on_this_machine:
+    if any(a == "--suite" or a.startswith("--suite=") for a in argv):  # the whole table: the suite's own
+        from versavid_r1.eval.suite import parse_suite_args              # flags, the rest go to every benchmark
+
+        _, rest = parse_suite_args(argv)
+        if rest:
+            _flags_and_types(make_parser(), rest)
+    elif on_this_machine:
         parse_eval_args(argv)
     else:
         _flags_and_types(make_parser(), argv)
