@@ -292,12 +292,14 @@ def _report_rewards(out: Path) -> None:
     print(f"\n{table}\n  reward curve: {png}", flush=True)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> None:
+def main(argv: Optional[Sequence[str]] = None, exit_fast: bool = False) -> None:
+    """The command line. `exit_fast` (the `python -m` entry): after an interruption, end the process at once
+    (`run_guard.exit_now`) instead of raising SystemExit, so a signal ends the run within seconds."""
     parser = make_parser()
     script_args, training_args, model_args = parser.parse_args_and_config(args=argv)
     from versavid_r1.trainer.checkpoints import CheckpointError
     from versavid_r1.trainer.preflight import exit_on_preflight_error
-    from versavid_r1.trainer.run_guard import Interrupted, OutputDirError
+    from versavid_r1.trainer.run_guard import Interrupted, OutputDirError, exit_now
 
     try:
         with exit_on_preflight_error(OutputDirError):  # one clear line for the errors users can fix
@@ -305,7 +307,10 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     except KeyboardInterrupt as stop:  # Ctrl-C / SIGTERM: an interruption, reported once, exit 128+signal
         if training_args.process_index == 0:
             print(interrupted_message(stop, training_args.output_dir), file=sys.stderr, flush=True)
-        raise SystemExit(stop.exit_code if isinstance(stop, Interrupted) else 130) from None
+        code = stop.exit_code if isinstance(stop, Interrupted) else 130
+        if exit_fast:
+            exit_now(code)
+        raise SystemExit(code) from None
     except CheckpointError as err:
         print(f"\nERROR: {err}", file=sys.stderr, flush=True)
         raise SystemExit(1) from None
@@ -326,4 +331,4 @@ def interrupted_message(stop: KeyboardInterrupt, output_dir: str) -> str:
 
 
 if __name__ == "__main__":
-    main()
+    main(exit_fast=True)

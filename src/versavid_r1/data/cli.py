@@ -56,6 +56,8 @@ def validate_main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--no_decode", action="store_true",
                    help="open the videos for their headers only, without decoding the sampled frames")
     p.add_argument("--backend", default=None, help="qwen_vl_utils video backend (decord / pyav)")
+    p.add_argument("--video_read_timeout_s", type=float, default=None,
+                   help="seconds one video read may take before the row is reported (default 120; a hung mount)")
     p.add_argument("--judge_max_field_chars", type=int, default=None,
                    help=f"the judges' --max-field-chars (default {DEFAULT_MAX_FIELD_CHARS}, theirs)")
     p.add_argument("--max_prompt_length", type=int, default=None,
@@ -74,7 +76,8 @@ def validate_main(argv: Optional[Sequence[str]] = None) -> int:
     settings = _settings_from_config(args.config)
     for key, value in (("video_root", args.video_root), ("nframes", args.nframes), ("video_fps", args.fps),
                        ("video_backend", args.backend), ("judge_max_field_chars", args.judge_max_field_chars),
-                       ("max_prompt_length", args.max_prompt_length)):
+                       ("max_prompt_length", args.max_prompt_length),
+                       ("video_read_timeout_s", args.video_read_timeout_s)):
         if value is not None:
             settings[key] = value
     if args.fps is not None:
