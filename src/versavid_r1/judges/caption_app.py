@@ -32,12 +32,12 @@ from fastapi.responses import JSONResponse
 
 from ..protocol import (
     HEALTH_PATH, MAX_PRECOMPUTED_EVENTS, PERMANENT_KEY, PREDICT_BATCH_PATH, PREDICT_PATH, CaptionBatchRequest,
-    CaptionBatchResponse, CaptionRequest, CaptionResult, Health, ItemError,
+    CaptionBatchResponse, CaptionRequest, CaptionResult, Health, ItemError, JudgeLimits,
 )
 from .autodq import AutoDQ, AutoDQError
 from .disconnect import cancel_on_disconnect
 from .lexical_autodq import LexicalAutoDQ
-from .security import check_text, make_auth_dependency, new_app
+from .security import OverLimit, check_text, make_auth_dependency, new_app
 from .settings import CaptionJudgeSettings
 from .texts import answer_text
 
@@ -113,8 +113,8 @@ def create_caption_judge_app(settings: CaptionJudgeSettings, client=None) -> Fas
         check_text(where + "sol", item.sol, lim)
         if item.events is not None:
             if len(item.events) > MAX_PRECOMPUTED_EVENTS:
-                raise HTTPException(422, detail=f"field '{where}events' has {len(item.events)} "
-                                                f"events, more than {MAX_PRECOMPUTED_EVENTS}")
+                raise OverLimit(f"field '{where}events' has {len(item.events)} events, more than "
+                                f"{MAX_PRECOMPUTED_EVENTS}")
             for j, e in enumerate(item.events):
                 check_text(f"{where}events[{j}]", e, lim)
         elif not answer_text(item.sol):
@@ -124,12 +124,16 @@ def create_caption_judge_app(settings: CaptionJudgeSettings, client=None) -> Fas
         out = await scorer().score(answer_text(item.content), answer_text(item.sol), item.events)
         return CaptionResult(**out)
 
+    limits = JudgeLimits(max_body_bytes=settings.limits.max_body_bytes,
+                         max_field_chars=settings.limits.max_field_chars,
+                         max_batch_items=settings.limits.max_batch_items)
+
     @app.get(HEALTH_PATH, response_model=Health)
     async def health() -> Health:
         s = state["scorer"]
         return Health(status="ok" if s else "loading", model=model_name, backend=backend_name,
                       ready=s is not None, queue_depth=s.active_calls if s else 0, pid=os.getpid(),
-                      instance=settings.instance_token)
+                      instance=settings.instance_token, limits=limits)
 
     @app.get(METRICS_PATH)
     async def metrics() -> dict:
@@ -167,8 +171,8 @@ def create_caption_judge_app(settings: CaptionJudgeSettings, client=None) -> Fas
     @app.post(PREDICT_BATCH_PATH, response_model=CaptionBatchResponse, dependencies=auth)
     async def predict_batch(req: CaptionBatchRequest, request: Request) -> CaptionBatchResponse:
         if len(req.items) > settings.limits.max_batch_items:
-            raise HTTPException(422, detail=f"{len(req.items)} items, more than the limit of "
-                                            f"{settings.limits.max_batch_items} (--max-batch-items)")
+            raise OverLimit(f"{len(req.items)} items, more than the limit of {settings.limits.max_batch_items} "
+                            "(--max-batch-items)")
         for i, it in enumerate(req.items):
             validate(it, f"items[{i}].")
         return CaptionBatchResponse(results=await cancel_on_disconnect(request, score_batch(req.items), counters))

@@ -19,7 +19,10 @@ import typing
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Optional, Sequence
 
-from ..tasks import DEFAULT_CAPTION_JUDGE_PORT, DEFAULT_MAX_FIELD_CHARS, DEFAULT_QWEN_JUDGE_PORT
+from ..tasks import (
+    DEFAULT_CAPTION_JUDGE_PORT, DEFAULT_MAX_BATCH_ITEMS, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_FIELD_CHARS,
+    DEFAULT_MAX_INPUT_TOKENS, DEFAULT_MAX_REQUEST_TOKENS, DEFAULT_QWEN_JUDGE_PORT,
+)
 
 API_KEY_ENV = "VERSAVID_JUDGE_API_KEY"
 BACKENDS = ("transformers", "vllm", "openai", "lexical")
@@ -39,13 +42,13 @@ def _opt(default, help: str, **extra):
 class ServiceLimits:
     """Request limits shared by both services (all enforced before any model work)."""
 
-    max_body_bytes: int = _opt(4 * 1024 * 1024, "request body limit in bytes; larger bodies get 413")
+    max_body_bytes: int = _opt(DEFAULT_MAX_BODY_BYTES, "request body limit in bytes; larger bodies get 413")
     max_field_chars: int = _opt(DEFAULT_MAX_FIELD_CHARS, "characters per text field (content, sol, question, event); "
                                         "longer gets 422")
-    max_batch_items: int = _opt(512, "items of one /predict_batch request; more gets 422")
+    max_batch_items: int = _opt(DEFAULT_MAX_BATCH_ITEMS, "items of one /predict_batch request; more gets 422")
     max_chat_chars: int = _opt(64_000, "Qwen judge: message characters of one /v1/chat/completions "
                                        "request; more gets 422")
-    max_request_tokens: int = _opt(131_072, "Qwen judge (transformers/vllm): prompt tokens of all items "
+    max_request_tokens: int = _opt(DEFAULT_MAX_REQUEST_TOKENS, "Qwen judge (transformers/vllm): prompt tokens of all items "
                                             "of one request together; more gets 422 (the default fits "
                                             "16 items of --max-input-tokens, the client's batch)")
     limit_concurrency: int = _opt(512, "open connections plus requests in progress; beyond it the "
@@ -122,7 +125,7 @@ class QwenJudgeSettings:
     max_batch_size: int = _opt(32, "transformers: most requests grouped into one generate call")
     max_wait_ms: float = _opt(10.0, "transformers: how long to wait for more requests before "
                                     "generating when the queue is empty")
-    max_input_tokens: int = _opt(8192, "transformers/vllm: longer prompts get 422")
+    max_input_tokens: int = _opt(DEFAULT_MAX_INPUT_TOKENS, "transformers/vllm: longer prompts get 422")
     cpu_threads: Optional[int] = _opt(None, "transformers on CPU: torch threads; unset = all cores "
                                             "but one, which is left to the HTTP event loop (more "
                                             "threads than free cores made generate 3x slower here)")
