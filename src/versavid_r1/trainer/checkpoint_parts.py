@@ -156,9 +156,10 @@ def check_resumable(folder: str, *, world_size: int = 1, deepspeed: bool = False
                 break
             hint = (f"; pass {WEIGHTS_ONLY_FLAG} to resume from its weights alone (fresh optimizer, restarted "
                     "schedule)" if part in OPTIONAL_WITH_WEIGHTS_ONLY else "")
-            raise IncompleteCheckpoint(
-                f"checkpoint {folder} cannot be resumed: its {part} ({os.path.relpath(path, folder)}) is {why}"
-                f"{'' if why == 'missing' else ' (unreadable)'}; resume from another checkpoint{hint}")
+            state = why if why == "missing" else f"unreadable ({why})"
+            raise IncompleteCheckpoint(f"checkpoint {folder} cannot be resumed: its {part} "
+                                       f"({os.path.relpath(path, folder)}) is {state}; resume from another "
+                                       f"checkpoint{hint}")
     if not absent:
         return None
     return (f"resuming the weights of {folder} only ({WEIGHTS_ONLY_FLAG}): its "
