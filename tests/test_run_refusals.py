@@ -162,3 +162,25 @@ def test_a_bad_option_is_one_line_and_exit_2(tmp_path, capsys, flags, said):
     assert exc.value.code == 2
     assert said in one_line_error(capsys)
     assert not os.path.exists(tmp_path / "out")
+
+
+# --- a full disk while writing any part of a checkpoint ----------------------------------------------------
+def test_a_full_disk_on_the_optimizer_state_is_named(tiny_dirs, demo_rows, video_cfg, tmp_path, monkeypatch):
+    """optimizer.pt is written by torch's own stream, which reported a full disk as `unexpected pos`; here the
+    file is /dev/full, whose every write fails with ENOSPC."""
+    from test_trainer import make_trainer
+    from versavid_r1.trainer import Qwen25VLGRPOTrainer
+    from versavid_r1.trainer.checkpoints import CheckpointError
+
+    trainer = make_trainer(tiny_dirs["qwen2_5_vl"], demo_rows[:4], video_cfg, tmp_path, save_strategy="steps")
+    trainer.create_optimizer_and_scheduler(num_training_steps=1)
+    real = Qwen25VLGRPOTrainer._save_optimizer_and_scheduler
+
+    def onto_a_full_disk(self, output_dir):
+        os.symlink("/dev/full", os.path.join(output_dir, "optimizer.pt"))
+        return real(self, output_dir)
+
+    monkeypatch.setattr(Qwen25VLGRPOTrainer, "_save_optimizer_and_scheduler", onto_a_full_disk)
+    with pytest.raises(CheckpointError, match="no space left on device while saving checkpoint .*checkpoint-0"):
+        trainer._save_checkpoint(trainer.model, None)
+    assert not is_complete(str(tmp_path / "out" / "checkpoint-0"))
