@@ -63,13 +63,14 @@ def uvicorn_config(app, host: str, port: int, log_level: str, **extra):
     """A uvicorn.Config with the bounds of the app's settings (defaults for apps without them)."""
     import uvicorn
 
-    from .connections import guarded_h11
+    from .connections import connection_limits, guarded_h11
 
     settings = getattr(app.state, "settings", None)
     limits = settings.limits if settings is not None else ServiceLimits()
+    limit, backlog = connection_limits(limits.limit_concurrency)
     return uvicorn.Config(app, host=host, port=port, log_level=log_level,
                           http=guarded_h11(limits.request_read_timeout_s),
-                          limit_concurrency=limits.limit_concurrency,
+                          limit_concurrency=limit, backlog=backlog,
                           timeout_keep_alive=max(1, round(limits.keep_alive_s)), **extra)
 
 
