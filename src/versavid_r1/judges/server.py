@@ -41,6 +41,25 @@ def parse_or_exit(parse: Callable[[Optional[Sequence[str]]], object], argv: Opti
         raise SystemExit(2) from None
 
 
+def verify_or_exit(settings, prog: str = "caption judge") -> bool:
+    """One real call to the caption judge's model endpoint (versavid_r1.judges.upstream): True when it
+    worked, False when the endpoint does not answer yet (the service then starts not ready); a refused key
+    or unknown model exits with status 2 and one line."""
+    if settings.backend != "openai":
+        return True
+    from .upstream import UpstreamRejected, verify_upstream
+
+    try:
+        why = verify_upstream(settings)
+    except UpstreamRejected as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    if why is not None:
+        logging.getLogger("versavid_r1.judges.caption").warning(
+            "the model endpoint does not answer yet (%s): /health says not ready until a call succeeds", why)
+    return why is None
+
+
 def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True

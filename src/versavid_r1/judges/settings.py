@@ -103,8 +103,9 @@ def _looks_local(model: str) -> bool:
 class QwenJudgeSettings:
     """The Qwen2.5 judge (DarkEventInfer 0/1/2, MixVidQA True/False, OpenAI-compatible chat)."""
 
-    model: str = _opt("Qwen/Qwen2.5-72B-Instruct", "HF id or local directory (the remote model name "
-                                                   "for --backend openai)")
+    model: Optional[str] = _opt(None, "HF id or local directory, e.g. Qwen/Qwen2.5-72B-Instruct (the paper's; the "
+                                      "remote model name for --backend openai); required except with --backend "
+                                      "lexical")
     backend: str = _opt("transformers", "model backend", choices=BACKENDS)
     served_model_name: Optional[str] = _opt(None, "name in /health and /v1 replies; unset = the --model value")
     host: str = _opt("127.0.0.1", _HOST_HELP)
@@ -162,7 +163,7 @@ class QwenJudgeSettings:
 
     @property
     def model_name(self) -> str:
-        return self.served_model_name or self.model
+        return self.served_model_name or self.model or self.backend
 
     def validate(self) -> "QwenJudgeSettings":
         """Every check that needs no model: a bad option fails here, before anything is loaded."""
@@ -190,12 +191,18 @@ class QwenJudgeSettings:
             if not self.openai_base_url:
                 raise ValueError("the openai backend needs --openai-base-url")
             _check_url("--openai-base-url", self.openai_base_url)
-        elif self.backend != "lexical" and _looks_local(self.model) and not os.path.isdir(os.path.expanduser(self.model)):
+        elif self.model and self.backend != "lexical" and _looks_local(self.model) and \
+                not os.path.isdir(os.path.expanduser(self.model)):
             raise ValueError(f"--model {self.model!r} is not a directory")
         _check_shares(self, "lexical_full_cover", "lexical_partial_cover", "lexical_answer_cover",
                       "lexical_min_precision")
         if self.lexical_partial_cover > self.lexical_full_cover:
             raise ValueError("lexical_partial_cover must be <= lexical_full_cover")
+        if not self.model and self.backend != "lexical":  # never a silent 72B load (or download)
+            raise ValueError(
+                "no judge model: pass --model, e.g. --model Qwen/Qwen2.5-72B-Instruct --backend vllm "
+                "--tensor-parallel-size 2 (the paper's judge, GPUs), --model <a small causal LM directory> "
+                "--backend transformers --device cpu, or --backend lexical (no model, for smoke tests)")
         return self
 
     def preflight(self) -> None:
@@ -276,6 +283,15 @@ class CaptionJudgeSettings:
 
         load_prompt_file(self.prompt_file)  # a bad file stops the service before it starts
         return self
+
+    def preflight(self) -> None:
+        """Checks of this machine before the service starts: the model endpoint's key is set (the entry
+        script then makes one real call with it: versavid_r1.judges.upstream)."""
+        from .upstream import missing_key_message
+
+        missing = missing_key_message(self)
+        if missing:
+            raise ValueError(missing)
 
 
 def _check_shares(settings, *names: str) -> None:
