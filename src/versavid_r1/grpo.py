@@ -230,7 +230,7 @@ def build_trainer(script_args, training_args, model_args, rows=None, eval_rows=N
 
 def run(script_args, training_args, model_args) -> "object":
     """Steps 1-6 (see the module docstring); returns the trainer after training."""
-    from versavid_r1.trainer.option_checks import check_options
+    from versavid_r1.training_options import check_options
     from versavid_r1.trainer.preflight import PreflightError
     from versavid_r1.trainer.run_guard import OutputDirLock
 
@@ -323,7 +323,7 @@ def main(argv: Optional[Sequence[str]] = None, exit_fast: bool = False) -> None:
     from versavid_r1.data import DataValidationError
     from versavid_r1.trainer.checkpoint_parts import IncompleteCheckpoint
     from versavid_r1.trainer.checkpoints import CheckpointError
-    from versavid_r1.trainer.option_checks import check_options
+    from versavid_r1.training_options import check_options
     from versavid_r1.trainer.preflight import exit_on_preflight_error
     from versavid_r1.trainer.run_guard import Interrupted, OutputDirError, exit_now
 

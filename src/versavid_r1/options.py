@@ -1,7 +1,7 @@
 """Domains of numeric options, checked before anything loads: one line naming the flag, the rule and the value.
 
 A bad number used to train anyway (`--beta -1`, `--epsilon -0.2`) or save an untrained model as final
-(`--num_iterations 0`), all with exit 0. Each consumer (training: `versavid_r1.trainer.option_checks`,
+(`--num_iterations 0`), all with exit 0. Each consumer (training: `versavid_r1.training_options`,
 evaluation: `versavid_r1.eval.config`) lists its options as `Bound`s and calls `check_bounds`, which raises
 `ValueError("--beta must be >= 0, got -1.0")` for the first one out of its domain. Imports nothing heavy.
 """

@@ -1,5 +1,6 @@
 """Domains of the training options (TRL's GRPOConfig and ModelConfig, the project's ScriptArguments), checked
-before anything loads (`check_options`; `versavid_r1.options` says why and how).
+before anything loads (`check_options`; `versavid_r1.options` says why and how). Imports nothing heavy: the
+launcher's flag check (`versavid_r1.flag_check`) reads the same tables before torch is imported.
 
 TRL and transformers check some combinations themselves, not these ranges: a negative KL coefficient or clip
 range trained, zero iterations saved the untrained model as the final one, a zero learning-rate schedule
