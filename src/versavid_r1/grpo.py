@@ -5,13 +5,15 @@ pixels, judges, reward composition), TRL's `GRPOConfig` (optimisation, generatio
 and TRL's `ModelConfig` (model path, dtype, attention, LoRA). Any YAML key can be overridden by a flag.
 
 Order of work (nothing expensive happens before the cheap checks pass):
-1. option checks (`preflight.check_launch`), 2. data validation (every row, all problems listed),
-3. judge health for the problem types present (message names the missing service and how to start it),
+1. option checks (`versavid_r1.training_options`, `preflight.check_launch`), 2. data validation (every row,
+all problems listed), 3. judge health for the problem types present (message names the missing service and
+how to start it; the run's key accepted; the rows within the limits each judge reports),
 4. model, processor, trainer, 5. train (optionally resuming), 6. save and print where everything is.
 
-Output folder: one run at a time (a lock held by the main process); a run without
-`--resume_from_checkpoint` on a folder that holds checkpoints is refused unless `--overwrite_output_dir true`
-(which removes them). Ctrl-C / SIGTERM end the run with "interrupted at step N" and exit status 130 / 143.
+Output folder: one run at a time (a lock held by the main process); a run from step 0 on a folder that holds
+an earlier run is refused unless `--overwrite_output_dir true` (which removes what that run wrote;
+`versavid_r1.trainer.fresh_start`). A resumed checkpoint is checked whole first (`checkpoint_parts`).
+Ctrl-C / SIGTERM end the run with "interrupted at step N" and exit status 130 / 143, within seconds.
 
 Multi-process: launch with `torchrun --nproc_per_node N -m versavid_r1.grpo ...` (add `--nnodes`,
 `--node_rank`, `--master_addr`, `--master_port` for several nodes) and `--deepspeed configs/deepspeed/zero3.json`
