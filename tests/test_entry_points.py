@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import httpx
-import pytest
 
 from openai_stub_server import HTTPError, StubChat, serve_stub
 from versavid_r1.judges.server import free_port

@@ -18,7 +18,6 @@ import fcntl
 import json
 import logging
 import os
-import shutil
 import signal
 import socket
 import sys
