@@ -16,14 +16,18 @@
 # (also on Ctrl-C or failure). About 2 minutes on an idle 2-core machine (README, "Quick start").
 #
 # With MODEL_PATH and DATA_PATH: the paper recipe (configs/grpo_paper_8xA800.yaml: DeepSpeed ZeRO-3
-# with CPU offload) on GPUs, launched by torchrun (multi-node capable). The judges must already be running (see
-# docs/judges.md); training checks their health before the model loads.
+# with CPU offload) on GPUs, launched by torchrun (multi-node capable). On a machine without a GPU the CPU
+# config (configs/grpo_tiny_cpu.yaml) is used instead, unless CONFIG says otherwise. The judges must already
+# be running (see docs/judges.md); training checks their health before the model loads.
+#
+# The training flags and the config's keys are checked first (a mistyped flag fails in about a second);
+# Ctrl-C reports where training stopped and the command that resumes it.
 #
 # Environment (all optional):
 #   MODEL_PATH         policy model directory or hub id            (unset: embedded default)
 #   DATA_PATH          training JSONL                              (embedded default: generated)
 #   VIDEO_ROOT         folder relative video paths resolve against (default: the JSONL's folder)
-#   CONFIG             TrlParser YAML   (default: grpo_paper_8xA800.yaml, or grpo_tiny_cpu.yaml)
+#   CONFIG             TrlParser YAML   (default: grpo_paper_8xA800.yaml with GPUs, else grpo_tiny_cpu.yaml)
 #   DEEPSPEED_CONFIG   DeepSpeed JSON to use instead of the config's own `deepspeed:` entry (the paper
 #                      config names configs/deepspeed/zero3_offload.json: ZeRO-3 + CPU offload)
 #   OUTPUT_DIR         run folder (default: outputs/${RUN_NAME}_YYYYmmdd_HHMMSS); train.log is saved in it
@@ -47,6 +51,8 @@ fi
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$ROOT"
+RESUME_ARGS=""  # the command line as given, for the resume hint after Ctrl-C
+[[ $# -gt 0 ]] && RESUME_ARGS="$(printf ' %q' "$@")"
 
 # ---- arguments: optional MODEL_PATH DATA_PATH, then flags for the training entry ----------------
 if [[ $# -gt 0 && "$1" != -* ]]; then MODEL_PATH="$1"; shift; fi
@@ -71,6 +77,7 @@ if [[ $EMBEDDED == 1 ]]; then
   esac
 else
   RUN_NAME="${RUN_NAME:-versavid-r1}"
+  CONFIG_GIVEN="${CONFIG:-}"
   CONFIG="${CONFIG:-configs/grpo_paper_8xA800.yaml}"
   if [[ -z "${DATA_PATH:-}" ]]; then
     echo "run_qwen25vl_train.sh: MODEL_PATH is set but DATA_PATH is not (give a training JSONL)" >&2
@@ -94,9 +101,16 @@ else
   PY="$(command -v python)"
 fi
 
+# The training flags and the config's keys, before anything slow: a typo costs a second (no torch import).
+"$PY" -m versavid_r1.flag_check --config "$CONFIG" "${EXTRA_ARGS[@]}" || exit 2
+
 NUM_GPUS="$("$PY" -c 'import torch; print(torch.cuda.device_count() if torch.cuda.is_available() else 0)')"
 # Without a GPU DeepSpeed picks its CPU accelerator anyway; saying so up front spares a warning per process.
 [[ $NUM_GPUS -eq 0 ]] && export DS_ACCELERATOR="${DS_ACCELERATOR:-cpu}"
+if [[ $EMBEDDED == 0 && $NUM_GPUS -eq 0 && -z "${CONFIG_GIVEN:-}" ]]; then
+  CONFIG=configs/grpo_tiny_cpu.yaml  # the 8xA800 recipe (bf16, DeepSpeed) cannot run here
+  echo "[run] no GPU found: training with the CPU config $CONFIG (set CONFIG=... to choose another)"
+fi
 OUTPUT_DIR="${OUTPUT_DIR:-outputs/${RUN_NAME}_$(date +%Y%m%d_%H%M%S)}"
 mkdir -p "$OUTPUT_DIR"
 LOG="$OUTPUT_DIR/train.log"
@@ -123,10 +137,13 @@ on_interrupt() {  # the training's own "interrupted at step N" line (torchrun pr
   local where
   where="$(grep -E '^interrupted (at step|before)' "$LOG" 2>/dev/null | tail -n 1 || true)"
   echo "[run] ${where:-interrupted}" >&2
-  echo "[run] resume: OUTPUT_DIR=$OUTPUT_DIR bash run_qwen25vl_train.sh <the same arguments> --resume_from_checkpoint true; full log: $LOG" >&2
+  echo "[run] resume: OUTPUT_DIR=$OUTPUT_DIR bash run_qwen25vl_train.sh${RESUME_ARGS} --resume_from_checkpoint true; full log: $LOG" >&2
   exit 130
 }
 trap on_interrupt INT TERM
+interrupted() {  # STATUS: a process that handled Ctrl-C / SIGTERM itself exits 130 / 143 (bash then runs no trap)
+  [[ $1 -eq 130 || $1 -eq 143 ]]
+}
 
 free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
@@ -161,8 +178,13 @@ if [[ $EMBEDDED == 1 ]]; then
   echo "[run] judge services starting at $QWEN_JUDGE_URL and $CAPTION_JUDGE_URL (pids ${JUDGE_PIDS[*]}; logs in $OUTPUT_DIR/judges)"
 
   echo "[run] 2/4 warm start ($WARM_START_CONFIG) -> $OUTPUT_DIR/warm-start"
-  if ! "$PY" -m versavid_r1.warm_start --config "$WARM_START_CONFIG" --model_name_or_path "$TINY_MODEL" \
-      --data_path "$DATA_PATH" --output_dir "$OUTPUT_DIR/warm-start" 2>&1 | tee "$OUTPUT_DIR/warm_start.log"; then
+  set +e
+  "$PY" -m versavid_r1.warm_start --config "$WARM_START_CONFIG" --model_name_or_path "$TINY_MODEL" \
+      --data_path "$DATA_PATH" --output_dir "$OUTPUT_DIR/warm-start" 2>&1 | tee "$OUTPUT_DIR/warm_start.log"
+  status=${PIPESTATUS[0]}
+  set -e
+  if interrupted "$status"; then on_interrupt; fi
+  if [[ $status -ne 0 ]]; then
     echo "[run] warm start failed; full log: $OUTPUT_DIR/warm_start.log" >&2
     exit 1
   fi
@@ -177,7 +199,7 @@ fi
 if [[ -z "${MASTER_PORT:-}" ]]; then
   if [[ $NNODES == 1 ]]; then MASTER_PORT="$(free_port)"; else MASTER_PORT=29500; fi
 fi
-if [[ $EMBEDDED == 1 && $NPROC_PER_NODE == 1 && $NNODES == 1 ]]; then
+if [[ ($EMBEDDED == 1 || $NUM_GPUS -eq 0) && $NPROC_PER_NODE == 1 && $NNODES == 1 ]]; then
   LAUNCH=("$PY" -m versavid_r1.grpo)  # one process: torchrun would only wrap the model in DDP for nothing
 else
   LAUNCH=(torchrun --nnodes "$NNODES" --node_rank "$NODE_RANK" --nproc_per_node "$NPROC_PER_NODE"
@@ -194,6 +216,7 @@ set +e
 "${LAUNCH[@]}" "${ARGS[@]}" "${EXTRA_ARGS[@]}" 2>&1 | (trap '' INT; exec tee -a "$LOG")
 status=${PIPESTATUS[0]}
 set -e
+if interrupted "$status"; then on_interrupt; fi
 if [[ $status -ne 0 ]]; then
   echo "[run] training failed (exit $status); full log: $LOG" >&2
   exit "$status"

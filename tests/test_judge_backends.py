@@ -176,13 +176,13 @@ def test_invalid_flags(argv, message):
 
 def test_flags_fill_settings(monkeypatch):
     monkeypatch.setenv("VERSAVID_JUDGE_API_KEY", "from-env")
-    s = qwen_settings_from_args(["--host", "0.0.0.0", "--port", "5001", "--max-batch-size", "8",
+    s = qwen_settings_from_args(["--model", "some/judge", "--host", "0.0.0.0", "--port", "5001", "--max-batch-size", "8",
                                  "--max-wait-ms", "2.5", "--max-new-tokens", "4", "--max-body-bytes", "1000",
                                  "--max-field-chars", "10", "--max-batch-items", "3"])
     assert (s.host, s.port, s.max_batch_size, s.max_wait_ms, s.max_new_tokens) == ("0.0.0.0", 5001, 8, 2.5, 4)
     assert (s.limits.max_body_bytes, s.limits.max_field_chars, s.limits.max_batch_items) == (1000, 10, 3)
     assert s.api_key == "from-env"
-    assert qwen_settings_from_args(["--api-key", "flag"]).api_key == "flag"
+    assert qwen_settings_from_args(["--model", "some/judge", "--api-key", "flag"]).api_key == "flag"
 
 
 # --- load ---------------------------------------------------------------------------------------------

@@ -137,7 +137,8 @@ def test_prefix_computed_once_per_template_over_http(model_path):
         assert all(r.status_code == 200 for r in asyncio.run(burst()))
         m = c.get("/metrics").json()
     assert m["prefix_cache_prefills"] == 1 and m["prefix_cache_entries"] == 1
-    assert m["prefix_cache_rows_reused"] == 14 and m["prefix_cache_plain_batches"] == 1
+    # a request arriving while a call runs preempts it: its rows resume in one more call, from the cache too
+    assert m["prefix_cache_rows_reused"] == 14 + m.get("preempted", 0) and m["prefix_cache_plain_batches"] == 1
     assert m["prefix_cache_tokens_reused"] >= 14 * 300
 
 

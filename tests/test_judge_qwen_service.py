@@ -76,7 +76,7 @@ def test_health_docs_and_bind_address(judge):
 
 def test_safe_defaults():
     assert QwenJudgeSettings().host == "127.0.0.1"
-    s = qwen_settings_from_args([])
+    s = qwen_settings_from_args(["--model", "some/judge"])  # no default model: none is loaded unasked
     assert (s.host, s.port, s.api_key, s.backend) == ("127.0.0.1", DEFAULT_QWEN_JUDGE_PORT, None, "transformers")
     assert s.limits.max_body_bytes > 0 and s.limits.max_field_chars > 0
 

@@ -188,15 +188,15 @@ def test_missing_judge_stops_before_the_model_loads(demo_dir, tmp_path, capsys):
     assert "1 DarkEventInfer, 1 MixVidQA rows" in err and "1 caption rows" in err
 
 
-def test_bad_data_is_reported_before_anything_else(demo_dir, tmp_path):
-    from versavid_r1.data import DataValidationError
-
+def test_bad_data_is_reported_before_anything_else(demo_dir, tmp_path, capsys):
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps({"problem": "q", "solution": "<answer>A</answer>", "problem_type": "MCQA",
                                "video": "missing.mp4"}) + "\n" + "{not json\n")
-    with pytest.raises(DataValidationError) as exc:
+    with pytest.raises(SystemExit) as exc:
         main(entry_args(str(tmp_path / "no-model"), str(bad), tmp_path / "out", "--check_judges", "false"))
-    assert "line 1" in str(exc.value) and "line 2" in str(exc.value)
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "Traceback" not in err  # the rows, not a traceback before them
+    assert err.lstrip().startswith("ERROR: ") and "line 1" in err and "line 2" in err
 
 
 def test_too_small_dataset_is_refused(demo_dir, tmp_path, capsys):

@@ -5,13 +5,15 @@ pixels, judges, reward composition), TRL's `GRPOConfig` (optimisation, generatio
 and TRL's `ModelConfig` (model path, dtype, attention, LoRA). Any YAML key can be overridden by a flag.
 
 Order of work (nothing expensive happens before the cheap checks pass):
-1. option checks (`preflight.check_launch`), 2. data validation (every row, all problems listed),
-3. judge health for the problem types present (message names the missing service and how to start it),
+1. option checks (`versavid_r1.training_options`, `preflight.check_launch`), 2. data validation (every row,
+all problems listed), 3. judge health for the problem types present (message names the missing service and
+how to start it; the run's key accepted; the rows within the limits each judge reports),
 4. model, processor, trainer, 5. train (optionally resuming), 6. save and print where everything is.
 
-Output folder: one run at a time (a lock held by the main process); a run without
-`--resume_from_checkpoint` on a folder that holds checkpoints is refused unless `--overwrite_output_dir true`
-(which removes them). Ctrl-C / SIGTERM end the run with "interrupted at step N" and exit status 130 / 143.
+Output folder: one run at a time (a lock held by the main process); a run from step 0 on a folder that holds
+an earlier run is refused unless `--overwrite_output_dir true` (which removes what that run wrote;
+`versavid_r1.trainer.fresh_start`). A resumed checkpoint is checked whole first (`checkpoint_parts`).
+Ctrl-C / SIGTERM end the run with "interrupted at step N" and exit status 130 / 143, within seconds.
 
 Multi-process: launch with `torchrun --nproc_per_node N -m versavid_r1.grpo ...` (add `--nnodes`,
 `--node_rank`, `--master_addr`, `--master_port` for several nodes) and `--deepspeed configs/deepspeed/zero3.json`
@@ -22,6 +24,7 @@ the run stops naming the keys (`versavid_r1.trainer.checkpoints`).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import json
 import logging
@@ -167,12 +170,22 @@ def build_trainer(script_args, training_args, model_args, rows=None, eval_rows=N
 
     preflight.check_dataset_size(rows, training_args)
 
-    # 3. judges
+    # 3. judges: the client (its options checked), each needed service ready and accepting the key, the rows
+    # within the limits the services report
+    reward_cfg = script_args.reward_config()
+    client = JudgeClient.from_config(reward_cfg)
+    client.headers.update(script_args.judge_headers() or {})  # bearer token when the judges require one
+    for judge, limits in script_args.judge_limits().items():
+        client.set_limits(judge, limits)
     if script_args.check_judges:
-        needed = preflight.judges_needed(
-            list(rows) + list(eval_rows or []), script_args.qwen_judge_url, script_args.caption_judge_url
-        )
-        preflight.check_judges(needed, ready_timeout=script_args.judge_ready_timeout)
+        judged = list(rows) + list(eval_rows or [])
+        needed = preflight.judges_needed(judged, script_args.qwen_judge_url, script_args.caption_judge_url)
+        reported = preflight.check_judges(needed, ready_timeout=script_args.judge_ready_timeout,
+                                          auth_headers=dict(client.headers))
+        for judge, limits in reported.items():
+            client.set_limits(judge, limits)
+        if reported:
+            preflight.check_rows_for_judges(judged, dataclasses.replace(checks["limits"], services=reported))
 
     # 4. model, processor, reward, trainer
     model_path = model_args.model_name_or_path
@@ -210,9 +223,6 @@ def build_trainer(script_args, training_args, model_args, rows=None, eval_rows=N
     if model_args.use_peft and not model_args.lora_target_modules and not model_args.lora_target_parameters:
         model_args.lora_target_modules = lora_targets_for(model.config)
         log.info("use_peft without lora_target_modules: LoRA on %s", model_args.lora_target_modules)
-    reward_cfg = script_args.reward_config()
-    client = JudgeClient.from_config(reward_cfg)
-    client.headers.update(script_args.judge_headers() or {})  # bearer token when the judges require one
     client.decoys.add_rows(rows)  # decoys for the judges' decoy check come from the training rows' truths
     reward = make_versavid_reward(reward_cfg, client)
 
@@ -243,8 +253,14 @@ def build_trainer(script_args, training_args, model_args, rows=None, eval_rows=N
 
 def run(script_args, training_args, model_args) -> "object":
     """Steps 1-6 (see the module docstring); returns the trainer after training."""
+    from versavid_r1.training_options import check_options
+    from versavid_r1.trainer.preflight import PreflightError
     from versavid_r1.trainer.run_guard import OutputDirLock
 
+    try:
+        check_options(script_args, training_args, model_args)
+    except ValueError as err:
+        raise PreflightError(str(err)) from None
     _init_cpu_deepspeed(training_args)
     _setup_logging(training_args)
     main_process = training_args.process_index == 0
@@ -253,16 +269,26 @@ def run(script_args, training_args, model_args) -> "object":
 
 
 def _run(script_args, training_args, model_args, main_process: bool) -> "object":
-    from versavid_r1.trainer.run_guard import Interrupted, check_fresh_start, remove_checkpoints, signals_interrupt
+    from versavid_r1.trainer.checkpoint_parts import check_resumable
+    from versavid_r1.trainer.fresh_start import plan_fresh_start
+    from versavid_r1.trainer.run_guard import Interrupted, OutputDirError, signals_interrupt
 
     started = time.time()
-    resume = resolve_resume(training_args.resume_from_checkpoint, training_args.output_dir)
-    stale = check_fresh_start(training_args.output_dir, resume, script_args.overwrite_output_dir)
+    try:
+        resume = resolve_resume(training_args.resume_from_checkpoint, training_args.output_dir)
+    except FileNotFoundError as err:  # one line for the user, not a traceback
+        raise OutputDirError(str(err)) from None
+    auto = str(training_args.resume_from_checkpoint).strip().lower() in AUTO_WORDS
+    plan = plan_fresh_start(training_args.output_dir, resume, script_args.overwrite_output_dir, auto=auto)
+    if resume:  # every part the resume restores is there, before anything loads
+        note = check_resumable(resume, world_size=training_args.world_size, deepspeed=bool(training_args.deepspeed),
+                               peft=bool(model_args.use_peft), weights_only=script_args.resume_weights_only)
+        if note:
+            log.warning(note)
     trainer = build_trainer(script_args, training_args, model_args)
-    if main_process and stale:
-        log.warning("--overwrite_output_dir: removing %d old checkpoint(s) from %s", len(stale),
-                    training_args.output_dir)
-        remove_checkpoints(stale)
+    if main_process:
+        for line in plan.apply():
+            log.warning(line)
     if trainer.accelerator.is_main_process:
         os.makedirs(training_args.output_dir, exist_ok=True)
         with open(os.path.join(training_args.output_dir, RUN_INFO_FILE), "w") as f:
@@ -305,20 +331,34 @@ def _report_rewards(out: Path) -> None:
     print(f"\n{table}\n  reward curve: {png}", flush=True)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> None:
+def main(argv: Optional[Sequence[str]] = None, exit_fast: bool = False) -> None:
+    """The command line. `exit_fast` (the `python -m` entry): after an interruption, end the process at once
+    (`run_guard.exit_now`) instead of raising SystemExit, so a signal ends the run within seconds."""
     parser = make_parser()
-    script_args, training_args, model_args = parser.parse_args_and_config(args=argv)
+    from versavid_r1.data import DataValidationError
+    from versavid_r1.trainer.checkpoint_parts import IncompleteCheckpoint
     from versavid_r1.trainer.checkpoints import CheckpointError
+    from versavid_r1.training_options import check_options
     from versavid_r1.trainer.preflight import exit_on_preflight_error
-    from versavid_r1.trainer.run_guard import Interrupted, OutputDirError
+    from versavid_r1.trainer.run_guard import Interrupted, OutputDirError, exit_now
 
+    try:  # a bad flag, YAML key or value: one line, exit 2, before anything loads
+        script_args, training_args, model_args = parser.parse_args_and_config(args=argv)
+        check_options(script_args, training_args, model_args)
+    except ValueError as err:
+        print(f"ERROR: {err}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
     try:
-        with exit_on_preflight_error(OutputDirError):  # one clear line for the errors users can fix
+        # one clear message and exit 2 for the errors users can fix (bad rows are listed, no traceback)
+        with exit_on_preflight_error(OutputDirError, IncompleteCheckpoint, DataValidationError):
             run(script_args, training_args, model_args)
     except KeyboardInterrupt as stop:  # Ctrl-C / SIGTERM: an interruption, reported once, exit 128+signal
         if training_args.process_index == 0:
             print(interrupted_message(stop, training_args.output_dir), file=sys.stderr, flush=True)
-        raise SystemExit(stop.exit_code if isinstance(stop, Interrupted) else 130) from None
+        code = stop.exit_code if isinstance(stop, Interrupted) else 130
+        if exit_fast:
+            exit_now(code)
+        raise SystemExit(code) from None
     except CheckpointError as err:
         print(f"\nERROR: {err}", file=sys.stderr, flush=True)
         raise SystemExit(1) from None
@@ -339,4 +379,4 @@ def interrupted_message(stop: KeyboardInterrupt, output_dir: str) -> str:
 
 
 if __name__ == "__main__":
-    main()
+    main(exit_fast=True)

@@ -14,8 +14,11 @@ Errors, and how a client tells them apart (docs/judges.md, "Errors and retries",
   body holds `"permanent": true` (and `reason`, `detail`); in a `/predict_batch` reply, an `ItemError`
   (`{"error": ..., "permanent": true}`) in that item's place while the other items carry results.
   Example: the caption model kept answering non-JSON for this caption.
+* **Over a limit** (never retried): HTTP 413 (body size), or a 422 whose body holds `"over_limit": true`
+  (a field, the prompt or the batch over the service's limits, or a lone surrogate). A client splits a
+  batch to find the item, and under `on_judge_error=skip` counts that item as skipped.
 * **Bad request** (a bug on one side; never retried, never skipped): any other 4xx, e.g. a 422
-  naming a field over its limit or a lone surrogate.
+  for a request that does not match the wire format.
 * **Unparseable verdict**: a 200 result whose `verdict` is `UNPARSEABLE` (`output` 0 is a
   placeholder, not a score): the judge answered but its reply held no clean verdict. Clients count
   it as a judge failure of that item, never as a reward of 0.
@@ -35,7 +38,10 @@ from typing import Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .tasks import DEFAULT_CAPTION_JUDGE_PORT, DEFAULT_MAX_FIELD_CHARS, DEFAULT_QWEN_JUDGE_PORT  # noqa: F401 - re-exported
+from .tasks import (  # noqa: F401 - the ports and defaults are re-exported
+    DEFAULT_CAPTION_JUDGE_PORT, DEFAULT_MAX_BATCH_ITEMS, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_FIELD_CHARS,
+    DEFAULT_MAX_INPUT_TOKENS, DEFAULT_MAX_REQUEST_TOKENS, DEFAULT_QWEN_JUDGE_PORT,
+)
 
 PREDICT_PATH = "/predict"
 PREDICT_BATCH_PATH = "/predict_batch"
@@ -55,6 +61,9 @@ SUSPECTED_INJECTION = "suspected_injection"
 PERMANENT_KEY = "permanent"
 # Most decoy ground truths one item may carry (more gets 422): each costs a judge call per positive verdict.
 MAX_DECOYS_PER_ITEM = 4
+# Key of a 422 body that marks a request or item over one of the service's limits (a field's characters,
+# the prompt's tokens, the items of a batch), not a malformed request; 413 (body size) means the same.
+OVER_LIMIT_KEY = "over_limit"
 
 
 class _Model(BaseModel):
@@ -131,6 +140,18 @@ class CaptionBatchResponse(_Model):
 
 
 # --- Both ----------------------------------------------------------------------------------------
+class JudgeLimits(_Model):
+    """What a service accepts in one request, in its own units (reported by /health; clients and data
+    validation bound what they send by it, versavid_r1.judge_units). None: not limited by the service."""
+
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    max_field_chars: int = DEFAULT_MAX_FIELD_CHARS
+    max_batch_items: int = DEFAULT_MAX_BATCH_ITEMS
+    max_input_tokens: Optional[int] = Field(default=None, description="prompt tokens of one item (Qwen judge "
+                                            "with a tokenizer: transformers, vllm)")
+    max_request_tokens: Optional[int] = Field(default=None, description="prompt tokens of all items of a request")
+
+
 class Health(_Model):
     status: str = "ok"
     model: str = ""
@@ -140,3 +161,4 @@ class Health(_Model):
     # Which process answers: the launcher's start-up wait checks them (versavid_r1.judges.wait).
     pid: Optional[int] = None
     instance: Optional[str] = Field(default=None, description="the service's --instance-token")
+    limits: Optional[JudgeLimits] = Field(default=None, description="the request limits it enforces")

@@ -29,6 +29,13 @@ DEFAULT_CAPTION_JUDGE_PORT: Final = 5200
 # each event); longer gets 422. Data validation checks rows against the same number (its
 # judge_max_field_chars option defaults to it), so a row that passes validation is never refused.
 DEFAULT_MAX_FIELD_CHARS: Final = 16_000
+# The services' other request limits (their --max-body-bytes, --max-batch-items, the Qwen judge's
+# --max-input-tokens and --max-request-tokens), shipped defaults that clients and data validation assume
+# when a service's /health does not report its own (versavid_r1.judge_units).
+DEFAULT_MAX_BODY_BYTES: Final = 4 * 1024 * 1024
+DEFAULT_MAX_BATCH_ITEMS: Final = 512
+DEFAULT_MAX_INPUT_TOKENS: Final = 8192
+DEFAULT_MAX_REQUEST_TOKENS: Final = 131_072
 
 # Range of each task reward before the format gate (docs/method.md): used by tests and by reward checks.
 TASK_REWARD_RANGE: Final[dict[str, tuple[float, float]]] = {

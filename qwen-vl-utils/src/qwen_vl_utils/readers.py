@@ -75,11 +75,13 @@ def _log_once(name: str, why: str, level: int) -> None:
 
 
 def _local_path(path: PathLike) -> str:
-    """Path as a string, ``file://`` stripped; a missing local file raises FileNotFoundError."""
+    """Path as a string, ``file://`` stripped; a missing local file (or a folder) raises FileNotFoundError.
+    Anything else that exists is opened as is: a FIFO or a file on a hung mount may then block, which the
+    caller bounds if it needs to."""
     path = os.fspath(path)
     if path.startswith("file://"):
         path = path[len("file://"):]
-    if "://" not in path and not os.path.isfile(path):
+    if "://" not in path and (not os.path.exists(path) or os.path.isdir(path)):
         raise FileNotFoundError(2, "video file not found", path)
     return path
 

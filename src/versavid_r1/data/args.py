@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from versavid_r1 import prompts
-from versavid_r1.data.config import TIME_ENCODINGS, VideoConfig
+from versavid_r1.data.config import DEFAULT_READ_TIMEOUT_S, TIME_ENCODINGS, VideoConfig
 from versavid_r1.data.conversation import PolicyPrompt, resolve_policy_prompt
 
 
@@ -56,6 +56,12 @@ class VideoArguments:
     )
     video_backend: Optional[str] = field(
         default=None, metadata={"help": "Video reader: decord, pyav or torchvision (default: best available)."}
+    )
+    video_read_timeout_s: float = field(
+        default=DEFAULT_READ_TIMEOUT_S,
+        metadata={"help": "Seconds one video read (open, header, sampled frames) may take; a read that has not "
+                          "returned by then (a hung network mount) fails like an unreadable file: training skips "
+                          "and counts the row, validation and evaluation report it."},
     )
     # --- the policy prompt (the same text in training and evaluation; docs/deviations.md) ---------------
     policy_prompt: str = field(
@@ -127,6 +133,7 @@ class VideoArguments:
             backend=self.video_backend,
             image_patch_size=self.image_patch_size or self._model_patch_size() or VideoConfig.image_patch_size,
             time_encoding=self.video_time_encoding,
+            read_timeout_s=self.video_read_timeout_s,
         )
 
     def _model_patch_size(self) -> Optional[int]:

@@ -29,12 +29,13 @@ def _settings_from_config(path: Optional[str]) -> dict:
 
     with open(path, encoding="utf-8") as f:
         data = yaml.safe_load(f) or {}
-    keep = {f.name for f in fields(VideoArguments)} | {"judge_max_field_chars", "max_prompt_length"}
+    keep = {f.name for f in fields(VideoArguments)} | {"judge_max_field_chars", "max_prompt_length",
+                                                       "judge_max_body_bytes", "judge_max_input_tokens"}
     return {k: v for k, v in data.items() if k in keep}
 
 
 def validate_main(argv: Optional[Sequence[str]] = None) -> int:
-    from versavid_r1.protocol import DEFAULT_MAX_FIELD_CHARS
+    from versavid_r1.protocol import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_FIELD_CHARS, DEFAULT_MAX_INPUT_TOKENS
 
     p = argparse.ArgumentParser(
         description="Check every row of a VersaVid-R1 JSONL file (fields, answers, videos, spans, MixVidQA pairs, "
@@ -56,8 +57,14 @@ def validate_main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--no_decode", action="store_true",
                    help="open the videos for their headers only, without decoding the sampled frames")
     p.add_argument("--backend", default=None, help="qwen_vl_utils video backend (decord / pyav)")
+    p.add_argument("--video_read_timeout_s", type=float, default=None,
+                   help="seconds one video read may take before the row is reported (default 120; a hung mount)")
     p.add_argument("--judge_max_field_chars", type=int, default=None,
                    help=f"the judges' --max-field-chars (default {DEFAULT_MAX_FIELD_CHARS}, theirs)")
+    p.add_argument("--judge_max_body_bytes", type=int, default=None,
+                   help=f"the judges' --max-body-bytes (default {DEFAULT_MAX_BODY_BYTES}, theirs)")
+    p.add_argument("--judge_max_input_tokens", type=int, default=None,
+                   help=f"the Qwen judge's --max-input-tokens (default {DEFAULT_MAX_INPUT_TOKENS}, theirs)")
     p.add_argument("--max_prompt_length", type=int, default=None,
                    help="report rows whose video alone has this many tokens or more")
     p.add_argument("--workers", type=int, default=0, help="validate in this many processes (decoding is CPU-bound)")
@@ -74,14 +81,23 @@ def validate_main(argv: Optional[Sequence[str]] = None) -> int:
     settings = _settings_from_config(args.config)
     for key, value in (("video_root", args.video_root), ("nframes", args.nframes), ("video_fps", args.fps),
                        ("video_backend", args.backend), ("judge_max_field_chars", args.judge_max_field_chars),
-                       ("max_prompt_length", args.max_prompt_length)):
+                       ("max_prompt_length", args.max_prompt_length),
+                       ("video_read_timeout_s", args.video_read_timeout_s),
+                       ("judge_max_body_bytes", args.judge_max_body_bytes),
+                       ("judge_max_input_tokens", args.judge_max_input_tokens)):
         if value is not None:
             settings[key] = value
     if args.fps is not None:
         settings.setdefault("nframes", None)
     limits = RowLimits(judge_max_field_chars=settings.pop("judge_max_field_chars", DEFAULT_MAX_FIELD_CHARS),
-                       max_prompt_length=settings.pop("max_prompt_length", None))
-    cfg = VideoArguments(**settings).video_config()
+                       max_prompt_length=settings.pop("max_prompt_length", None),
+                       judge_max_body_bytes=settings.pop("judge_max_body_bytes", DEFAULT_MAX_BODY_BYTES),
+                       judge_max_input_tokens=settings.pop("judge_max_input_tokens", DEFAULT_MAX_INPUT_TOKENS))
+    try:
+        cfg = VideoArguments(**settings).video_config()
+    except (TypeError, ValueError) as exc:  # a bad setting in the YAML or a flag: one line, exit 2
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     progress = sys.stderr.isatty() if args.progress is None else args.progress
     t0 = time.perf_counter()
     report = validate_file(args.data, cfg=cfg, skip_invalid=args.skip_invalid, check_videos=not args.no_check_videos,

@@ -47,6 +47,9 @@ def time_fps(sampled_fps: float, time_encoding: str, temporal_patch_size: int) -
         return float(sampled_fps)
     raise ValueError(f"time_encoding must be one of {TIME_ENCODINGS}, got {time_encoding!r}")
 
+# Seconds one video read (open, header, sampled frames) may take before it is given up (a hung mount).
+DEFAULT_READ_TIMEOUT_S = 120.0
+
 SegmentSpec = Union[float, int, Sequence[float]]
 
 
@@ -94,6 +97,8 @@ class VideoConfig:
       Qwen2/2.5-VL, 16 for Qwen3-VL / Qwen3.5 (resize factor = patch × merge = 28 / 32).
     - `time_encoding`: `absolute` (real seconds per temporal grid) or `reference` (1.0 s per grid for
       every video, the authors' inputs); see `TIME_ENCODINGS`. Training and evaluation read it alike.
+    - `read_timeout_s`: the deadline of one video read (opening, header and sampled frames); a read that
+      has not returned by then fails like an unreadable file (`versavid_r1.data.read_deadline`).
     """
 
     nframes: Optional[int] = 16
@@ -112,8 +117,12 @@ class VideoConfig:
     backend: Optional[str] = None
     image_patch_size: int = 14
     time_encoding: str = "absolute"
+    read_timeout_s: float = DEFAULT_READ_TIMEOUT_S
 
     def __post_init__(self) -> None:
+        if not (isinstance(self.read_timeout_s, (int, float)) and math.isfinite(self.read_timeout_s)
+                and self.read_timeout_s > 0):
+            raise ValueError(f"VideoConfig: read_timeout_s must be a finite number > 0, got {self.read_timeout_s!r}")
         if self.time_encoding not in TIME_ENCODINGS:
             raise ValueError(f"VideoConfig: time_encoding must be one of {TIME_ENCODINGS}, got {self.time_encoding!r}")
         if self.fps is None and self.nframes is None:

@@ -10,8 +10,9 @@ refuses the same overrides (`override_bound_errors`) so an unvalidated row canno
   counts against `max_frames`), and its MixVidQA `segment_seconds` may not go below
   `min_segment_seconds` (the interleaved timeline holds duration / segment pieces).
 - `judge_field_errors`: the texts each judge receives (`protocol.py`) within the judges'
-  `--max-field-chars` (`RowLimits.judge_max_field_chars`, default the services' own default) and at most
-  `MAX_PRECOMPUTED_EVENTS` caption events.
+  `--max-field-chars` (`RowLimits.judge_max_field_chars`, default the services' own default), at most
+  `MAX_PRECOMPUTED_EVENTS` caption events, and the request within the judge's body size and prompt tokens
+  as the service counts them (`versavid_r1.judge_units`).
 - `text_errors`: every string must be encodable as UTF-8; JSON allows a lone surrogate escape
   (`"\\ud800"`) that Python decodes but Arrow, HTTP clients and tokenizers cannot encode.
 - `video_token_errors`: a decoded clip whose video tokens alone reach `max_prompt_length`.
@@ -25,7 +26,10 @@ from typing import Any, Iterable, Optional, Sequence
 import qwen_vl_utils as qvu
 
 from versavid_r1.data.config import VideoConfig, segment_range
-from versavid_r1.protocol import DEFAULT_MAX_FIELD_CHARS, MAX_PRECOMPUTED_EVENTS
+from versavid_r1.judge_units import default_limits, item_problems, judge_request
+from versavid_r1.protocol import (
+    DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_FIELD_CHARS, DEFAULT_MAX_INPUT_TOKENS, MAX_PRECOMPUTED_EVENTS, JudgeLimits,
+)
 from versavid_r1.tasks import CAPTION_JUDGE, JUDGE_OF_TYPE, QWEN_JUDGE
 
 Problem = tuple[str, str]  # (field, message)
@@ -36,11 +40,23 @@ _TEMPORAL_PATCH = 2
 
 @dataclass(frozen=True)
 class RowLimits:
-    """Limits of the services a row will meet. `judge_max_field_chars` must equal the judges'
-    `--max-field-chars`; `max_prompt_length` is the trainer's (None: not checked)."""
+    """Limits of the services a row will meet. The `judge_*` ones are the judges' `--max-field-chars`,
+    `--max-body-bytes` and the Qwen judge's `--max-input-tokens` (defaults: theirs; a service's /health
+    reports its own, `judge_limits` of a `JudgeLimits` replaces them); `max_prompt_length` is the
+    trainer's (None: not checked)."""
 
     judge_max_field_chars: int = DEFAULT_MAX_FIELD_CHARS
     max_prompt_length: Optional[int] = None
+    judge_max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    judge_max_input_tokens: Optional[int] = DEFAULT_MAX_INPUT_TOKENS
+    services: Optional[dict] = None  # judge name -> protocol.JudgeLimits read from its /health
+
+    def judge_limits(self, judge: str) -> JudgeLimits:
+        """The limits of `judge`: its /health's when known, else these options'."""
+        if self.services and judge in self.services:
+            return self.services[judge]
+        return default_limits(judge, self.judge_max_field_chars, self.judge_max_body_bytes,
+                              self.judge_max_input_tokens)
 
 
 def _number(v: Any) -> bool:
@@ -87,11 +103,13 @@ def override_bound_errors(row: dict, cfg: VideoConfig) -> list[Problem]:
 
 
 def judge_field_errors(row: dict, limits: RowLimits) -> list[Problem]:
-    """Texts the row's judge would refuse with HTTP 422 (see `protocol.py` for what is sent)."""
+    """What the row's judge would refuse (HTTP 413 / 422), in its own units: characters per field, bytes of
+    the request, prompt tokens (see `versavid_r1.judge_units`), with an empty prediction."""
     judge = JUDGE_OF_TYPE.get(row.get("problem_type"))  # type: ignore[arg-type]
     if judge is None:
         return []
-    lim = limits.judge_max_field_chars
+    service = limits.judge_limits(judge)
+    lim = service.max_field_chars
     hint = f"more than the judge accepts ({lim}, its --max-field-chars; judge_max_field_chars here)"
     sent = [("solution", row.get("solution"))]  # sent as `sol`
     if judge == QWEN_JUDGE:
@@ -104,7 +122,23 @@ def judge_field_errors(row: dict, limits: RowLimits) -> list[Problem]:
                                   f"({MAX_PRECOMPUTED_EVENTS})"))
         out += [("events", f"event {j} has {len(e)} characters, {hint}")
                 for j, e in enumerate(events) if isinstance(e, str) and len(e) > lim]
-    return out
+    return out + judge_unit_errors(row, service)
+
+
+def judge_unit_errors(row: dict, service: JudgeLimits) -> list[Problem]:
+    """The row's request (empty prediction) against the judge's byte and token limits."""
+    texts = [row.get(k) for k in ("solution", "problem")]
+    events = row.get("events")
+    if not all(isinstance(t, str) for t in texts) or (events is not None and not isinstance(events, list)):
+        return []  # a malformed row is reported by the schema check
+    if any(not isinstance(e, str) for e in events or []):
+        return []
+    try:
+        request = judge_request(row["problem_type"], "", texts[0], texts[1], events)
+    except ValueError:  # e.g. a lone surrogate: text_errors reports it
+        return []
+    field = "events" if events else "solution"
+    return [(field if name == "request" else "solution", msg) for name, msg in item_problems(request, service)]
 
 
 def _strings(value: Any, path: str) -> Iterable[tuple[str, str]]:

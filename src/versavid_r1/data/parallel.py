@@ -55,7 +55,7 @@ class RowCheck:
         if json_error is not None:
             return lineno, [RowIssue(lineno, "json", json_error)], [], None
         if self.check_videos and self._infos is None:
-            self._infos = InfoCache(self.cfg.backend)
+            self._infos = InfoCache(self.cfg.backend, self.cfg.read_timeout_s)
         decode = self.decode and (self.decode_share is None or ordinal % self.decode_share[1] == self.decode_share[0])
         errors, warnings = validate_row(row, lineno, self.root, self.cfg, self._infos, self.limits, decode)
         return lineno, errors, warnings, None if errors else normalize_row(row, self.root)

@@ -48,6 +48,7 @@ from versavid_r1.data.proxy import (
     source_frame,
     span_frame_range,
 )
+from versavid_r1.data.read_deadline import read_with_deadline
 from versavid_r1.data.rows import pixel_options, resolve_video_paths, sampling_options
 from versavid_r1.tasks import DARK_EVENT_INFER, MIX_VID_QA
 
@@ -230,8 +231,14 @@ def _stat(path: str) -> tuple[int, int]:
     return st.st_size, st.st_mtime_ns
 
 
-def video_info(path: str, backend: Optional[str] = None):
-    """`qwen_vl_utils.get_video_info`, cached per (path, size, mtime, backend)."""
+def video_info(path: str, backend: Optional[str] = None, timeout_s: Optional[float] = None):
+    """`qwen_vl_utils.get_video_info`, cached per (path, size, mtime, backend); within `timeout_s` seconds
+    (default `VideoConfig`'s read deadline), else `read_deadline.VideoReadTimeout`."""
+    timeout = timeout_s if timeout_s is not None else VideoConfig.read_timeout_s
+    return read_with_deadline(lambda: _video_info(path, backend), timeout, path)
+
+
+def _video_info(path: str, backend: Optional[str]):
     key = (path, *_stat(path), backend)
     with _INFOS_LOCK:
         if key in _INFOS:
@@ -250,8 +257,8 @@ def _cache_key(row: dict, cfg: VideoConfig, paths: list[str]) -> str:
     if row.get("segment_seconds") is not None:
         relevant["segment_seconds"] = list(segment_range(row["segment_seconds"]))
     cfg_d = cfg.to_dict()
-    for name in ("cache_size", "cache_bytes", "time_encoding"):  # time_encoding: the processor's time
-        cfg_d.pop(name)                                      # description, not the frames
+    for name in ("cache_size", "cache_bytes", "time_encoding", "read_timeout_s"):  # time_encoding: the
+        cfg_d.pop(name)                                      # processor's time description, not the frames
     files = [(p, *_stat(p)) for p in paths]
     return json.dumps({"row": relevant, "files": files, "cfg": cfg_d}, sort_keys=True, default=str)
 
@@ -265,9 +272,14 @@ def _target_size(height: int, width: int, nframes: int, ele: dict, cfg: VideoCon
 def load_video(row: dict, cfg: Optional[VideoConfig] = None) -> VideoClip:
     """The row's video as the policy sees it (see the module docstring). Same row and config, same
     frames. Raises FileNotFoundError / qwen_vl_utils.VideoReadError / ValueError for bad input, each
-    naming the video file(s)."""
+    naming the video file(s); `read_deadline.VideoReadTimeout` when the read (cache lookup included: it
+    stats the files) takes longer than `cfg.read_timeout_s`."""
     cfg = cfg or VideoConfig()
     paths = resolve_video_paths(row, cfg.video_root)
+    return read_with_deadline(lambda: _load_video(row, cfg, paths), cfg.read_timeout_s, " + ".join(paths))
+
+
+def _load_video(row: dict, cfg: VideoConfig, paths: list[str]) -> VideoClip:
     key = _cache_key(row, cfg, paths) if cfg.cache_size > 0 else None
     if key is not None:
         clip = _CLIPS.get(key)

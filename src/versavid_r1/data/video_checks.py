@@ -30,14 +30,15 @@ class InfoCache:
     the loader's process-wide cache (`video.video_info`), so training does not open each video again
     for its info after validating it."""
 
-    def __init__(self, backend: Optional[str]):
+    def __init__(self, backend: Optional[str], timeout_s: Optional[float] = None):
         self.backend = backend
+        self.timeout_s = timeout_s  # the read deadline (None: VideoConfig's default)
         self._items: dict[str, Any] = {}
 
     def get(self, path: str):
         if path not in self._items:
             try:
-                self._items[path] = video_info(path, backend=self.backend)
+                self._items[path] = video_info(path, backend=self.backend, timeout_s=self.timeout_s)
             except FileNotFoundError:
                 self._items[path] = RuntimeError(f"video file not found: {path}")
             except Exception as exc:  # VideoReadError, a symlink loop (OSError), a backend's own exception

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional, Sequence
 
 from versavid_r1.data.args import VideoArguments
+from versavid_r1.options import Bound, at_least, check_bounds, positive
 from versavid_r1.protocol import DEFAULT_CAPTION_JUDGE_PORT, DEFAULT_MAX_FIELD_CHARS, DEFAULT_QWEN_JUDGE_PORT
 from versavid_r1.rewards.format import FORMAT_MODES
 
@@ -37,6 +38,13 @@ RESULT_FIELDS: tuple[str, ...] = (
     "segment_seconds", "video_seed", "video_time_encoding", "backend", "max_new_tokens", "do_sample", "temperature", "top_p", "seed",
     "dtype", "format_mode", "answer_fallback", "bench_judge_model", "bench_prompt_file",
 )
+
+
+# Domains of the numeric options (versavid_r1.options).
+EVAL_BOUNDS = (positive("judge_timeout"), at_least("judge_retries", 0), at_least("judge_max_field_chars", 1),
+               positive("temperature"), Bound("top_p", low=0, high=1, low_open=True),
+               Bound("vllm_gpu_memory_utilization", low=0, high=1, low_open=True),
+               at_least("vllm_max_model_len", 1, optional=True))
 
 
 class EvalSetupError(ValueError):
@@ -182,6 +190,7 @@ class EvalConfig(VideoArguments):
             raise ValueError(f"shard_index must be in [0, num_shards), got {self.shard_index} of {self.num_shards}")
         if self.max_samples is not None and self.max_samples < 1:
             raise ValueError(f"max_samples must be >= 1, got {self.max_samples}")
+        check_bounds(self, EVAL_BOUNDS)  # one line naming the option, before anything is loaded
         super().__post_init__()  # video settings: fail here, before anything is loaded
 
     def check_runnable(self) -> None:

@@ -9,7 +9,9 @@ Endpoints (paths from versavid_r1.protocol):
 The model is reached with the `openai` package's async client: `--base-url` (any OpenAI-compatible
 server, e.g. the Qwen2.5 judge's http://127.0.0.1:5000/v1), or Azure OpenAI with `--azure-endpoint`
 and `--api-version`. The key is read from the environment (OPENAI_API_KEY, or AZURE_OPENAI_API_KEY
-for Azure; `--upstream-api-key-env` names another variable). It never returns a silent 0:
+for Azure; `--upstream-api-key-env` names another variable); the entry script checks it with one real
+call first (versavid_r1.judges.upstream), and /health is not ready until a call has succeeded. It never
+returns a silent 0:
 - the model endpoint unreachable or failing (an outage): 503 with the reason, worth retrying;
 - the model kept answering malformed (non-JSON) replies for this caption, or the endpoint rejected
   the request itself: a permanent failure of that item (versavid_r1.protocol): `/predict` answers
@@ -31,47 +33,30 @@ from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 
 from ..protocol import (
-    HEALTH_PATH, MAX_PRECOMPUTED_EVENTS, PERMANENT_KEY, PREDICT_BATCH_PATH, PREDICT_PATH,
-    CaptionBatchRequest, CaptionBatchResponse, CaptionRequest, CaptionResult, Health, ItemError,
+    HEALTH_PATH, MAX_PRECOMPUTED_EVENTS, PERMANENT_KEY, PREDICT_BATCH_PATH, PREDICT_PATH, CaptionBatchRequest,
+    CaptionBatchResponse, CaptionRequest, CaptionResult, Health, ItemError, JudgeLimits,
 )
 from .autodq import AutoDQ, AutoDQError
 from .decoy import check_caption, check_decoys
 from .disconnect import cancel_on_disconnect
 from .lexical_autodq import LexicalAutoDQ
-from .security import check_text, make_auth_dependency, new_app
+from .security import OverLimit, check_text, make_auth_dependency, new_app
 from .settings import CaptionJudgeSettings
 from .texts import answer_text
+from .upstream import endpoint, make_openai_client, probe_until_verified
 
 log = logging.getLogger("versavid_r1.judges.caption")
 METRICS_PATH = "/metrics"
 
 
-def make_openai_client(settings: CaptionJudgeSettings):
-    """openai.AsyncOpenAI, or AsyncAzureOpenAI when an Azure endpoint is configured."""
-    import openai
-
-    common = {"timeout": settings.request_timeout_s, "max_retries": settings.transport_retries}
-    if settings.azure_endpoint:
-        env = settings.upstream_api_key_env
-        key = os.environ.get(env) or os.environ.get("AZURE_OPENAI_API_KEY")
-        if not key:
-            raise RuntimeError(f"Azure OpenAI needs a key in ${env} or $AZURE_OPENAI_API_KEY")
-        return openai.AsyncAzureOpenAI(azure_endpoint=settings.azure_endpoint,
-                                       api_version=settings.api_version, api_key=key, **common)
-    key = os.environ.get(settings.upstream_api_key_env)
-    if not key:
-        if not settings.base_url:
-            raise RuntimeError(f"the OpenAI API needs a key in ${settings.upstream_api_key_env} "
-                               "(or give --base-url of a local OpenAI-compatible server)")
-        key = "EMPTY"   # local servers without auth accept any key
-    return openai.AsyncOpenAI(base_url=settings.base_url, api_key=key, **common)
-
-
-def create_caption_judge_app(settings: CaptionJudgeSettings, client=None) -> FastAPI:
-    """The FastAPI app of the AutoDQ caption judge (`client` overrides the OpenAI client, for tests)."""
+def create_caption_judge_app(settings: CaptionJudgeSettings, client=None, upstream_verified: bool = True) -> FastAPI:
+    """The FastAPI app of the AutoDQ caption judge (`client` overrides the OpenAI client, for tests).
+    `upstream_verified=False`: no call to the model endpoint has succeeded yet (`upstream.verify_upstream`
+    failed for a transient reason): /health says not ready until a background probe or a scoring call
+    succeeds."""
     settings.validate()
-    state: dict = {"scorer": None}
     lexical = settings.backend == "lexical"
+    state: dict = {"scorer": None, "verified": upstream_verified or lexical}
     backend_name = "lexical" if lexical else "azure" if settings.azure_endpoint else "openai"
     model_name = "lexical" if lexical else settings.model
     started = time.time()
@@ -82,13 +67,17 @@ def create_caption_judge_app(settings: CaptionJudgeSettings, client=None) -> Fas
         c = make_openai_client(settings) if own else client
         state["scorer"] = LexicalAutoDQ(settings) if lexical else AutoDQ(c, settings)
         app.state.autodq = state["scorer"]
-        log.info("caption judge ready: model=%s via %s, scoring=%s, prompts=%s", model_name,
-                 "lexical" if lexical else settings.azure_endpoint or settings.base_url or "api.openai.com",
-                 settings.scoring, state["scorer"].templates.source)
+        probe = None if state["verified"] else asyncio.create_task(probe_until_verified(
+            c, settings, lambda: state["verified"], lambda: state.update(verified=True)))
+        log.info("caption judge %s: model=%s via %s, scoring=%s, prompts=%s",
+                 "ready" if state["verified"] else "up, waiting for its model endpoint", model_name,
+                 "lexical" if lexical else endpoint(settings), settings.scoring, state["scorer"].templates.source)
         try:
             yield
         finally:
             state["scorer"] = None
+            if probe is not None:
+                probe.cancel()
             if own:
                 await c.close()
 
@@ -114,8 +103,8 @@ def create_caption_judge_app(settings: CaptionJudgeSettings, client=None) -> Fas
         check_text(where + "sol", item.sol, lim)
         if item.events is not None:
             if len(item.events) > MAX_PRECOMPUTED_EVENTS:
-                raise HTTPException(422, detail=f"field '{where}events' has {len(item.events)} "
-                                                f"events, more than {MAX_PRECOMPUTED_EVENTS}")
+                raise OverLimit(f"field '{where}events' has {len(item.events)} events, more than "
+                                f"{MAX_PRECOMPUTED_EVENTS}")
             for j, e in enumerate(item.events):
                 check_text(f"{where}events[{j}]", e, lim)
         elif not answer_text(item.sol):
@@ -125,17 +114,23 @@ def create_caption_judge_app(settings: CaptionJudgeSettings, client=None) -> Fas
     async def score_one(item: CaptionRequest) -> CaptionResult:
         prediction = answer_text(item.content)
         out = await scorer().score(prediction, answer_text(item.sol), item.events)
+        state["verified"] = True  # a real call to the model endpoint succeeded
         decoys = [answer_text(d) for d in item.decoys or () if answer_text(d)]
         if settings.decoy_check and decoys:
             out = await check_caption(scorer(), prediction, out, decoys)
         return CaptionResult(**out)
 
+    limits = JudgeLimits(max_body_bytes=settings.limits.max_body_bytes,
+                         max_field_chars=settings.limits.max_field_chars,
+                         max_batch_items=settings.limits.max_batch_items)
+
     @app.get(HEALTH_PATH, response_model=Health)
     async def health() -> Health:
         s = state["scorer"]
-        return Health(status="ok" if s else "loading", model=model_name, backend=backend_name,
-                      ready=s is not None, queue_depth=s.active_calls if s else 0, pid=os.getpid(),
-                      instance=settings.instance_token)
+        ready = s is not None and state["verified"]
+        return Health(status="ok" if ready else "loading" if s is None else "unverified", model=model_name,
+                      backend=backend_name, ready=ready, queue_depth=s.active_calls if s else 0, pid=os.getpid(),
+                      instance=settings.instance_token, limits=limits)
 
     @app.get(METRICS_PATH)
     async def metrics() -> dict:
@@ -173,8 +168,8 @@ def create_caption_judge_app(settings: CaptionJudgeSettings, client=None) -> Fas
     @app.post(PREDICT_BATCH_PATH, response_model=CaptionBatchResponse, dependencies=auth)
     async def predict_batch(req: CaptionBatchRequest, request: Request) -> CaptionBatchResponse:
         if len(req.items) > settings.limits.max_batch_items:
-            raise HTTPException(422, detail=f"{len(req.items)} items, more than the limit of "
-                                            f"{settings.limits.max_batch_items} (--max-batch-items)")
+            raise OverLimit(f"{len(req.items)} items, more than the limit of {settings.limits.max_batch_items} "
+                            "(--max-batch-items)")
         for i, it in enumerate(req.items):
             validate(it, f"items[{i}].")
         return CaptionBatchResponse(results=await cancel_on_disconnect(request, score_batch(req.items), counters))

@@ -6,8 +6,14 @@
   more timer: from connecting, or from the first byte of a request, the whole request (headers and
   body) must arrive within `read_timeout_s`, else the connection is closed. The timer is off while
   the service works on a request and while uvicorn's keep-alive timer watches an idle connection.
-* **Connection limit.** uvicorn's `limit_concurrency` (open connections plus requests in progress):
-  beyond it the service answers 503 at once instead of accepting without bound.
+* **Connection limit.** uvicorn's `limit_concurrency` (open connections plus requests in progress)
+  answers 503 only to a request, and only on a connection it has already accepted: 20,000 idle
+  connections used up the process's file descriptors, `accept` failed, and every client timed out. Here
+  a connection beyond the limit is answered 503 as soon as it is accepted and closed (after the client
+  has read the 503, at most `REFUSED_LINGER_S`, while few are lingering; at once during a flood), and
+  `connection_limits` keeps the limit plus the listen backlog (how many connections the event loop
+  accepts in one go) below the process's descriptor limit, raised to its hard limit first. So accepting
+  never fails for want of descriptors and every client gets an answer.
 * **Log flood.** `RateLimitFilter` lets at most `per_minute` records of one kind (logger, level,
   message template) through per minute, counts the rest and reports the count with the next one
   let through, so a client hammering a failing path cannot fill the disk with tracebacks.
@@ -27,19 +33,49 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 log = logging.getLogger("versavid_r1.judges.connections")
 _RECEIVING = (h11.IDLE, h11.SEND_BODY)
+REFUSED_LINGER_S = 1.0  # how long a refused connection may take to read its 503
+REFUSED_LINGER_MAX = 16  # refused connections allowed to linger at once; beyond, they are closed at once
+FD_RESERVE = 64  # descriptors kept for everything but client connections (model files, logs, lingering refusals)
+MAX_BACKLOG = 2048  # uvicorn's default listen backlog
+_REFUSAL = (b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\n"
+            b"content-length: 42\r\nconnection: close\r\n\r\nservice at its connection limit, retry later")
 
 
 class GuardedH11Protocol(H11Protocol):
     """uvicorn's h11 protocol plus a deadline on receiving each request (module docstring)."""
 
     read_timeout_s: float = 30.0
+    lingering: set = set()  # refused connections waiting for their client to read the 503 (one event loop)
 
     def connection_made(self, transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._read_timer = None
+        self._refused = self.limit_concurrency is not None and len(self.connections) > self.limit_concurrency
+        if self._refused:  # beyond the limit: 503 now, without waiting for (or reading) a request
+            self._refuse(transport)
+            return
         self._arm()   # a connection that never sends a request is closed too
 
+    def _refuse(self, transport) -> None:
+        log.warning("refused a connection from %s: %d connections open, the limit is %d",
+                    self.client[0] if self.client else "?", len(self.connections) - 1, self.limit_concurrency)
+        transport.write(_REFUSAL)
+        lingering = GuardedH11Protocol.lingering
+        if len(lingering) >= REFUSED_LINGER_MAX or not transport.can_write_eof():
+            transport.close()  # a flood: the descriptor matters more than a graceful close
+            return
+        transport.write_eof()  # the client reads the 503 and closes; we close on its end-of-file
+        lingering.add(self)
+        self._read_timer = self.loop.call_later(REFUSED_LINGER_S, transport.close)
+
+    def eof_received(self):
+        if self._refused:
+            return False  # the client has read the 503 and closed: close our side
+        return super().eof_received()
+
     def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return  # its request is not served (the 503 is on its way)
         super().data_received(data)
         if self.conn.their_state in _RECEIVING and not self.transport.is_closing():
             self._arm()
@@ -52,6 +88,7 @@ class GuardedH11Protocol(H11Protocol):
 
     def connection_lost(self, exc) -> None:
         self._disarm()
+        GuardedH11Protocol.lingering.discard(self)
         super().connection_lost(exc)
 
     def _arm(self) -> None:
@@ -69,6 +106,29 @@ class GuardedH11Protocol(H11Protocol):
             log.warning("closed a connection from %s that did not send a whole request within %g s",
                         self.client[0] if self.client else "?", self.read_timeout_s)
             self.transport.close()
+
+
+def connection_limits(wanted: int) -> tuple[int, int]:
+    """(connection limit, listen backlog) that fit the process's descriptors: after raising the soft
+    descriptor limit to the hard one, `wanted` is lowered (with a warning) to leave `FD_RESERVE` and a
+    backlog of at least 16, and the backlog takes half of what is left (at most uvicorn's 2048)."""
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft != hard and soft != resource.RLIM_INFINITY:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+    except (ImportError, ValueError, OSError):
+        return wanted, MAX_BACKLOG
+    if soft == resource.RLIM_INFINITY:
+        return wanted, MAX_BACKLOG
+    limit = min(wanted, max(1, soft - FD_RESERVE - 32))
+    if limit < wanted:
+        log.warning("--limit-concurrency %d lowered to %d: the process may open only %d files", wanted, limit, soft)
+    # Half of what is left: the descriptors of one batch of refused connections are freed only after the
+    # event loop has accepted the next batch.
+    return limit, max(16, min(MAX_BACKLOG, (soft - FD_RESERVE - limit) // 2))
 
 
 def guarded_h11(read_timeout_s: float) -> type:

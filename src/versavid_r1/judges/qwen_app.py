@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..protocol import (
     HEALTH_PATH, PREDICT_BATCH_PATH, PREDICT_PATH, UNPARSEABLE, Health, JudgeBatchRequest,
-    JudgeBatchResponse, JudgeRequest, JudgeResult,
+    JudgeBatchResponse, JudgeLimits, JudgeRequest, JudgeResult,
 )
 from .backends.base import (
     CHAT_LANE, BackendError, GenRequest, JudgeBackend, PromptTooLong, RequestTooLarge, UnsupportedRequest,
@@ -36,7 +36,7 @@ from .backends.base import (
 )
 from .disconnect import cancel_on_disconnect
 from .qwen_judge import QwenJudge
-from .security import check_text, make_auth_dependency, new_app
+from .security import OverLimit, check_text, make_auth_dependency, new_app
 from .settings import QwenJudgeSettings
 
 __all__ = ["QwenJudge", "create_qwen_judge_app"]
@@ -44,6 +44,8 @@ __all__ = ["QwenJudge", "create_qwen_judge_app"]
 log = logging.getLogger("versavid_r1.judges.qwen")
 
 CHAT_PATH = "/v1/chat/completions"
+# Backends that tokenize the prompts and so enforce --max-input-tokens and --max-request-tokens.
+TOKEN_COUNTING_BACKENDS = ("transformers", "vllm")
 MODELS_PATH = "/v1/models"
 METRICS_PATH = "/metrics"
 
@@ -111,11 +113,17 @@ def create_qwen_judge_app(settings: QwenJudgeSettings, backend: Optional[JudgeBa
     auth = [Depends(make_auth_dependency(settings.api_key))]
     counters: dict = {"cancelled_requests": 0}
 
+    counted = backend.name in TOKEN_COUNTING_BACKENDS
+    limits = JudgeLimits(max_body_bytes=settings.limits.max_body_bytes, max_field_chars=settings.limits.max_field_chars,
+                         max_batch_items=settings.limits.max_batch_items,
+                         max_input_tokens=settings.max_input_tokens if counted else None,
+                         max_request_tokens=settings.limits.max_request_tokens if counted else None)
+
     @app.get(HEALTH_PATH, response_model=Health)
     async def health() -> Health:
         return Health(status="ok" if backend.ready else "loading", model=settings.model_name,
                       backend=backend.name, ready=backend.ready, queue_depth=backend.queue_depth,
-                      pid=os.getpid(), instance=settings.instance_token)
+                      pid=os.getpid(), instance=settings.instance_token, limits=limits)
 
     @app.get(METRICS_PATH)
     async def metrics() -> dict:
@@ -134,8 +142,8 @@ def create_qwen_judge_app(settings: QwenJudgeSettings, backend: Optional[JudgeBa
               dependencies=auth)
     async def predict_batch(req: JudgeBatchRequest, request: Request) -> JudgeBatchResponse:
         if len(req.items) > settings.limits.max_batch_items:
-            raise HTTPException(422, detail=f"{len(req.items)} items, more than the limit of "
-                                            f"{settings.limits.max_batch_items} (--max-batch-items)")
+            raise OverLimit(f"{len(req.items)} items, more than the limit of {settings.limits.max_batch_items} "
+                            "(--max-batch-items)")
         results = await cancel_on_disconnect(request, judge.score(req.items), counters)
         return JudgeBatchResponse(results=results,
                                   unparseable=sum(r.verdict == UNPARSEABLE for r in results))

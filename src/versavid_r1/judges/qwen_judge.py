@@ -20,7 +20,7 @@ from ..protocol import EMPTY, SUSPECTED_INJECTION, UNPARSEABLE, JudgeRequest, Ju
 from .backends.base import BackendError, GenRequest, JudgeBackend, JudgeTask, PromptTooLong, RequestTooLarge
 from .decoy import check_decoys, positives, rejects, request_decoys
 from .prompting import judge_messages
-from .security import check_text
+from .security import OverLimit, check_text
 from .settings import QwenJudgeSettings
 from .texts import answer_text
 from .verdict import Verdict, parse_verdict
@@ -56,11 +56,11 @@ class QwenJudge:
         try:
             outs = await self.backend.generate_many([r for _, r in asks])
         except RequestTooLarge as exc:
-            raise HTTPException(422, detail=str(exc)) from exc
+            raise OverLimit(str(exc)) from exc
         except PromptTooLong as exc:
             i = asks[exc.index][0] if exc.index < len(asks) else 0
             where = f"{prefix}[{i}]: " if prefix else ""
-            raise HTTPException(422, detail=f"{where}{exc}") from exc
+            raise OverLimit(f"{where}{exc}") from exc
         except BackendError as exc:
             raise HTTPException(503, detail=str(exc)) from exc
         return [o.text for o in outs]

@@ -7,7 +7,8 @@
   announce a Content-Length or stream chunks (FastAPI's `max_body_size`).
 - Field sizes and text: `check_text` raises 422 naming the field: longer than the limit, or not
   encodable as UTF-8 (a lone surrogate such as "\\ud800", which JSON can carry but no tokenizer or
-  upstream API accepts: a bad request, not an outage to retry).
+  upstream API accepts: not an outage to retry). These and the other limits answer `OverLimit` (a 422
+  whose body says `"over_limit": true`), so a client can skip the item instead of stopping.
 - Malformed requests (bad JSON, missing fields, wrong types) get 422 with a one-line `message` next
   to FastAPI's usual `detail` list.
 """
@@ -20,6 +21,8 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from ..protocol import OVER_LIMIT_KEY
 
 _bearer = HTTPBearer(auto_error=False)
 
@@ -39,19 +42,24 @@ def make_auth_dependency(api_key: Optional[str]):
     return require_api_key
 
 
+class OverLimit(HTTPException):
+    """422 for a request or item over one of the service's limits (or text no tokenizer takes); its body
+    says `"over_limit": true` (versavid_r1.protocol), so a client can tell it from a malformed request."""
+
+    def __init__(self, detail: str):
+        super().__init__(status_code=422, detail=detail)
+
+
 def check_text(name: str, value: Optional[str], limit: int, flag: str = "--max-field-chars") -> None:
     if value is None:
         return
     if len(value) > limit:
-        raise HTTPException(status_code=422,
-                            detail=f"field '{name}' has {len(value)} characters, more than the limit "
-                                   f"of {limit} ({flag})")
+        raise OverLimit(f"field '{name}' has {len(value)} characters, more than the limit of {limit} ({flag})")
     try:
         value.encode("utf-8")
     except UnicodeEncodeError as exc:
-        raise HTTPException(status_code=422,
-                            detail=f"field '{name}' is not valid Unicode text: a lone surrogate "
-                                   f"{value[exc.start]!r} at character {exc.start}") from None
+        raise OverLimit(f"field '{name}' is not valid Unicode text: a lone surrogate {value[exc.start]!r} at "
+                        f"character {exc.start}") from None
 
 
 def _summarise(errors) -> str:
@@ -66,6 +74,10 @@ def _summarise(errors) -> str:
 def install_security(app: FastAPI) -> None:
     """A 422 handler with a readable message. (The body limit is FastAPI's own `max_body_size`,
     set where the app is created: see `new_app`.)"""
+
+    @app.exception_handler(OverLimit)
+    async def _over_limit(request: Request, exc: OverLimit):
+        return JSONResponse(status_code=422, content={"detail": exc.detail, OVER_LIMIT_KEY: True})
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError):

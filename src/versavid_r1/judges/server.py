@@ -41,6 +41,25 @@ def parse_or_exit(parse: Callable[[Optional[Sequence[str]]], object], argv: Opti
         raise SystemExit(2) from None
 
 
+def verify_or_exit(settings, prog: str = "caption judge") -> bool:
+    """One real call to the caption judge's model endpoint (versavid_r1.judges.upstream): True when it
+    worked, False when the endpoint does not answer yet (the service then starts not ready); a refused key
+    or unknown model exits with status 2 and one line."""
+    if settings.backend != "openai":
+        return True
+    from .upstream import UpstreamRejected, verify_upstream
+
+    try:
+        why = verify_upstream(settings)
+    except UpstreamRejected as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    if why is not None:
+        logging.getLogger("versavid_r1.judges.caption").warning(
+            "the model endpoint does not answer yet (%s): /health says not ready until a call succeeds", why)
+    return why is None
+
+
 def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -63,13 +82,14 @@ def uvicorn_config(app, host: str, port: int, log_level: str, **extra):
     """A uvicorn.Config with the bounds of the app's settings (defaults for apps without them)."""
     import uvicorn
 
-    from .connections import guarded_h11
+    from .connections import connection_limits, guarded_h11
 
     settings = getattr(app.state, "settings", None)
     limits = settings.limits if settings is not None else ServiceLimits()
+    limit, backlog = connection_limits(limits.limit_concurrency)
     return uvicorn.Config(app, host=host, port=port, log_level=log_level,
                           http=guarded_h11(limits.request_read_timeout_s),
-                          limit_concurrency=limits.limit_concurrency,
+                          limit_concurrency=limit, backlog=backlog,
                           timeout_keep_alive=max(1, round(limits.keep_alive_s)), **extra)
 
 

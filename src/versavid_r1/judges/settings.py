@@ -19,7 +19,10 @@ import typing
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Optional, Sequence
 
-from ..tasks import DEFAULT_CAPTION_JUDGE_PORT, DEFAULT_MAX_FIELD_CHARS, DEFAULT_QWEN_JUDGE_PORT
+from ..tasks import (
+    DEFAULT_CAPTION_JUDGE_PORT, DEFAULT_MAX_BATCH_ITEMS, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_FIELD_CHARS,
+    DEFAULT_MAX_INPUT_TOKENS, DEFAULT_MAX_REQUEST_TOKENS, DEFAULT_QWEN_JUDGE_PORT,
+)
 
 API_KEY_ENV = "VERSAVID_JUDGE_API_KEY"
 BACKENDS = ("transformers", "vllm", "openai", "lexical")
@@ -39,13 +42,13 @@ def _opt(default, help: str, **extra):
 class ServiceLimits:
     """Request limits shared by both services (all enforced before any model work)."""
 
-    max_body_bytes: int = _opt(4 * 1024 * 1024, "request body limit in bytes; larger bodies get 413")
+    max_body_bytes: int = _opt(DEFAULT_MAX_BODY_BYTES, "request body limit in bytes; larger bodies get 413")
     max_field_chars: int = _opt(DEFAULT_MAX_FIELD_CHARS, "characters per text field (content, sol, question, event); "
                                         "longer gets 422")
-    max_batch_items: int = _opt(512, "items of one /predict_batch request; more gets 422")
+    max_batch_items: int = _opt(DEFAULT_MAX_BATCH_ITEMS, "items of one /predict_batch request; more gets 422")
     max_chat_chars: int = _opt(64_000, "Qwen judge: message characters of one /v1/chat/completions "
                                        "request; more gets 422")
-    max_request_tokens: int = _opt(131_072, "Qwen judge (transformers/vllm): prompt tokens of all items "
+    max_request_tokens: int = _opt(DEFAULT_MAX_REQUEST_TOKENS, "Qwen judge (transformers/vllm): prompt tokens of all items "
                                             "of one request together; more gets 422 (the default fits "
                                             "16 items of --max-input-tokens, the client's batch)")
     limit_concurrency: int = _opt(512, "open connections plus requests in progress; beyond it the "
@@ -100,8 +103,9 @@ def _looks_local(model: str) -> bool:
 class QwenJudgeSettings:
     """The Qwen2.5 judge (DarkEventInfer 0/1/2, MixVidQA True/False, OpenAI-compatible chat)."""
 
-    model: str = _opt("Qwen/Qwen2.5-72B-Instruct", "HF id or local directory (the remote model name "
-                                                   "for --backend openai)")
+    model: Optional[str] = _opt(None, "HF id or local directory, e.g. Qwen/Qwen2.5-72B-Instruct (the paper's; the "
+                                      "remote model name for --backend openai); required except with --backend "
+                                      "lexical")
     backend: str = _opt("transformers", "model backend", choices=BACKENDS)
     served_model_name: Optional[str] = _opt(None, "name in /health and /v1 replies; unset = the --model value")
     host: str = _opt("127.0.0.1", _HOST_HELP)
@@ -124,7 +128,7 @@ class QwenJudgeSettings:
     max_batch_size: int = _opt(32, "transformers: most requests grouped into one generate call")
     max_wait_ms: float = _opt(10.0, "transformers: how long to wait for more requests before "
                                     "generating when the queue is empty")
-    max_input_tokens: int = _opt(8192, "transformers/vllm: longer prompts get 422")
+    max_input_tokens: int = _opt(DEFAULT_MAX_INPUT_TOKENS, "transformers/vllm: longer prompts get 422")
     cpu_threads: Optional[int] = _opt(None, "transformers on CPU: torch threads; unset = all cores "
                                             "but one, which is left to the HTTP event loop (more "
                                             "threads than free cores made generate 3x slower here)")
@@ -161,7 +165,7 @@ class QwenJudgeSettings:
 
     @property
     def model_name(self) -> str:
-        return self.served_model_name or self.model
+        return self.served_model_name or self.model or self.backend
 
     def validate(self) -> "QwenJudgeSettings":
         """Every check that needs no model: a bad option fails here, before anything is loaded."""
@@ -189,12 +193,18 @@ class QwenJudgeSettings:
             if not self.openai_base_url:
                 raise ValueError("the openai backend needs --openai-base-url")
             _check_url("--openai-base-url", self.openai_base_url)
-        elif self.backend != "lexical" and _looks_local(self.model) and not os.path.isdir(os.path.expanduser(self.model)):
+        elif self.model and self.backend != "lexical" and _looks_local(self.model) and \
+                not os.path.isdir(os.path.expanduser(self.model)):
             raise ValueError(f"--model {self.model!r} is not a directory")
         _check_shares(self, "lexical_full_cover", "lexical_partial_cover", "lexical_answer_cover",
                       "lexical_min_precision")
         if self.lexical_partial_cover > self.lexical_full_cover:
             raise ValueError("lexical_partial_cover must be <= lexical_full_cover")
+        if not self.model and self.backend != "lexical":  # never a silent 72B load (or download)
+            raise ValueError(
+                "no judge model: pass --model, e.g. --model Qwen/Qwen2.5-72B-Instruct --backend vllm "
+                "--tensor-parallel-size 2 (the paper's judge, GPUs), --model <a small causal LM directory> "
+                "--backend transformers --device cpu, or --backend lexical (no model, for smoke tests)")
         return self
 
     def preflight(self) -> None:
@@ -280,6 +290,15 @@ class CaptionJudgeSettings:
 
         load_prompt_file(self.prompt_file)  # a bad file stops the service before it starts
         return self
+
+    def preflight(self) -> None:
+        """Checks of this machine before the service starts: the model endpoint's key is set (the entry
+        script then makes one real call with it: versavid_r1.judges.upstream)."""
+        from .upstream import missing_key_message
+
+        missing = missing_key_message(self)
+        if missing:
+            raise ValueError(missing)
 
 
 def _check_shares(settings, *names: str) -> None:

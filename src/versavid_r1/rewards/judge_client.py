@@ -6,6 +6,12 @@ What it guarantees, so that a slow, dead or misbehaving judge never hangs or sil
   `asyncio.Semaphore` (`max_concurrency` requests in flight per event loop). Several items for one
   judge go to the service's batch endpoint (`PREDICT_BATCH_PATH`) in chunks of `max_batch_size`;
   a single item uses `PREDICT_PATH`. B×G items take about one request's latency, not B×G of them.
+* **Within the judge's limits** (versavid_r1.judge_units). Each judge's request limits (`limits`: its
+  /health's, set by `set_limits`, else the services' shipped defaults), counted in its own units (body
+  bytes, characters, prompt tokens): an item too large to send at all is not sent (a permanent failure
+  of that item: counted, never rewarded); batches are packed within the body, item-count and token
+  limits; a batch the service still refuses as over a limit (413, a 422 with `over_limit`) is split
+  until the refused item is alone, which under `on_judge_error="skip"` is skipped and counted.
 * **Bounded waits** (versavid_r1.rewards.judge_transport): `timeout_s` is a total deadline per HTTP
   attempt, retries go round-robin over replicas with backoff. The longest possible wait of one item
   is (retries + 1) · (timeout_s + queueing behind the semaphore) + Σ backoffs.
@@ -48,6 +54,9 @@ from typing import Any, Iterable, Literal, Mapping, Optional, Sequence, Union
 from pydantic import ValidationError
 
 from versavid_r1 import tasks
+from versavid_r1.judge_units import (
+    default_limits, field_problems, item_bytes, item_problems, pack_batches, prompt_token_bound,
+)
 from versavid_r1.protocol import (
     HEALTH_PATH,
     MAX_DECOYS_PER_ITEM,
@@ -59,6 +68,7 @@ from versavid_r1.protocol import (
     Health,
     JudgeBatchRequest,
     JudgeBatchResponse,
+    JudgeLimits,
     JudgeResult,
 )
 from versavid_r1.rewards.decoys import DecoyPool, decoys_for
@@ -154,6 +164,7 @@ class JudgeClient:
         self._no_batch: set[str] = set()  # judges whose service has no batch endpoint (404/405)
         self._outcomes = OutcomePolicy(self.stats, on_judge_error, self.max_unparseable_rate,
                                        self.unparseable_window)
+        self.limits: dict[str, JudgeLimits] = {judge: default_limits(judge) for judge in self.urls}
 
     @property
     def headers(self) -> dict[str, str]:
@@ -252,19 +263,23 @@ class JudgeClient:
         by_judge: dict[str, list[tuple[tuple, JudgeItem]]] = collections.defaultdict(list)
         for key, item in first.items():
             by_judge[item.judge].append((key, item))
+        unscorable: list[JudgeFailure] = []
         for judge, entries in by_judge.items():
             if not self.urls.get(judge):
                 raise JudgeError(judge, "<no URL>", f"no URL configured for judge {judge!r}", attempts=0, fatal=True)
-            size = self.max_batch_size if self.use_batch_endpoint else 1
-            for start in range(0, len(entries), size):
-                chunks.append((judge, entries[start:start + size]))
+            fits, oversize = self._fit(judge, entries)
+            for key, failure in oversize:  # never sent: the judge would refuse it (413/422)
+                unscorable.append(failure)
+                self.stats.add(failures=1, skipped=len(pending[key]))
+                for i in pending[key]:
+                    results[i] = failure
+            chunks += [(judge, batch) for batch in fits]
 
         outcomes = await asyncio.gather(
             *(self._score_chunk(judge, [item for _, item in chunk]) for judge, chunk in chunks),
             return_exceptions=True,
         )
         error: Optional[BaseException] = None
-        unscorable: list[JudgeFailure] = []
         for (judge, chunk), outcome in zip(chunks, outcomes):
             if isinstance(outcome, BaseException):
                 n_rows = sum(len(pending[key]) for key, _ in chunk)
@@ -308,6 +323,10 @@ class JudgeClient:
         urls = [u for judge_urls in self.urls.values() for u in judge_urls]
         return dict(await asyncio.gather(*(one(u) for u in urls)))
 
+    def set_limits(self, judge: str, limits: JudgeLimits) -> None:
+        """What `judge` accepts per request (its /health's `limits`; default: the shipped defaults)."""
+        self.limits[judge] = limits
+
     # --- internals -----------------------------------------------------------------------------
     def _with_decoys(self, first: dict[tuple, JudgeItem]) -> dict[tuple, JudgeItem]:
         """The items to send, each with its decoys (an empty tuple: no decoy check)."""
@@ -327,12 +346,40 @@ class JudgeClient:
                            "(judge/decoy_unavailable): judged without the decoy check", unavailable)
         return out
 
+    def _fit(self, judge: str, entries: list[tuple[tuple, JudgeItem]]):
+        """(batches of entries within the judge's limits, [(key, failure)] of items too large to send at all)."""
+        limits = self.limits[judge]
+        keep, sizes, tokens, oversize = [], [], [], []
+        for key, item in entries:
+            request = request_model(item)
+            problems = field_problems(request, limits) + [m for _, m in item_problems(request, limits)]
+            if problems:
+                oversize.append((key, self._outcomes.permanent(
+                    f"judge {judge!r}: {item.problem_type} item not sent, too large for the judge: {problems[0]}")))
+                continue
+            keep.append((key, item))
+            sizes.append(item_bytes(request))
+            tokens.append(prompt_token_bound(request))
+        per_request = self.max_batch_size if self.use_batch_endpoint else 1
+        return [[keep[i] for i in batch] for batch in pack_batches(sizes, tokens, per_request, limits)], oversize
+
     async def _score_chunk(self, judge: str, items: list[JudgeItem]) -> list[Outcome]:
         self.stats.add(calls=len(items))
+        return await self._send(judge, items)
+
+    async def _send(self, judge: str, items: list[JudgeItem]) -> list[Outcome]:
+        """One request for `items`; a batch the judge refuses as too large (413, a 422 that is not an item's
+        permanent failure) is split in halves until the item it cannot take is alone (`_request_single`)."""
         if len(items) > 1 and judge not in self._no_batch:
             try:
                 return await self._request_batch(judge, items)
             except JudgeError as exc:
+                if exc.over_limit:
+                    half = len(items) // 2
+                    logger.info("%s; splitting the batch of %d items", exc, len(items))
+                    first, second = await asyncio.gather(self._send(judge, items[:half]),
+                                                         self._send(judge, items[half:]))
+                    return first + second
                 if exc.status not in (404, 405):
                     raise
                 logger.warning("%s: no batch endpoint, sending items one by one", exc)
@@ -350,6 +397,8 @@ class JudgeClient:
         except JudgeError as exc:
             if exc.permanent:
                 return self._outcomes.permanent(str(exc))
+            if exc.over_limit and self.on_judge_error == "skip":  # this item, not the run
+                return self._outcomes.permanent(f"the judge refused this {item.problem_type} item: {exc}")
             raise
         model = CaptionResult if judge == tasks.CAPTION_JUDGE else JudgeResult
         try:

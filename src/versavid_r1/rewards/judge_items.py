@@ -24,6 +24,8 @@ class JudgeError(RuntimeError):
     service rejects is a bug on one side of the protocol, not an unavailable judge).
     `permanent` is True when the service said that this item cannot be scored (HTTP 422 with
     `"permanent": true`, versavid_r1.protocol): retrying will not help, skipping it is safe.
+    `over_limit` is True when the service refused the request as too large (413, or 422 with
+    `"over_limit": true`): a smaller request may pass; a single item refused so is skipped under `skip`.
     """
 
     def __init__(
@@ -36,6 +38,7 @@ class JudgeError(RuntimeError):
         status: Optional[int] = None,
         fatal: bool = False,
         permanent: bool = False,
+        over_limit: bool = False,
     ) -> None:
         self.judge = judge
         self.url = url
@@ -44,6 +47,7 @@ class JudgeError(RuntimeError):
         self.status = status
         self.fatal = fatal
         self.permanent = permanent
+        self.over_limit = over_limit
         tries = f" after {attempts} attempt{'s' if attempts != 1 else ''}" if attempts else ""
         super().__init__(f"judge {judge!r} at {url} failed{tries}: {cause}")
 

@@ -9,7 +9,9 @@
   exponential backoff (`backoff_s`·2^k, at most `backoff_max_s`, plus up to `jitter`·delay), each
   retry on the replica after the one that failed.
 * **Errors that are not retried.** A 422 whose body says `"permanent": true` is a permanent failure
-  of that item (`JudgeError.permanent`); any other 4xx is a protocol bug (`JudgeError.fatal`).
+  of that item (`JudgeError.permanent`); a 413, or a 422 saying `"over_limit": true`, is a request over
+  one of the service's limits (`JudgeError.over_limit`, also fatal: the client splits the batch to find
+  the item); any other 4xx is a protocol bug (`JudgeError.fatal`).
 * **Event loops.** The httpx client and the semaphore are created lazily per running event loop
   (TRL runs async reward functions on its own daemon-thread loop; scripts may call `asyncio.run`
   several times), so nothing is bound to a loop at construction.
@@ -18,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import logging
 import random
 import threading
@@ -28,7 +29,8 @@ from typing import Any, Mapping
 
 import httpx
 
-from versavid_r1.protocol import PERMANENT_KEY
+from versavid_r1.judge_units import encode_body
+from versavid_r1.protocol import OVER_LIMIT_KEY, PERMANENT_KEY
 from versavid_r1.rewards.judge_items import JudgeError, JudgeStats
 
 logger = logging.getLogger("versavid_r1.rewards.judge_client")
@@ -44,15 +46,25 @@ class _LoopState:
         self.semaphore = semaphore
 
 
-def _permanent(resp: httpx.Response) -> bool:
-    """True for a 422 that marks a permanent failure of the item (versavid_r1.protocol)."""
+def _marked(resp: httpx.Response, key: str) -> bool:
+    """True for a 422 whose JSON body says `key: true` (versavid_r1.protocol)."""
     if resp.status_code != 422:
         return False
     try:
         body = resp.json()
     except ValueError:
         return False
-    return isinstance(body, dict) and body.get(PERMANENT_KEY) is True
+    return isinstance(body, dict) and body.get(key) is True
+
+
+def _permanent(resp: httpx.Response) -> bool:
+    """True for a 422 that marks a permanent failure of the item."""
+    return _marked(resp, PERMANENT_KEY)
+
+
+def _over_limit(resp: httpx.Response) -> bool:
+    """True when the service refused the request as over one of its limits (413, or a marked 422)."""
+    return resp.status_code == 413 or _marked(resp, OVER_LIMIT_KEY)
 
 
 class JudgeTransport:
@@ -140,7 +152,7 @@ class JudgeTransport:
         state = self.state()
         # ensure_ascii: a lone surrogate travels as an escape (the service answers 422 naming the
         # field) instead of failing to encode here.
-        body = json.dumps(payload).encode("ascii")
+        body = encode_body(payload)
         headers = {**self.headers, "content-type": "application/json"}
         attempts = self.retries + 1
         url, cause, status = "", "", None
@@ -173,7 +185,8 @@ class JudgeTransport:
                         raise JudgeError(judge, url, cause, attempts=attempt + 1, status=status,
                                          permanent=True)
                     if not (status >= 500 or status in RETRY_STATUSES):
-                        raise JudgeError(judge, url, cause, attempts=attempt + 1, status=status, fatal=True)
+                        raise JudgeError(judge, url, cause, attempts=attempt + 1, status=status, fatal=True,
+                                         over_limit=_over_limit(resp))
             if attempt + 1 < attempts:
                 self.stats.add(retries=1)
                 delay = self._backoff(attempt)

@@ -12,7 +12,11 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from versavid_r1.data.args import VideoArguments
-from versavid_r1.protocol import DEFAULT_CAPTION_JUDGE_PORT, DEFAULT_MAX_FIELD_CHARS, DEFAULT_QWEN_JUDGE_PORT
+from versavid_r1.protocol import (
+    DEFAULT_CAPTION_JUDGE_PORT, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_FIELD_CHARS, DEFAULT_MAX_INPUT_TOKENS,
+    DEFAULT_QWEN_JUDGE_PORT,
+)
+from versavid_r1.tasks import CAPTION_JUDGE, QWEN_JUDGE
 
 from .row_guard import DEFAULT_MAX_SKIPPED_ROWS
 
@@ -65,11 +69,21 @@ class ScriptArguments(VideoArguments):
             "are never truncated, as a cut video would no longer match its features. Paper: 8192."
         },
     )
+    resume_weights_only: bool = field(
+        default=False,
+        metadata={
+            "help": "Accept a checkpoint without its optimizer, scheduler or RNG state for --resume_from_checkpoint: "
+            "the weights and trainer state are restored and the rest starts fresh (said in the log). Without it such "
+            "a checkpoint is refused, naming the missing part."
+        },
+    )
     overwrite_output_dir: bool = field(
         default=False,
         metadata={
-            "help": "Start from step 0 in an output_dir that already holds checkpoints, removing them first. "
-            "Without it (and without --resume_from_checkpoint) such a run is refused."
+            "help": "Start from step 0 in an output_dir that holds an earlier run (checkpoints, or a finished run's "
+            "model), removing everything that run wrote there first (checkpoints, final model, trainer state, run "
+            "record, completion samples, logs). Without it (and without --resume_from_checkpoint) such a run is "
+            "refused."
         },
     )
     share_prompt_prefill: bool = field(
@@ -156,6 +170,17 @@ class ScriptArguments(VideoArguments):
         metadata={"help": "The judge services' --max-field-chars: a row whose problem, solution or caption event is "
                           "longer is invalid (the judge would refuse it with HTTP 422 at the step that scores it)."},
     )
+    judge_max_body_bytes: int = field(
+        default=DEFAULT_MAX_BODY_BYTES,
+        metadata={"help": "The judges' --max-body-bytes, used until a judge's /health reports its own: a row whose "
+                          "request is larger is invalid (413), and the client packs its batches within it."},
+    )
+    judge_max_input_tokens: int = field(
+        default=DEFAULT_MAX_INPUT_TOKENS,
+        metadata={"help": "The Qwen judge's --max-input-tokens, used until its /health reports its own: a row whose "
+                          "judge prompt can reach more tokens (counted as UTF-8 bytes, a bound for byte-level BPE) is "
+                          "invalid (422); a completion that would is not sent (counted as a judge failure)."},
+    )
     judge_api_key_env: str = field(
         default="VERSAVID_JUDGE_API_KEY",
         metadata={"help": "Environment variable holding the judges' bearer token (unset: no auth)."},
@@ -231,7 +256,14 @@ class ScriptArguments(VideoArguments):
         """The `versavid_r1.data.limits.RowLimits` the data is validated against (judges' and prompt limits)."""
         from versavid_r1.data.limits import RowLimits
 
-        return RowLimits(judge_max_field_chars=self.judge_max_field_chars, max_prompt_length=self.max_prompt_length)
+        return RowLimits(judge_max_field_chars=self.judge_max_field_chars, max_prompt_length=self.max_prompt_length,
+                         judge_max_body_bytes=self.judge_max_body_bytes,
+                         judge_max_input_tokens=self.judge_max_input_tokens)
+
+    def judge_limits(self) -> dict:
+        """Each judge's request limits as these options give them (until its /health reports its own)."""
+        limits = self.row_limits()
+        return {judge: limits.judge_limits(judge) for judge in (QWEN_JUDGE, CAPTION_JUDGE)}
 
     def judge_headers(self) -> Optional[dict]:
         """Bearer auth for the judges when the key's environment variable is set."""

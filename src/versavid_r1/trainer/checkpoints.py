@@ -6,7 +6,7 @@ included: a barrier), the main process writes `COMPLETE_MARKER` (atomically, fsy
 older checkpoints rotated out (`save_total_limit`), so a failed save never costs the last good one. A
 checkpoint without the marker was cut short (a kill, a full disk) and `--resume_from_checkpoint true` never
 picks it (`latest_complete`). A full disk is reported as such ("no space left on device"), whatever layer
-raised it.
+raised it (torch's own writer included: `save_io.py`).
 
 Loading (`CheckpointMixin._load_from_checkpoint`): transformers 5.17's Trainer loads a plain (no DeepSpeed,
 no FSDP, no PEFT) checkpoint with `load_state_dict(strict=False)`, but `save_pretrained` wrote Qwen2.5-VL's
@@ -29,6 +29,8 @@ import socket
 import time
 from pathlib import Path
 from typing import Any, Iterable, Optional
+
+from .save_io import errno_preserving_saves
 
 log = logging.getLogger(__name__)
 
@@ -228,7 +230,8 @@ class CheckpointMixin:
         # Older checkpoints are rotated out only once this one is complete (the Trainer would do it before).
         limit, self.args.save_total_limit = self.args.save_total_limit, None
         try:
-            super()._save_checkpoint(model, trial)
+            with errno_preserving_saves():  # a full disk is named as such, whichever file it hits
+                super()._save_checkpoint(model, trial)
             self.accelerator.wait_for_everyone()  # every process's part (DeepSpeed shards) is written
             if self.args.should_save:
                 mark_complete(folder, {"global_step": self.state.global_step, "time": time.time(),

@@ -12,7 +12,8 @@ Rows taken recently (the last `capacity`) are not queued again: TRL repeats a ge
 stops at the end of an epoch, so the first batch of an epoch is built when it is needed.
 
 A build that fails in the background is dropped silently: the trainer then builds that row itself, on the
-main thread, where a failure is raised and handled as without prefetching (same error, same row). Decoding
+main thread, where a failure is raised and handled as without prefetching (same error, same row). A read
+that timed out (`versavid_r1.data.read_deadline`) is raised as is: trying again would wait as long again. Decoding
 is I/O and C code (PyAV/decord) and the processor is torch/numpy work, both of which release the GIL.
 """
 from __future__ import annotations
@@ -22,6 +23,8 @@ import logging
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable, Iterable, Iterator, Optional
+
+from versavid_r1.data.read_deadline import VideoReadTimeout
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +68,8 @@ class PromptPrefetcher:
             return None
         try:
             result = future.result()
+        except VideoReadTimeout:  # a second try would wait as long again: the row's error, as is
+            raise
         except Exception as exc:  # rebuilt on the main thread, where the error is raised and handled
             log.debug("background build of a row failed (%s: %s); building it on the main thread",
                       type(exc).__name__, exc)

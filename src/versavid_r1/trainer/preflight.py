@@ -2,8 +2,9 @@
 
 - `load_training_rows`: the data (every row validated, all problems listed at once, or skipped with
   `skip_invalid`).
-- `check_judges`: every judge service that the data's problem types need answers `/health`; a missing one
-  is named with its URL, the rows that need it and the command that starts it.
+- `check_judges`: every judge service that the data's problem types need answers `/health` (and accepts
+  the run's key); a missing one is named with its URL, the rows that need it and the command that starts
+  it. Each reports its request limits, against which `check_rows_for_judges` checks the judged rows.
 - `check_launch`: option combinations that cannot work (vLLM server mode with video, ...).
 """
 from __future__ import annotations
@@ -21,7 +22,10 @@ from urllib.parse import urlparse
 import httpx
 import torch
 
-from versavid_r1.protocol import DEFAULT_CAPTION_JUDGE_PORT, DEFAULT_QWEN_JUDGE_PORT, HEALTH_PATH
+from versavid_r1.protocol import (
+    DEFAULT_CAPTION_JUDGE_PORT, DEFAULT_QWEN_JUDGE_PORT, HEALTH_PATH, PREDICT_BATCH_PATH, JudgeLimits,
+)
+from versavid_r1.judges.settings import API_KEY_ENV
 from versavid_r1.tasks import CAPTION_JUDGE, JUDGE_OF_TYPE, QWEN_JUDGE
 
 from .vllm_video import SERVER_MODE_MESSAGE
@@ -181,20 +185,51 @@ def judges_needed(
 
 def probe_health(url: str, timeout: float = 5.0, headers: Optional[dict] = None) -> tuple[bool, str]:
     """(ready, detail) of one `GET {url}/health`."""
+    ready, detail, _ = _health(url, timeout, headers)
+    return ready, detail
+
+
+def _health(url: str, timeout: float, headers: Optional[dict]) -> tuple[bool, str, Optional[dict]]:
+    """(ready, detail, the /health body when there is one)."""
     target = url.rstrip("/") + HEALTH_PATH
     try:
         resp = httpx.get(target, timeout=timeout, headers=headers)
     except httpx.HTTPError as err:
-        return False, f"unreachable ({type(err).__name__}: {err})"
+        return False, f"unreachable ({type(err).__name__}: {err})", None
     if resp.status_code != 200:
-        return False, f"GET {target} returned HTTP {resp.status_code}"
+        return False, f"GET {target} returned HTTP {resp.status_code}", None
     try:
         body = resp.json()
     except ValueError:
-        return False, f"GET {target} did not return JSON"
+        return False, f"GET {target} did not return JSON", None
+    if not isinstance(body, dict):
+        return False, f"GET {target} did not return a JSON object", None
     if not body.get("ready", True) or body.get("status", "ok") != "ok":
-        return False, f"not ready yet (status {body.get('status')!r}, ready {body.get('ready')!r})"
-    return True, f"ok (model {body.get('model', '?')!r}, backend {body.get('backend', '?')!r})"
+        return False, f"not ready yet (status {body.get('status')!r}, ready {body.get('ready')!r})", body
+    return True, f"ok (model {body.get('model', '?')!r}, backend {body.get('backend', '?')!r})", body
+
+
+def _auth_problem(url: str, timeout: float, headers: dict) -> Optional[str]:
+    """Why a scoring request with `headers` is refused (401/403: a missing or wrong key), else None. An empty
+    batch is scored for free by both services."""
+    try:
+        resp = httpx.post(url.rstrip("/") + PREDICT_BATCH_PATH, json={"items": []}, timeout=timeout, headers=headers)
+    except httpx.HTTPError as err:
+        return f"unreachable ({type(err).__name__}: {err})"
+    if resp.status_code in (401, 403):
+        had = "its key was refused" if headers.get("Authorization") else "no key was sent"
+        return (f"it requires an API key (HTTP {resp.status_code}; {had}): set the variable --judge_api_key_env "
+                f"names (default ${API_KEY_ENV}) to the services' key")
+    return None
+
+
+def _strictest(seen: list[JudgeLimits]) -> JudgeLimits:
+    """The limits every replica accepts (the smallest of each)."""
+    def low(values):
+        known = [v for v in values if v is not None]
+        return min(known) if known else None
+
+    return JudgeLimits(**{name: low([getattr(x, name) for x in seen]) for name in JudgeLimits.model_fields})
 
 
 TRAINING_SKIP_HINT = (
@@ -210,24 +245,34 @@ def check_judges(
     request_timeout: float = 5.0,
     what: str = "training",
     skip_hint: str = TRAINING_SKIP_HINT,
-) -> None:
-    """Fail with an actionable message unless every needed judge answers /health with ready.
+    auth_headers: Optional[dict] = None,
+) -> dict[str, JudgeLimits]:
+    """Fail with an actionable message unless every needed judge answers /health with ready; returns the
+    request limits each judge reports (the strictest over its replicas; judges that report none are left out).
 
     An unreachable service fails at once (it is not running); a reachable one that is still loading its
-    model is polled for up to `ready_timeout` seconds. `what` names the job that is not started
-    (training, evaluation) and `skip_hint` says what `--check_judges false` would do instead.
+    model is polled for up to `ready_timeout` seconds. With `auth_headers` (the headers scoring will send),
+    an empty scoring request checks that the service accepts them (a missing key fails here, not after the
+    model has loaded). `what` names the job that is not started (training, evaluation) and `skip_hint` says
+    what `--check_judges false` would do instead.
     """
     problems = []
+    seen: dict[str, list[JudgeLimits]] = {}
     for service, counts in needed.items():
         deadline = time.monotonic() + ready_timeout
         while True:
-            ok, detail = probe_health(service.url, timeout=request_timeout)
+            ok, detail, body = _health(service.url, request_timeout, None)
             if ok or detail.startswith("unreachable") or time.monotonic() >= deadline:
                 break
             time.sleep(poll_interval)
         rows = ", ".join(f"{n} {t}" for t, n in sorted(counts.items()))
+        if ok and auth_headers is not None:
+            refused = _auth_problem(service.url, request_timeout, auth_headers)
+            ok, detail = (False, refused) if refused else (ok, detail)
         if ok:
             log.info("judge %s at %s: %s", service.title, service.url, detail)
+            if body and isinstance(body.get("limits"), dict):
+                seen.setdefault(service.name, []).append(JudgeLimits.model_validate(body["limits"]))
             continue
         problems.append(
             f"- {service.title} at {service.url}: {detail}.\n"
@@ -239,6 +284,20 @@ def check_judges(
         raise PreflightError(
             f"judge service(s) not available, {what} not started:\n" + "\n".join(problems) + f"\n({skip_hint})"
         )
+    return {name: _strictest(found) for name, found in seen.items()}
+
+
+def check_rows_for_judges(rows: Iterable[dict], limits, what: str = "training") -> None:
+    """The judged rows against the limits the running judges reported (`check_judges`); validation used the
+    configured ones. Raises `PreflightError` listing the rows a judge would refuse."""
+    from versavid_r1.data.limits import judge_field_errors
+
+    bad = [f"  {r.get('source_line') or 'row'}: {field}: {msg}" for r in rows if JUDGE_OF_TYPE.get(r.get("problem_type"))
+           for field, msg in judge_field_errors(r, limits)]
+    if bad:
+        more = f"\n  ... and {len(bad) - 20} more" if len(bad) > 20 else ""
+        raise PreflightError(f"{len(bad)} {what} row(s) exceed the limits the running judge services report "
+                             "(their /health):\n" + "\n".join(bad[:20]) + more)
 
 
 def check_launch(training_args) -> None:

@@ -3,30 +3,32 @@
 - `OutputDirLock`: the main process holds an exclusive `flock` on `<output_dir>/.versavid_train.lock` for
   the whole run; a second trainer on the same folder stops at once with the holder's pid, host and start
   time (the kernel drops the lock when the holder dies, so a crashed run never leaves it stuck).
-- `check_fresh_start`: a run without `--resume_from_checkpoint` on a folder that holds checkpoints is
-  refused, naming the flag that resumes and the one that starts over (`--overwrite_output_dir true`, which
-  removes the old checkpoints first so a later resume cannot pick one of them).
+- what a run from step 0 does with an earlier run's outputs (refusals, `--overwrite_output_dir`) is in
+  `fresh_start.py`.
 - `Interrupted`: Ctrl-C (SIGINT) or SIGTERM during training, with the step reached, so the entry reports
-  an interruption and how to resume instead of a failure traceback.
+  an interruption and how to resume instead of a failure traceback. The handler also wakes every thread
+  waiting on a video read (`versavid_r1.data.read_deadline`), and `exit_now` ends the process once the
+  interruption is reported, without the interpreter's teardown (seconds with torch loaded, more on a busy
+  machine), so a signal ends a run within seconds whatever its threads are doing.
 """
 from __future__ import annotations
 
+import atexit
 import fcntl
 import json
+import logging
 import os
-import shutil
 import signal
 import socket
+import sys
 import threading
 import time
 from contextlib import contextmanager
-from typing import Iterator, Optional
+from typing import Iterator, NoReturn, Optional
 
-from versavid_r1.trainer.checkpoints import checkpoint_dirs
+from versavid_r1.data.read_deadline import abandon_waits
 
 LOCK_NAME = ".versavid_train.lock"
-RESUME_FLAG = "--resume_from_checkpoint true"
-OVERWRITE_FLAG = "--overwrite_output_dir true"
 
 
 class OutputDirError(RuntimeError):
@@ -82,25 +84,17 @@ class OutputDirLock:
             self._file = None
 
 
-def check_fresh_start(output_dir: str, resume: Optional[str], overwrite: bool) -> list[str]:
-    """The checkpoint folders a fresh start would leave behind; refused unless `overwrite` (see module doc).
-    Returns the folders to remove (empty when resuming or when there are none)."""
-    if resume:
-        return []
-    found = checkpoint_dirs(output_dir)
-    if found and not overwrite:
-        names = ", ".join(os.path.basename(d) for d in found[-3:])
-        raise OutputDirError(
-            f"{output_dir} already holds {len(found)} checkpoint(s) ({names}) and --resume_from_checkpoint is not "
-            f"set: starting again from step 0 would overwrite them. Resume with {RESUME_FLAG}, or start over "
-            f"with {OVERWRITE_FLAG} (removes them), or pass another --output_dir"
-        )
-    return found
-
-
-def remove_checkpoints(folders: list[str]) -> None:
-    for folder in folders:
-        shutil.rmtree(folder)
+def exit_now(code: int) -> NoReturn:
+    """End the process with `code` at once: Python's exit handlers run (log files, trackers flush) and
+    standard streams are flushed, but modules and threads are not torn down (a reader thread may be stuck
+    in the kernel, and tearing down torch takes seconds). For entry points, after an interruption."""
+    try:
+        atexit._run_exitfuncs()
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+    finally:
+        os._exit(code)
 
 
 @contextmanager
@@ -112,6 +106,7 @@ def signals_interrupt(signums=(signal.SIGINT, signal.SIGTERM)) -> Iterator[None]
         return
 
     def raise_interrupted(signum, _frame):
+        abandon_waits()  # threads waiting on a video read that may never return stop waiting now
         raise Interrupted(signum)
 
     previous = {s: signal.signal(s, raise_interrupted) for s in signums}

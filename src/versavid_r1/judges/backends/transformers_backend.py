@@ -22,6 +22,12 @@ With `prefix_cache` on (the default), the fixed head of the verdict prompts (sys
 template text) is computed once and reused (versavid_r1.judges.backends.prefix_cache); `generate`
 then runs only on each request's own tokens. Any problem there falls back to the plain call.
 
+A request that arrives while a generate call runs preempts it (versavid_r1.judges.backends.scheduler):
+the call stops at its next token, its unfinished rows keep their tokens and are queued again, and the
+newcomer runs next, so a short verdict waits for one token of a 32-item batch, not for the whole batch.
+The preempted rows continue from their prompt plus the tokens generated so far, which for greedy decoding
+gives the same text as an uninterrupted call (`stats.extra["preempted"]` counts the rows stopped so).
+
 Why by hand: transformers' `generate` batches only what one caller hands it, and the serving engines
 that batch across requests (vLLM, TGI) are separate GPU stacks; this queue is the small piece that
 lets a plain `from_pretrained` model on a CPU or one GPU serve many concurrent HTTP requests.
@@ -34,7 +40,7 @@ import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional
 
 from .base import CHAT_LANE, LANES, GenRequest, GenResult, JudgeBackend, PromptTooLong, check_request_tokens
@@ -54,19 +60,24 @@ class _Lane:
     worker: Optional[asyncio.Task] = None
     last_batch_size: int = 1  # size of the previous batch: 1 means no concurrent traffic seen
     pending: int = 0
+    running: bool = False  # a generate call is in progress
+    preempt: threading.Event = field(default_factory=threading.Event)  # stop it at the next token
 
 
-def _abandoned_rows(group: list[Slot]):
-    """Stopping criteria ending the rows whose caller has gone (a per-row bool, read each token)."""
+def _stopping(group: list[Slot], preempt: threading.Event):
+    """Stopping criteria, read after each token: the rows whose caller has gone, and every row once a request
+    is waiting that this call does not serve (scheduler.py: the call is preempted)."""
     import torch
     from transformers import StoppingCriteria, StoppingCriteriaList
 
-    class AbandonedRows(StoppingCriteria):
+    class AbandonedOrPreempted(StoppingCriteria):
         def __call__(self, input_ids, scores, **kwargs):
+            if preempt.is_set():
+                return torch.ones(len(group), dtype=torch.bool, device=input_ids.device)
             return torch.tensor([s.abandoned.is_set() for s in group], dtype=torch.bool,
                                 device=input_ids.device)
 
-    return StoppingCriteriaList([AbandonedRows()])
+    return StoppingCriteriaList([AbandonedOrPreempted()])
 
 
 def _resolve_device(requested: str):
@@ -218,7 +229,9 @@ class TransformersBackend(JudgeBackend):
         check_request_tokens([len(s.input_ids) for s in slots], self.settings.limits.max_request_tokens)
         lane = self._lanes[CHAT_LANE if requests[0].lane == CHAT_LANE else LANES[0]]
         lane.pending += len(slots)
-        lane.queue.put_request(slots)
+        lane.queue.put_request(slots, urgent=lane.running)
+        if lane.running:  # the call in progress stops at its next token; this request goes next
+            lane.preempt.set()
         try:
             return list(await asyncio.gather(*(s.future for s in slots)))
         finally:
@@ -235,6 +248,8 @@ class TransformersBackend(JudgeBackend):
             await queue.wait()
             batch = queue.pop(self.max_batch_size)
             self._drop_cancelled(lane)
+        if queue.last_pop_urgent:  # requests that preempted a call: they alone, at once
+            return batch
         if lane.last_batch_size <= 1 and not len(queue):
             # Traffic has been one request at a time: waiting for partners would only add latency.
             # Once requests overlap, the queue fills during a generate and the wait applies again.
@@ -277,53 +292,66 @@ class TransformersBackend(JudgeBackend):
         groups: dict[tuple, list[Slot]] = {}
         for slot in batch:
             groups.setdefault(slot.request.sampling_key(), []).append(slot)
-        for group in groups.values():
+        in_order = list(groups.values())
+        for k, group in enumerate(in_order):
             live = [s for s in group if not s.gone]     # callers may leave while earlier groups ran
             self.stats.extra["cancelled"] += len(group) - len(live)
             lane.pending -= len(group) - len(live)
             if not live:
                 continue
+            lane.preempt.clear()
+            lane.running = True
+            unfinished: list[Slot] = []
             try:
                 results = await loop.run_in_executor(lane.executor, self._generate_batch, live,
-                                                     lane.name != CHAT_LANE)
+                                                     lane.name != CHAT_LANE, lane.preempt)
             except Exception as exc:  # resolve every waiter; the service turns it into a 503
                 for slot in live:
                     if not slot.future.done():
                         slot.future.set_exception(exc)
             else:
                 for slot, res in zip(live, results):
-                    if not slot.future.done():
+                    if res is None and not slot.gone:
+                        unfinished.append(slot)
+                    elif not slot.future.done():
                         slot.future.set_result(res)
             finally:
-                lane.pending -= len(live)
+                lane.running = False
+                lane.pending -= len(live) - len(unfinished)
                 self.stats.extra["cancelled"] += sum(s.abandoned.is_set() for s in live)
+            if unfinished:  # preempted: they continue from their tokens after the requests that came
+                self.stats.extra["preempted"] = self.stats.extra.get("preempted", 0) + len(unfinished)
+                later = [x for g in in_order[k + 1:] for x in g if not x.gone]  # not started: wait as well
+                lane.queue.requeue(unfinished + later)
+                return
 
     def _plain_inputs(self, group: list[Slot]):
         """The left-padded prompts of the group: (input_ids, attention_mask)."""
         import torch
 
-        width = max(len(it.input_ids) for it in group)
+        width = max(len(it.tokens) for it in group)
         input_ids = torch.full((len(group), width), self._pad_id, dtype=torch.long)
         attention = torch.zeros((len(group), width), dtype=torch.long)
         for i, it in enumerate(group):            # left padding
-            n = len(it.input_ids)
-            input_ids[i, width - n:] = torch.tensor(it.input_ids, dtype=torch.long)
+            n = len(it.tokens)
+            input_ids[i, width - n:] = torch.tensor(it.tokens, dtype=torch.long)
             attention[i, width - n:] = 1
         return input_ids, attention
 
-    def _generate_ids(self, group: list[Slot], gen_cfg, use_prefix_cache: bool):
+    def _generate_ids(self, group: list[Slot], gen_cfg, use_prefix_cache: bool, preempt: threading.Event):
         """One generate call; returns (output ids, input width). Uses cached prompt prefixes when it
         can (verdict lane only: the cache is not shared between threads), else (or if that path
-        fails) the plain left-padded call. Rows whose caller has gone stop early."""
+        fails) the plain left-padded call. Rows whose caller has gone stop early; every row stops
+        when the call is preempted."""
         import torch
 
         model = self.model
-        stop = _abandoned_rows(group)
+        stop = _stopping(group, preempt)
         pc = self._prefix_cache if use_prefix_cache else None
         if pc is not None and pc.disabled_reason is None:
             try:
                 with torch.inference_mode():
-                    batch = pc.build([tuple(it.input_ids) for it in group], self._pad_id)
+                    batch = pc.build([tuple(it.tokens) for it in group], self._pad_id)
                     if batch is not None:
                         out = model.generate(input_ids=batch.input_ids.to(model.device),
                                              attention_mask=batch.attention_mask.to(model.device),
@@ -342,15 +370,18 @@ class TransformersBackend(JudgeBackend):
                                  generation_config=gen_cfg, stopping_criteria=stop)
         return out, input_ids.shape[1]
 
-    def _generate_batch(self, group: list[Slot], use_prefix_cache: bool = True) -> list[GenResult]:
-        """Runs in the lane's thread: one generate call for the whole group."""
+    def _generate_batch(self, group: list[Slot], use_prefix_cache: bool = True,
+                        preempt: Optional[threading.Event] = None) -> list[Optional[GenResult]]:
+        """Runs in the lane's thread: one generate call for the whole group. A row the call left unfinished
+        because it was preempted gets None and keeps its tokens (`Slot.generated`) to continue from."""
         from transformers import GenerationConfig
 
+        preempt = preempt or threading.Event()
         tok = self.tokenizer
         first = group[0].request
         sample = first.temperature > 0
         gen_cfg = GenerationConfig(
-            max_new_tokens=max(it.request.max_new_tokens for it in group),
+            max_new_tokens=max(it.request.max_new_tokens - len(it.generated) for it in group),
             do_sample=sample,
             temperature=first.temperature if sample else None,
             top_p=first.top_p if sample else None,
@@ -359,7 +390,7 @@ class TransformersBackend(JudgeBackend):
             eos_token_id=self._eos_ids or None,
         )
         t0 = time.perf_counter()
-        out, width = self._generate_ids(group, gen_cfg, use_prefix_cache)
+        out, width = self._generate_ids(group, gen_cfg, use_prefix_cache, preempt)
         with self._stats_lock:   # the lanes' threads run side by side
             self.stats.generate_seconds += time.perf_counter() - t0
             self.stats.generate_calls += 1
@@ -367,13 +398,13 @@ class TransformersBackend(JudgeBackend):
             self.stats.max_batch_seen = max(self.stats.max_batch_seen, len(group))
         new_tokens = out[:, width:].tolist()
         eos = set(self._eos_ids)
-        results = []
-        for it, row in zip(group, new_tokens):
+        results: list[Optional[GenResult]] = []
+        for it, new in zip(group, new_tokens):
             limit = it.request.max_new_tokens
-            row = row[:limit]
-            finish = "length"
-            for j, t in enumerate(row):
-                if t in eos:
+            row = (it.generated + new)[:limit]
+            finish = "length" if len(row) >= limit else None
+            for j in range(len(it.generated), len(row)):
+                if row[j] in eos:
                     row, finish = row[:j], "stop"
                     break
             text = tok.decode(row, skip_special_tokens=True)
@@ -381,6 +412,10 @@ class TransformersBackend(JudgeBackend):
                 k = text.find(s) if s else -1
                 if k >= 0:
                     text, finish = text[:k], "stop"
+            if finish is None and preempt.is_set():  # stopped for a newcomer: continue later from here
+                it.generated = row
+                results.append(None)
+                continue
             results.append(GenResult(text=text, prompt_tokens=len(it.input_ids),
-                                     completion_tokens=len(row), finish_reason=finish))
+                                     completion_tokens=len(row), finish_reason=finish or "length"))
         return results
