@@ -75,9 +75,9 @@ class GenerationGate:
                 raise AssertionError(f"waited {WAIT_S:.0f} s for {what}; calls so far: {self.calls}")
 
     # --- the backend's side (the lane's generate thread) ------------------------------------------
-    def _gated(self, group, use_prefix_cache: bool = True):
+    def _gated(self, group, use_prefix_cache: bool = True, preempt=None):
         if self.lane is not None and group[0].request.lane != self.lane:
-            return self._original(group, use_prefix_cache)
+            return self._original(group, use_prefix_cache, preempt)
         with self._changed:
             index = len(self.calls)
             self.calls.append([s.request.judge_task.prediction if s.request.judge_task else "<chat>"
@@ -88,7 +88,7 @@ class GenerationGate:
             raise RuntimeError("GenerationGate: no permit in time (the test never released this call)")
         self._running[threading.get_ident()] = index
         try:
-            return self._original(group, use_prefix_cache)
+            return self._original(group, use_prefix_cache, preempt)
         finally:
             del self._running[threading.get_ident()]
             with self._changed:

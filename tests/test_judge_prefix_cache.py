@@ -179,9 +179,9 @@ def test_sliding_window_model_falls_back_to_the_plain_path(model_path, tmp_path)
 
 
 def test_flags():
-    assert qwen_settings_from_args([]).prefix_cache is True
-    s = qwen_settings_from_args(["--no-prefix-cache", "--prefix-cache-min-tokens", "32",
+    assert qwen_settings_from_args(["--model", "m"]).prefix_cache is True
+    s = qwen_settings_from_args(["--model", "m", "--no-prefix-cache", "--prefix-cache-min-tokens", "32",
                                  "--prefix-cache-entries", "2"])
     assert (s.prefix_cache, s.prefix_cache_min_tokens, s.prefix_cache_entries) == (False, 32, 2)
     with pytest.raises(ValueError, match="prefix_cache_min_tokens"):
-        qwen_settings_from_args(["--prefix-cache-min-tokens", "0"])
+        qwen_settings_from_args(["--model", "m", "--prefix-cache-min-tokens", "0"])

@@ -46,7 +46,7 @@ def test_validation_reports_rows_over_the_judges_bytes_and_tokens(tmp_path, caps
     out = capsys.readouterr().out
     assert f"{data}:1:" not in out
     assert f"{data}:2: error: solution: up to 60" in out and "judge tokens" in out and "--max-input-tokens" in out
-    assert f"{data}:3: error: events: 12288340 bytes" in out and "bytes of JSON" in out and "--max-body-bytes" in out
+    assert f"{data}:3: error: events: 12288356 bytes" in out and "bytes of JSON" in out and "--max-body-bytes" in out
     # the flags (or a service's /health) set the limits: a looser judge takes both rows
     assert validate_main([str(data), "--no_check_videos", "--no_progress", "--judge_max_input_tokens", "70000",
                           "--judge_max_body_bytes", str(16 << 20)]) == 0
