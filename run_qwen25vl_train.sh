@@ -136,7 +136,8 @@ if [[ $EMBEDDED == 1 ]]; then
   [[ $NUM_GPUS -gt 0 ]] && echo "[run] no MODEL_PATH: running the embedded tiny default (set MODEL_PATH and DATA_PATH for the paper recipe)"
   echo "[run] 1/4 tiny Qwen2.5-VL and demo data in $DEMO_DIR"
   "$PY" scripts/make_tiny_qwen25vl.py --out "$DEMO_DIR/tiny-qwen25vl" --arch qwen2_5_vl --overwrite
-  "$PY" scripts/make_demo_data.py --out "$DEMO_DIR/data" --n "${DEMO_ROWS:-16}" --seed 0
+  "$PY" scripts/make_demo_data.py --out "$DEMO_DIR/data" --n "${DEMO_ROWS:-96}" --seed 0
+  "$PY" scripts/make_demo_data.py --out "$DEMO_DIR/heldout" --heldout --n "${HELDOUT_ROWS:-128}" --seed 0
   DATA_PATH="${DATA_PATH:-$DEMO_DIR/data/demo.jsonl}"
 
   # The judges start now and get ready while the warm start runs. Lexical backend: verdicts and AutoDQ by
@@ -176,6 +177,7 @@ else
 fi
 ARGS=(--config "$CONFIG" --model_name_or_path "$MODEL_PATH" --data_path "$DATA_PATH"
       --output_dir "$OUTPUT_DIR" --qwen_judge_url "$QWEN_JUDGE_URL" --caption_judge_url "$CAPTION_JUDGE_URL")
+[[ $EMBEDDED == 1 ]] && ARGS+=(--heldout_path "$DEMO_DIR/heldout/heldout.jsonl")
 [[ -n "${VIDEO_ROOT:-}" ]] && ARGS+=(--video_root "$VIDEO_ROOT")
 [[ -n "${DEEPSPEED_CONFIG:-}" ]] && ARGS+=(--deepspeed "$DEEPSPEED_CONFIG")
 

@@ -309,7 +309,8 @@ def test_zero3_training_step_equals_the_plain_path(tiny_dirs, demo_jsonl, tmp_pa
     data.write_text("".join(json.dumps(r) + "\n" for r in rows if r["problem_type"] == "MCQA"))
     env = {"DS_ACCELERATOR": "cpu", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-c", ZERO3_PAIR, str(ROOT / "configs/grpo_tiny_cpu.yaml"), tiny_dirs["qwen2_5_vl"],
-           str(data), str(tmp_path / "out"), json.dumps(SMOKE_GRPO[2:])]  # rewards that differ; G stays 4
+           str(data), str(tmp_path / "out"),
+           json.dumps([*SMOKE_GRPO[2:], "--freeze_vision_tower", "false"])]  # rewards that differ; G stays 4
     # its own session: a timeout also ends DeepSpeed's op compiler, which would leave its build lock behind
     proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
