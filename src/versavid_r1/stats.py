@@ -7,7 +7,8 @@
   (Newcombe 1998, Statistics in Medicine 17:2635): the Wilson limits of both proportions combined with
   the correlation of the paired outcomes. Pairing matters: the two accuracies share their questions, so
   their difference varies much less than two independent samples' would. Closed form, no random draws:
-  the same outcomes give the same interval on every machine.
+  the same outcomes give the same interval on every machine. Like every paired method it has nothing to
+  go on when no question is answered differently (the interval then shrinks to about the point).
 - `mean_interval(values)`: a normal-approximation interval of a mean (scores that are not 0/1, such as
   caption F1), with the t quantile for small samples.
 
@@ -34,7 +35,7 @@ def wilson_interval(k: int, n: int, z: float = Z95) -> tuple[float, float]:
     p = k / n
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
+    return (0.0 if k == 0 else max(0.0, centre - half)), (1.0 if k == n else min(1.0, centre + half))
 
 
 def paired_counts(x: Sequence[bool], y: Sequence[bool]) -> tuple[int, int, int, int]:

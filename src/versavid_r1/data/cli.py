@@ -119,7 +119,7 @@ def make_demo_main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--out", required=True, help="output folder (relocatable: video paths are relative)")
     p.add_argument("--n", type=int, default=None,
                    help="number of rows (default 32; held-out: 128). Training rows cycle MCQA, DarkEventInfer, "
-                        "MCQA, MixVidQA, MCQA, caption")
+                        "MixVidQA, caption, MCQA, MCQA")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--heldout", nargs="?", const="MCQA", default=None, choices=["MCQA", "caption"],
                    help="write the held-out set instead (heldout.jsonl: colour questions on new videos; "

@@ -2,7 +2,7 @@
 
 Scenes come from `versavid_r1.data.demo_scenes` (real H.264 mp4 files written with PyAV, 128x96, 8 fps, 6 s).
 `make_demo_dataset(out, n, seed)` writes the training rows, the problem types in the cycle `TYPES_CYCLE`
-(half of the rows multiple choice, the other half the three other types in turn):
+(MCQA, DarkEventInfer, MixVidQA, caption, MCQA, MCQA: half of the rows multiple choice):
 
 - MCQA: the colour question on a colour scene, "What colour is the big shape?", options always
   A. red, B. green, C. blue, D. yellow; the colours are drawn in turn, so the right letters are spread
@@ -53,7 +53,7 @@ from .demo_scenes import (  # noqa: F401  (re-exported: the demo's public names)
 
 DEMO_VERSION = 2
 MASK_HALF_WIDTH = 0.5  # DarkEventInfer span: [t - 0.5, t + 0.5] around the event
-TYPES_CYCLE = (MCQA, DARK_EVENT_INFER, MCQA, MIX_VID_QA, MCQA, CAPTION)
+TYPES_CYCLE = (MCQA, DARK_EVENT_INFER, MIX_VID_QA, CAPTION, MCQA, MCQA)
 COLOUR_QUESTION = "What colour is the big shape?"
 DEMO, HELDOUT, HELDOUT_CAPTION = "demo", "heldout", "heldout_caption"
 JSONL_NAME = f"{DEMO}.jsonl"
