@@ -6,14 +6,18 @@
 #   MODEL_PATH=... DATA_PATH=... bash run_qwen25vl_train.sh [extra flags]
 #   bash run_qwen25vl_train.sh --help                       # this text
 #
-# Embedded default (no MODEL_PATH): a small GRPO experiment on the CPU that learns. It builds a tiny
-# random Qwen2.5-VL offline and a generated video dataset with all four problem types (under $DEMO_DIR,
-# reused when present), starts both judge services on 127.0.0.1 with their lexical backend (no model:
-# content-word coverage, a stand-in for the LLM judges), gives the model a short seeded warm start
-# (configs/warm_start_tiny_cpu.yaml: supervised, on the demo's ground truths, into $OUTPUT_DIR/warm-start),
-# trains it with GRPO (configs/grpo_tiny_cpu.yaml), prints the reward at the start and the end, per
-# problem type, writes the reward curve $OUTPUT_DIR/reward_curve.png, and stops the services on exit
-# (also on Ctrl-C or failure). About 2 minutes on an idle 2-core machine (README, "Quick start").
+# Embedded default (no MODEL_PATH): a small experiment on the CPU whose policy learns to read the video. It
+# builds a tiny random Qwen2.5-VL offline, a generated video dataset of 96 rows with all four problem types
+# (half of them "What colour is the big shape?", options always red/green/blue/yellow) and 128 held-out
+# colour questions on other videos (under $DEMO_DIR, reused when present), starts both judge services on
+# 127.0.0.1 with their lexical backend (no model: content-word coverage, a stand-in for the LLM judges),
+# gives the model a seeded supervised warm start on the rows' ground truths (configs/warm_start_tiny_cpu.yaml,
+# into $OUTPUT_DIR/warm-start), trains it with GRPO (configs/grpo_tiny_cpu.yaml), then evaluates the warm
+# start and the final policy on the held-out questions, the final one also with every frame grey (blind)
+# and with the videos shuffled between questions, and prints the reward at the start and the end per
+# problem type and the held-out accuracies with 95 % intervals ($OUTPUT_DIR/heldout.json). It draws both
+# in $OUTPUT_DIR/reward_curve.png and stops the services on exit (also on Ctrl-C or failure). About 3
+# minutes on an idle 2-core machine (README, "Quick start").
 #
 # With MODEL_PATH and DATA_PATH: the paper recipe (configs/grpo_paper_8xA800.yaml: DeepSpeed ZeRO-3
 # with CPU offload) on GPUs, launched by torchrun (multi-node capable). The judges must already be running (see
@@ -35,6 +39,7 @@
 #   QWEN_JUDGE_URL     Qwen2.5 judge (default: http://127.0.0.1:5000; comma-separated replicas)
 #   CAPTION_JUDGE_URL  AutoDQ caption judge (default: http://127.0.0.1:5200)
 #   DEMO_DIR           where the embedded default keeps its tiny model and data (default: demo)
+#   DEMO_ROWS, HELDOUT_ROWS  the embedded default's training rows and held-out questions (default: 96, 128)
 #   WARM_START_CONFIG  the embedded default's warm start (default: configs/warm_start_tiny_cpu.yaml)
 #   SKIP_INSTALL=1     do not run scripts/install.sh (use the active Python environment)
 set -euo pipefail

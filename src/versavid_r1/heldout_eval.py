@@ -23,6 +23,7 @@ runner (`versavid_r1.eval`), whose generation and scoring are used unchanged.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -167,6 +168,20 @@ def _outcomes(cfg, generator, items: Sequence) -> list[bool]:
     return [records.get(it.id, {}).get("status") == "ok" and records[it.id].get("score") == 1.0 for it in items]
 
 
+@contextlib.contextmanager
+def _quiet(*names: str):
+    """Raise these loggers to WARNING for the duration."""
+    loggers = [logging.getLogger(n) for n in names]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+
+
 def evaluate(data_path: str, start_model: str, final_model: str, run_dir: str | Path,
              settings: HeldoutSettings) -> dict[str, Any]:
     """Evaluate the four conditions (module docstring), write `RUN_DIR/heldout.json` and return its content."""
@@ -176,10 +191,7 @@ def evaluate(data_path: str, start_model: str, final_model: str, run_dir: str | 
     folder = run_dir / HELDOUT_DIR
     items = load_heldout_items(data_path, settings.video)
     shuffled = write_shuffled(items, folder / "shuffled.jsonl", settings.seed)
-    quiet = logging.getLogger("versavid_r1.eval")
-    level = quiet.level
-    quiet.setLevel(logging.WARNING)  # the runner's per-batch lines: the summary below says it all
-    try:
+    with _quiet("versavid_r1.eval", "versavid_r1.modeling"):  # per-batch and per-load lines: the table says it all
         outcomes: dict[str, list[bool]] = {}
         cfg = _eval_config(settings, start_model, data_path, folder / "warm_start", "warm_start")
         outcomes["warm_start"] = _outcomes(cfg, make_generator(cfg, cfg.output_dir), items)
@@ -190,8 +202,6 @@ def evaluate(data_path: str, start_model: str, final_model: str, run_dir: str | 
         outcomes["blind"] = _outcomes(cfg, BlindGenerator(generator), items)
         cfg = _eval_config(settings, final_model, str(shuffled), folder / "shuffled", "shuffled")
         outcomes["shuffled"] = _outcomes(cfg, generator, items)
-    finally:
-        quiet.setLevel(level)
     result = summarize(outcomes)
     result.update(chance=chance_accuracy(items), data_path=str(Path(data_path).resolve()),
                   models={"warm_start": start_model, "final": final_model})
