@@ -212,6 +212,14 @@ def test_embedded_default_reads_the_video_and_stops_its_judges(tmp_path):
     assert again.returncode == 0 and row in again.stdout.splitlines(), again.stdout + again.stderr
     assert "final - blind" in again.stdout and (tmp_path / "again.png").stat().st_size > 20_000
 
+    # the warm start and GRPO trained the language model; the frozen vision tower is the built one, bit for bit
+    from safetensors.torch import load_file
+
+    built, final = load_file(str(tmp_path / "demo" / "tiny-qwen25vl" / "model.safetensors")), load_file(str(out / "model.safetensors"))
+    vision = [k for k in built if "visual" in k]
+    assert vision and all((built[k] == final[k]).all() for k in vision)
+    assert any(not (built[k] == final[k]).all() for k in built if "visual" not in k)
+
     # the warm start ran on the demo rows and GRPO trained from its output
     run_info = json.loads((out / "versavid_run.json").read_text())
     assert run_info["model"] == str(out / "warm-start") and (out / "warm-start" / "model.safetensors").is_file()
