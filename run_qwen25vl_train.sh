@@ -6,14 +6,18 @@
 #   MODEL_PATH=... DATA_PATH=... bash run_qwen25vl_train.sh [extra flags]
 #   bash run_qwen25vl_train.sh --help                       # this text
 #
-# Embedded default (no MODEL_PATH): a small GRPO experiment on the CPU that learns. It builds a tiny
-# random Qwen2.5-VL offline and a generated video dataset with all four problem types (under $DEMO_DIR,
-# reused when present), starts both judge services on 127.0.0.1 with their lexical backend (no model:
-# content-word coverage, a stand-in for the LLM judges), gives the model a short seeded warm start
-# (configs/warm_start_tiny_cpu.yaml: supervised, on the demo's ground truths, into $OUTPUT_DIR/warm-start),
-# trains it with GRPO (configs/grpo_tiny_cpu.yaml), prints the reward at the start and the end, per
-# problem type, writes the reward curve $OUTPUT_DIR/reward_curve.png, and stops the services on exit
-# (also on Ctrl-C or failure). About 2 minutes on an idle 2-core machine (README, "Quick start").
+# Embedded default (no MODEL_PATH): a small experiment on the CPU whose policy learns to read the video. It
+# builds a tiny random Qwen2.5-VL offline, a generated video dataset of 96 rows with all four problem types
+# (half of them "What colour is the big shape?", options always red/green/blue/yellow) and 128 held-out
+# colour questions on other videos (under $DEMO_DIR, reused when present), starts both judge services on
+# 127.0.0.1 with their lexical backend (no model: content-word coverage, a stand-in for the LLM judges),
+# gives the model a seeded supervised warm start on the rows' ground truths (configs/warm_start_tiny_cpu.yaml,
+# into $OUTPUT_DIR/warm-start), trains it with GRPO (configs/grpo_tiny_cpu.yaml), then evaluates the warm
+# start and the final policy on the held-out questions, the final one also with every frame grey (blind)
+# and with the videos shuffled between questions, and prints the reward at the start and the end per
+# problem type and the held-out accuracies with 95 % intervals ($OUTPUT_DIR/heldout.json). It draws both
+# in $OUTPUT_DIR/reward_curve.png and stops the services on exit (also on Ctrl-C or failure). About 3
+# minutes on an idle 2-core machine (README, "Quick start").
 #
 # With MODEL_PATH and DATA_PATH: the paper recipe (configs/grpo_paper_8xA800.yaml: DeepSpeed ZeRO-3
 # with CPU offload) on GPUs, launched by torchrun (multi-node capable). On a machine without a GPU the CPU
@@ -39,6 +43,7 @@
 #   QWEN_JUDGE_URL     Qwen2.5 judge (default: http://127.0.0.1:5000; comma-separated replicas)
 #   CAPTION_JUDGE_URL  AutoDQ caption judge (default: http://127.0.0.1:5200)
 #   DEMO_DIR           where the embedded default keeps its tiny model and data (default: demo)
+#   DEMO_ROWS, HELDOUT_ROWS  the embedded default's training rows and held-out questions (default: 96, 128)
 #   WARM_START_CONFIG  the embedded default's warm start (default: configs/warm_start_tiny_cpu.yaml)
 #   MODEL_FAMILY       the embedded default's tiny policy: qwen25vl (default), qwen3vl, qwen3vl_moe or qwen35
 #   SKIP_INSTALL=1     do not run scripts/install.sh (use the active Python environment)
@@ -162,7 +167,8 @@ if [[ $EMBEDDED == 1 ]]; then
   TINY_MODEL="$DEMO_DIR/tiny-$MODEL_FAMILY"
   echo "[run] 1/4 tiny $TINY_ARCH model and demo data in $DEMO_DIR"
   "$PY" scripts/make_tiny_qwen25vl.py --out "$TINY_MODEL" --arch "$TINY_ARCH" --overwrite
-  "$PY" scripts/make_demo_data.py --out "$DEMO_DIR/data" --n "${DEMO_ROWS:-16}" --seed 0
+  "$PY" scripts/make_demo_data.py --out "$DEMO_DIR/data" --n "${DEMO_ROWS:-96}" --seed 0
+  "$PY" scripts/make_demo_data.py --out "$DEMO_DIR/heldout" --heldout --n "${HELDOUT_ROWS:-128}" --seed 0
   DATA_PATH="${DATA_PATH:-$DEMO_DIR/data/demo.jsonl}"
 
   # The judges start now and get ready while the warm start runs. Lexical backend: verdicts and AutoDQ by
@@ -207,6 +213,7 @@ else
 fi
 ARGS=(--config "$CONFIG" --model_name_or_path "$MODEL_PATH" --data_path "$DATA_PATH"
       --output_dir "$OUTPUT_DIR" --qwen_judge_url "$QWEN_JUDGE_URL" --caption_judge_url "$CAPTION_JUDGE_URL")
+[[ $EMBEDDED == 1 ]] && ARGS+=(--heldout_path "$DEMO_DIR/heldout/heldout.jsonl")
 [[ -n "${VIDEO_ROOT:-}" ]] && ARGS+=(--video_root "$VIDEO_ROOT")
 [[ -n "${DEEPSPEED_CONFIG:-}" ]] && ARGS+=(--deepspeed "$DEEPSPEED_CONFIG")
 

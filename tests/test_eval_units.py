@@ -198,7 +198,7 @@ def test_shipped_configs_carry_the_paper_settings():
         assert (v.fps, v.max_frames, cfg.max_new_tokens, cfg.do_sample, cfg.prompt_mode) == (1.0, 128, 2048, False,
                                                                                              "think")
         assert (v.min_pixels, v.max_pixels) == (128 * 28 * 28, 196 * 28 * 28)
-    assert qa["mcqa.yaml"].data_format == "mcqa"
+    assert qa["mcqa.yaml"].data_format == "auto"  # benchmark rows and training-format rows
     cap = parse_eval_args(["--config", str(ROOT / "configs/eval/dream1k_caption.yaml"), "--model", "m"])
     v = cap.video_config()
     assert (v.fps, v.nframes, cap.max_new_tokens, cap.do_sample) == (None, 16, 2048, False)

@@ -95,3 +95,24 @@ def test_compact_reward_line():
     assert reward_line(60, 60, {"train_runtime": 12.0}) is None
     assert log_line(60, 60, {"train_runtime": 12.0, "epoch": 3}) == "train_runtime 12  epoch 3"
     assert log_line(7, 60, {"loss": 0.00125, "kl": 0.03}) is None  # a step that reused its completions
+
+
+def test_heldout_figures_are_drawn_and_printed_when_the_run_has_them(tmp_path):
+    from PIL import Image
+
+    from versavid_r1.heldout import HELDOUT_FILE, summarize
+    from versavid_r1.plot import report
+
+    write_state(tmp_path, synthetic_history(10))
+    _, without = report(tmp_path, tmp_path / "plain.png")
+    assert "held-out" not in without
+    held = summarize({"warm_start": [True, False] * 32, "final": [True] * 48 + [False] * 16,
+                      "blind": [True] * 16 + [False] * 48, "shuffled": [False, True, False, False] * 16})
+    (tmp_path / HELDOUT_FILE).write_text(json.dumps({**held, "chance": 0.25}))
+    png, table = report(tmp_path, tmp_path / "with.png")
+    assert table.startswith(without) and "64 multiple-choice questions" in table
+    assert "final (the trained policy)            0.750   [0.632, 0.840]" in table  # Wilson of 48/64
+    assert "final - blind" in table and "+0.500" in table
+    # a third panel below the two curves: a taller picture of the same width
+    plain, drawn = Image.open(tmp_path / "plain.png").size, Image.open(png).size
+    assert drawn[0] == plain[0] and drawn[1] > plain[1] * 1.3

@@ -323,7 +323,8 @@ def test_zero3_training_step_equals_the_plain_path(tiny_dirs, demo_jsonl, tmp_pa
     env = {"DS_ACCELERATOR": "cpu", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1",
            "TORCH_EXTENSIONS_DIR": str(extensions)}
     cmd = [sys.executable, "-c", ZERO3_PAIR, str(ROOT / "configs/grpo_tiny_cpu.yaml"), tiny_dirs["qwen2_5_vl"],
-           str(data), str(tmp_path / "out"), json.dumps(SMOKE_GRPO[2:])]  # rewards that differ; G stays 4
+           str(data), str(tmp_path / "out"),
+           json.dumps([*SMOKE_GRPO[2:], "--freeze_vision_tower", "false"])]  # rewards that differ; G stays 4
     status, stdout, stderr = run_isolated(cmd, {**os.environ, **env}, timeout=280, cwd=ROOT)
     assert status == 0, stdout[-3000:] + stderr[-3000:]
     assert not extensions.exists() and "built successfully" not in stdout + stderr, "a DeepSpeed op was compiled"

@@ -147,7 +147,7 @@ def build_trainer(script_args, training_args, model_args, rows=None, eval_rows=N
     from trl import get_peft_config, get_quantization_config
 
     from versavid_r1.data import make_conversation
-    from versavid_r1.modeling import load_processor, load_vl_model, lora_targets_for, vision_patch_size
+    from versavid_r1.modeling import freeze_vision_tower, load_processor, load_vl_model, lora_targets_for, vision_patch_size
     from versavid_r1.rewards import JudgeClient, make_versavid_reward
     from versavid_r1.trainer import Qwen25VLGRPOTrainer, preflight
     from versavid_r1.trainer.rows import rows_to_dataset
@@ -169,6 +169,13 @@ def build_trainer(script_args, training_args, model_args, rows=None, eval_rows=N
         )
 
     preflight.check_dataset_size(rows, training_args)
+    if script_args.heldout_path:  # a bad held-out file stops the run now, not after training
+        from versavid_r1.heldout_eval import HeldoutError, load_heldout_items
+
+        try:
+            load_heldout_items(script_args.heldout_path, script_args)
+        except HeldoutError as err:
+            raise preflight.PreflightError(str(err)) from None
 
     # 3. judges: the client (its options checked), each needed service ready and accepting the key, the rows
     # within the limits the services report
@@ -208,6 +215,8 @@ def build_trainer(script_args, training_args, model_args, rows=None, eval_rows=N
         **load_kwargs,
     )
     processor = load_processor(model_path, padding_side="left")
+    if script_args.freeze_vision_tower:
+        log.info("vision tower frozen (%d parameters)", freeze_vision_tower(model))
     if script_args.demo_answer_bias:
         if training_args.use_vllm:
             raise preflight.PreflightError("demo_answer_bias works with transformers generation only (use_vllm false)")
@@ -314,8 +323,27 @@ def _run(script_args, training_args, model_args, main_process: bool) -> "object"
 
         out = Path(training_args.output_dir).resolve()
         print(closing_summary(trainer, out, time.time() - started, training_args.log_completions), flush=True)
+        if script_args.heldout_path:
+            _evaluate_heldout(script_args, training_args, model_args, out)
         _report_rewards(out)
     return trainer
+
+
+def _evaluate_heldout(script_args, training_args, model_args, out: Path) -> None:
+    """The held-out evaluation of the starting and the final policy (versavid_r1.heldout), from the saved
+    weights: the same code for every run, one process or many, DeepSpeed or not."""
+    from versavid_r1.heldout_eval import HeldoutSettings, evaluate
+
+    settings = HeldoutSettings(
+        video=script_args, max_new_tokens=training_args.max_completion_length,
+        batch_size=script_args.heldout_batch_size, dtype=model_args.dtype or "auto",
+        attn_implementation=model_args.attn_implementation, format_mode=script_args.format_mode,
+        seed=training_args.seed,
+    )
+    started = time.time()
+    print(f"\nHeld-out evaluation ({script_args.heldout_path}) ...", flush=True)
+    evaluate(script_args.heldout_path, model_args.model_name_or_path, str(out), out, settings)
+    print(f"  done in {time.time() - started:.0f} s: {out}/heldout.json", flush=True)
 
 
 def _report_rewards(out: Path) -> None:

@@ -210,3 +210,21 @@ def vision_special_token_ids(tokenizer) -> list[int]:
         if i is not None and i != getattr(tokenizer, "unk_token_id", None):
             ids.append(int(i))
     return ids
+
+
+def freeze_vision_tower(model) -> int:
+    """Keep the vision encoder (patch embedding, blocks, merger: the parameters under `visual`) as it is: no
+    gradient, no update. Returns how many parameter values were frozen; ValueError for a model without one.
+
+    Why an option: with a randomly initialised tiny vision tower and a high learning rate, training drifts the
+    tower towards one large constant output for every video (the language model then uses the video tokens
+    as a fixed context and the pixels no longer matter); kept frozen, its random features keep the colours
+    and the language model learns to read them. Real checkpoints are often trained with it frozen too."""
+    frozen = 0
+    for name, param in model.named_parameters():
+        if ".visual." in f".{name}":
+            param.requires_grad_(False)
+            frozen += param.numel()
+    if not frozen:
+        raise ValueError(f"{type(model).__name__} has no vision tower (no parameter under `visual`)")
+    return frozen

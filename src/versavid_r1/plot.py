@@ -4,7 +4,9 @@ Reads the trainer's own log (`log_history` of `trainer_state.json`: the run fold
 checkpoint's, whichever has more steps), draws the total reward and the reward of every problem type
 found in the log (`rewards/<type>/mean`) over the steps, with the format rate (`rewards/format/mean`)
 below, into `RUN_DIR/reward_curve.png`, and prints a table of the mean reward and format rate over the
-first and the last fifth of the logged steps, overall and per type. Works on any run folder of
+first and the last fifth of the logged steps, overall and per type. A run evaluated on a held-out file
+(`--heldout_path`: `heldout.json`, versavid_r1.heldout) also gets its held-out accuracies with their 95 %
+intervals, drawn in a third panel and printed after the table. Works on any run folder of
 `versavid_r1.grpo`, CPU demo or GPU run, whatever its problem types; `versavid_r1.grpo` calls it at the
 end of training. Imports neither torch nor transformers.
 """
@@ -18,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
+from versavid_r1 import heldout
 from versavid_r1.tasks import PROBLEM_TYPES
 
 STATE_FILE = "trainer_state.json"
@@ -121,15 +124,19 @@ def _smooth(values: Sequence[float], window: int) -> list[float]:
     return [sum(values[max(0, i - window + 1): i + 1]) / (i + 1 - max(0, i - window + 1)) for i in range(len(values))]
 
 
-def draw(logs: Sequence[dict], out: str | Path, title: str = "") -> Path:
-    """Write the reward-curve PNG of `logs` to `out`."""
+def draw(logs: Sequence[dict], out: str | Path, title: str = "", held: Optional[dict] = None) -> Path:
+    """Write the reward-curve PNG of `logs` (and of the held-out result `held`, when given) to `out`."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only, no display needed
     import matplotlib.pyplot as plt
 
     window = max(1, len(logs) // 10)
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 7), sharex=True, gridspec_kw={"height_ratios": [3, 2]})
+    ratios = [3, 2] + ([2] if held else [])
+    fig, axes = plt.subplots(len(ratios), 1, figsize=(9, 7 + 2.6 * bool(held)),
+                             gridspec_kw={"height_ratios": ratios})
+    top, bottom = axes[0], axes[1]
+    bottom.sharex(top)
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     curves = [("all (total reward)", REWARD)] + [(p, type_key(p)) for p in problem_types(logs)]
     for i, (label, key) in enumerate(curves):
@@ -151,11 +158,34 @@ def draw(logs: Sequence[dict], out: str | Path, title: str = "") -> Path:
     bottom.set_xlabel(f"step (thin: per step; thick: mean of the last {window})")
     bottom.legend(loc="best", fontsize=8)
     bottom.grid(alpha=0.3)
+    if held:
+        _draw_heldout(axes[2], held)
     fig.tight_layout()
     out = Path(out)
     fig.savefig(out, dpi=110)
     plt.close(fig)
     return out
+
+
+def _draw_heldout(ax, held: dict) -> None:
+    """Held-out accuracy per condition with its 95 % interval, and the chance level."""
+    names = [c for c in heldout.CONDITIONS if c in held]
+    acc = [held[c]["accuracy"] for c in names]
+    err = [[a - held[c]["ci95"][0] for a, c in zip(acc, names)], [held[c]["ci95"][1] - a for a, c in zip(acc, names)]]
+    bars = ax.bar(range(len(names)), acc, yerr=err, capsize=6, color=["0.6", "tab:blue", "0.8", "0.8"][: len(names)])
+    for bar, a in zip(bars, acc):
+        ax.annotate(f"{a:.2f}", (bar.get_x() + bar.get_width() / 2, a), xytext=(14, 3), textcoords="offset points",
+                    fontsize=8)
+    if isinstance(held.get("chance"), (int, float)):
+        ax.axhline(held["chance"], color="black", linestyle="--", linewidth=1, label=f"chance ({held['chance']:.2f})")
+        ax.legend(loc="upper right", fontsize=8)
+    ax.set_xticks(range(len(names)), [heldout.LABELS[c].split(" (")[0] for c in names])
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("held-out accuracy")
+    d = held.get("final_minus_blind")
+    note = f"; final - blind {d['difference']:+.2f} [{d['ci95'][0]:+.2f}, {d['ci95'][1]:+.2f}]" if d else ""
+    ax.set_title(f"held-out questions (n = {held[names[0]]['n']}, 95 % intervals){note}", fontsize=10)
+    ax.grid(alpha=0.3, axis="y")
 
 
 def report(run_dir: str | Path, out: Optional[str | Path] = None, fraction: float = 0.2) -> tuple[Path, str]:
@@ -164,8 +194,11 @@ def report(run_dir: str | Path, out: Optional[str | Path] = None, fraction: floa
     logs = training_logs(state)
     if not logs:
         raise ValueError(f"{state}: log_history holds no training step with a reward")
-    png = draw(logs, out or Path(run_dir) / PNG_NAME, title=f"{Path(run_dir).resolve().name}: GRPO reward per step")
-    return png, format_table(summary(logs, fraction), len(logs), fraction)
+    held = heldout.read(run_dir)
+    png = draw(logs, out or Path(run_dir) / PNG_NAME, title=f"{Path(run_dir).resolve().name}: GRPO reward per step",
+               held=held)
+    table = format_table(summary(logs, fraction), len(logs), fraction)
+    return png, table + ("\n\n" + heldout.format_table(held) if held else "")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -34,6 +34,8 @@ class WarmStartArguments(VideoArguments):
                             metadata={"help": "The text inside <think> of every target completion."})
     dtype: str = field(default="float32", metadata={"help": "Model dtype: float32, bfloat16, ... or auto."})
     attn_implementation: Optional[str] = field(default="sdpa", metadata={"help": "Attention kernel."})
+    freeze_vision_tower: bool = field(
+        default=False, metadata={"help": "Train the language model only; the vision encoder keeps its weights."})
 
 
 def make_parser():
@@ -47,7 +49,7 @@ def run(args: WarmStartArguments, training_args) -> str:
     """Fine-tune and save; returns the output directory."""
     from transformers import Trainer
 
-    from versavid_r1.modeling import load_processor, load_vl_model
+    from versavid_r1.modeling import freeze_vision_tower, load_processor, load_vl_model
     from versavid_r1.trainer.preflight import PreflightError, load_training_rows
     from versavid_r1.trainer.rows import rows_to_dataset
     from versavid_r1.trainer.sft_data import WarmStartCollator
@@ -60,6 +62,8 @@ def run(args: WarmStartArguments, training_args) -> str:
     rows = rows[: args.max_train_samples] if args.max_train_samples else rows
     training_args.remove_unused_columns = False  # the collator reads the JSON `row` column itself
     model = load_vl_model(args.model_name_or_path, dtype=args.dtype, attn_implementation=args.attn_implementation)
+    if args.freeze_vision_tower:
+        log.info("vision tower frozen (%d parameters)", freeze_vision_tower(model))
     processor = load_processor(args.model_name_or_path)
     trainer = Trainer(model=model, args=training_args, train_dataset=rows_to_dataset(rows),
                       data_collator=WarmStartCollator(processor, video_config, args.think_text),

@@ -130,16 +130,27 @@ def validate_main(argv: Optional[Sequence[str]] = None) -> int:
 
 # ------------------------------------------------------------------ demo -------------------------
 def make_demo_main(argv: Optional[Sequence[str]] = None) -> int:
-    p = argparse.ArgumentParser(description="Write the synthetic demo dataset (H.264 mp4s + JSONL, all four types).")
+    p = argparse.ArgumentParser(
+        description="Write the synthetic demo dataset (H.264 mp4s + JSONL, all four types), or its held-out set.")
     p.add_argument("--out", required=True, help="output folder (relocatable: video paths are relative)")
-    p.add_argument("--n", type=int, default=32, help="number of rows (types cycle MCQA, DEI, MixVidQA, caption)")
+    p.add_argument("--n", type=int, default=None,
+                   help="number of rows (default 32; held-out: 128). Training rows cycle MCQA, DarkEventInfer, "
+                        "MixVidQA, caption, MCQA, MCQA")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--heldout", nargs="?", const="MCQA", default=None, choices=["MCQA", "caption"],
+                   help="write the held-out set instead (heldout.jsonl: colour questions on new videos; "
+                        "'caption': heldout_caption.jsonl)")
     args = p.parse_args(argv)
-    from versavid_r1.data.demo import make_demo_dataset
+    from versavid_r1.data.demo import make_demo_dataset, make_heldout_dataset
 
     t0 = time.perf_counter()
-    path = make_demo_dataset(args.out, n=args.n, seed=args.seed)
-    print(f"{path} ({args.n} rows, seed {args.seed}) ready in {time.perf_counter() - t0:.1f} s")
+    if args.heldout:
+        n = args.n or 128
+        path = make_heldout_dataset(args.out, n=n, seed=args.seed, problem_type=args.heldout)
+    else:
+        n = args.n or 32
+        path = make_demo_dataset(args.out, n=n, seed=args.seed)
+    print(f"{path} ({n} rows, seed {args.seed}) ready in {time.perf_counter() - t0:.1f} s")
     return 0
 
 

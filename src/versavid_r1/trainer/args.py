@@ -111,6 +111,20 @@ class ScriptArguments(VideoArguments):
             "while the model trains, instead of at the start of each generation."
         },
     )
+    freeze_vision_tower: bool = field(
+        default=False,
+        metadata={"help": "Train the language model only: the vision encoder (patch embedding, blocks, merger) keeps "
+                          "its weights (versavid_r1.modeling.freeze_vision_tower). Full fine-tuning; LoRA adapters "
+                          "placed on the vision tower still train."},
+    )
+    heldout_path: Optional[str] = field(
+        default=None,
+        metadata={"help": "Multiple-choice JSONL on videos never seen in training: after training, the starting and "
+                          "the final policy are evaluated on it greedily, the final one also with every frame grey "
+                          "(blind) and with the videos permuted between questions (shuffled); accuracies with 95 % "
+                          "intervals go to OUTPUT_DIR/heldout.json and the closing table (versavid_r1.heldout)."},
+    )
+    heldout_batch_size: int = field(default=32, metadata={"help": "Prompts per generate call of the held-out evaluation."})
     # --- rewards and judges -------------------------------------------------------------------------
     qwen_judge_url: str = field(
         default=f"http://127.0.0.1:{DEFAULT_QWEN_JUDGE_PORT}",
