@@ -121,7 +121,7 @@ class ScriptArguments(VideoArguments):
         default=None,
         metadata={"help": "Multiple-choice JSONL on videos never seen in training: after training, the starting and "
                           "the final policy are evaluated on it greedily, the final one also with every frame grey "
-                          "(blind) and with the videos permuted between questions (shuffled); accuracies with 95 % "
+                          "(blind) and with the videos permuted between questions (shuffled); accuracies with 95 %% "
                           "intervals go to OUTPUT_DIR/heldout.json and the closing table (versavid_r1.heldout)."},
     )
     heldout_batch_size: int = field(default=32, metadata={"help": "Prompts per generate call of the held-out evaluation."})
