@@ -45,6 +45,7 @@
 #   DEMO_DIR           where the embedded default keeps its tiny model and data (default: demo)
 #   DEMO_ROWS, HELDOUT_ROWS  the embedded default's training rows and held-out questions (default: 96, 128)
 #   WARM_START_CONFIG  the embedded default's warm start (default: configs/warm_start_tiny_cpu.yaml)
+#   SEED               training seed of the warm start and GRPO (default: the configs' own, 0 and 42)
 #   MODEL_FAMILY       the embedded default's tiny policy: qwen25vl (default), qwen3vl, qwen3vl_moe or qwen35
 #   SKIP_INSTALL=1     do not run scripts/install.sh (use the active Python environment)
 set -euo pipefail
@@ -186,7 +187,8 @@ if [[ $EMBEDDED == 1 ]]; then
   echo "[run] 2/4 warm start ($WARM_START_CONFIG) -> $OUTPUT_DIR/warm-start"
   set +e
   "$PY" -m versavid_r1.warm_start --config "$WARM_START_CONFIG" --model_name_or_path "$TINY_MODEL" \
-      --data_path "$DATA_PATH" --output_dir "$OUTPUT_DIR/warm-start" 2>&1 | tee "$OUTPUT_DIR/warm_start.log"
+      --data_path "$DATA_PATH" --output_dir "$OUTPUT_DIR/warm-start" ${SEED:+--seed "$SEED"} 2>&1 \
+      | tee "$OUTPUT_DIR/warm_start.log"
   status=${PIPESTATUS[0]}
   set -e
   if interrupted "$status"; then on_interrupt; fi
@@ -214,6 +216,7 @@ fi
 ARGS=(--config "$CONFIG" --model_name_or_path "$MODEL_PATH" --data_path "$DATA_PATH"
       --output_dir "$OUTPUT_DIR" --qwen_judge_url "$QWEN_JUDGE_URL" --caption_judge_url "$CAPTION_JUDGE_URL")
 [[ $EMBEDDED == 1 ]] && ARGS+=(--heldout_path "$DEMO_DIR/heldout/heldout.jsonl")
+[[ -n "${SEED:-}" ]] && ARGS+=(--seed "$SEED")
 [[ -n "${VIDEO_ROOT:-}" ]] && ARGS+=(--video_root "$VIDEO_ROOT")
 [[ -n "${DEEPSPEED_CONFIG:-}" ]] && ARGS+=(--deepspeed "$DEEPSPEED_CONFIG")
 

@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 import httpx
-import numpy as np
 import pytest
 import yaml
 
@@ -130,15 +129,10 @@ def _start(tmp_path: Path, out: Path, demo: Path) -> subprocess.Popen:
 def _blank_training_videos(demo: Path) -> int:
     """The control: the demo's training rows with every video a constant grey clip of the same size and length
     (the held-out set, written by the launcher, keeps its real videos). Returns the number of videos blanked."""
-    from versavid_r1.data.demo import load_demo_meta, make_demo_dataset
-    from versavid_r1.video_writer import write_mp4
+    from versavid_r1.data.demo import blank_demo_videos, make_demo_dataset
 
     make_demo_dataset(demo / "data", n=DEMO_ROWS, seed=0)  # the launcher finds it complete and keeps it
-    meta = load_demo_meta(demo / "data")
-    for rel, scene in meta["scenes"].items():
-        write_mp4(demo / "data" / rel, np.full((scene.num_frames, scene.height, scene.width, 3), 128, np.uint8),
-                  fps=scene.fps)
-    return len(meta["scenes"])
+    return blank_demo_videos(demo / "data")
 
 
 def _reading_margin(held: dict) -> tuple[float, float]:

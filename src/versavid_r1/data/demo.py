@@ -239,3 +239,18 @@ def load_demo_meta(out_dir: Union[str, os.PathLike], kind: str = DEMO) -> dict:
     meta = json.loads((Path(out_dir) / f"{kind}_meta.json").read_text())
     meta["scenes"] = {rel: Scene.from_dict(d) for rel, d in meta["videos"].items()}
     return meta
+
+
+def blank_demo_videos(out_dir: Union[str, os.PathLike], kind: str = DEMO) -> int:
+    """Overwrite every video of a demo folder with a constant grey clip of the same size, length and rate.
+
+    The learning control: a policy trained on these rows never sees a pixel that tells the answer, so on the
+    held-out questions it must score no better with real frames than with grey ones. The metadata stays, so
+    `make_demo_dataset` finds the folder complete and keeps it. Returns the number of videos blanked."""
+    import numpy as np
+
+    meta = load_demo_meta(out_dir, kind)
+    for rel, scene in meta["scenes"].items():
+        grey = np.full((scene.num_frames, scene.height, scene.width, 3), 128, np.uint8)
+        write_mp4(Path(out_dir) / rel, grey, fps=scene.fps)
+    return len(meta["scenes"])
