@@ -324,26 +324,11 @@ def _run(script_args, training_args, model_args, main_process: bool) -> "object"
         out = Path(training_args.output_dir).resolve()
         print(closing_summary(trainer, out, time.time() - started, training_args.log_completions), flush=True)
         if script_args.heldout_path:
-            _evaluate_heldout(script_args, training_args, model_args, out)
+            from versavid_r1.heldout_eval import evaluate_trained_run
+
+            evaluate_trained_run(script_args, training_args, model_args, out)
         _report_rewards(out)
     return trainer
-
-
-def _evaluate_heldout(script_args, training_args, model_args, out: Path) -> None:
-    """The held-out evaluation of the starting and the final policy (versavid_r1.heldout), from the saved
-    weights: the same code for every run, one process or many, DeepSpeed or not."""
-    from versavid_r1.heldout_eval import HeldoutSettings, evaluate
-
-    settings = HeldoutSettings(
-        video=script_args, max_new_tokens=training_args.max_completion_length,
-        batch_size=script_args.heldout_batch_size, dtype=model_args.dtype or "auto",
-        attn_implementation=model_args.attn_implementation, format_mode=script_args.format_mode,
-        seed=training_args.seed,
-    )
-    started = time.time()
-    print(f"\nHeld-out evaluation ({script_args.heldout_path}) ...", flush=True)
-    evaluate(script_args.heldout_path, model_args.model_name_or_path, str(out), out, settings)
-    print(f"  done in {time.time() - started:.0f} s: {out}/heldout.json", flush=True)
 
 
 def _report_rewards(out: Path) -> None:

@@ -29,6 +29,7 @@ import json
 import logging
 import random
 import re
+import time
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
@@ -209,3 +210,18 @@ def evaluate(data_path: str, start_model: str, final_model: str, run_dir: str | 
     return result
 
 
+
+
+def evaluate_trained_run(script_args, training_args, model_args, out: Path) -> None:
+    """The held-out evaluation at the end of `versavid_r1.grpo` (its three argument sets), from the saved
+    weights: the same code for every run, one process or many, DeepSpeed or not."""
+    settings = HeldoutSettings(
+        video=script_args, max_new_tokens=training_args.max_completion_length,
+        batch_size=script_args.heldout_batch_size, dtype=model_args.dtype or "auto",
+        attn_implementation=model_args.attn_implementation, format_mode=script_args.format_mode,
+        seed=training_args.seed,
+    )
+    started = time.time()
+    print(f"\nHeld-out evaluation ({script_args.heldout_path}) ...", flush=True)
+    evaluate(script_args.heldout_path, model_args.model_name_or_path, str(out), out, settings)
+    print(f"  done in {time.time() - started:.0f} s: {out}/heldout.json", flush=True)
