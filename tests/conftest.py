@@ -9,9 +9,26 @@ from versavid_r1.data import VideoConfig, clear_video_cache, load_rows
 # configs/grpo_tiny_cpu.yaml is the CPU demo's learning experiment (8 generations, two updates per batch, a KL
 # term, a warm-started model); tests that start from it for a short smoke run on the RANDOM tiny model replace
 # those with the cheapest valid GRPO settings, and steer generation towards a well-formed answer so that
-# rewards vary within a group (else every advantage, and every gradient, is 0).
-SMOKE_GRPO = ["--num_generations", "2", "--num_iterations", "1", "--beta", "0.0",
-              "--demo_answer_bias", "10.0", "--demo_answer_text", "<think> I watch the video. </think><answer> A </answer>"]
+# rewards vary within a group (else every advantage, and every gradient, is 0): on a multiple-choice row whose
+# right answer is A (`answer_is_a`) a completion that keeps to that text earns 1 and one that strays 0. The demo
+# config keeps its random vision tower fixed; the smoke runs train every weight, as the paper's configs do.
+SMOKE_ANSWER = "A"
+SMOKE_GRPO = ["--num_generations", "2", "--num_iterations", "1", "--beta", "0.0", "--freeze_vision_tower", "false",
+              "--demo_answer_bias", "10.0",
+              "--demo_answer_text", f"<think> I watch the video. </think><answer> {SMOKE_ANSWER} </answer>"]
+
+
+def answer_is_a(row: dict) -> dict:
+    """A multiple-choice row with its options reordered so that the right one comes first (letter A): the
+    same question about the same video, still true of the pixels, now answered by the smoke runs' text."""
+    import re
+
+    head, _, options = row["problem"].partition("\nOptions:\n")
+    texts = [re.sub(r"^[A-Z]\.\s*", "", line) for line in options.splitlines() if line.strip()]
+    right = ord(re.search(r"<answer>\s*([A-Z])", row["solution"]).group(1)) - ord("A")
+    texts.insert(0, texts.pop(right))
+    lines = [f"{chr(ord('A') + i)}. {t}" for i, t in enumerate(texts)]
+    return {**row, "problem": head + "\nOptions:\n" + "\n".join(lines), "solution": f"<answer>{SMOKE_ANSWER}</answer>"}
 
 # Tiny video settings: 4 frames of at most 8 tokens (28x28 px each) -> 2 temporal patches.
 VIDEO = dict(nframes=4, min_pixels=4 * 28 * 28, max_pixels=8 * 28 * 28)

@@ -35,7 +35,7 @@ from versavid_r1.judges.server import BackgroundServer, free_port
 from versavid_r1.rewards import JudgeClient, caption_reward, multiple_choice_reward
 
 ROOT = Path(__file__).resolve().parents[1]
-N_DEMO = 8  # two rows of each problem type
+N_DEMO = 8  # every problem type (MCQA, DarkEventInfer, MixVidQA, caption, MCQA, MCQA, ...)
 
 
 # --- judges ----------------------------------------------------------------------------------------------
@@ -311,14 +311,15 @@ def test_judge_outage_keeps_completions_and_the_next_run_scores_them(tiny_vl, de
     first = run_eval(parse_eval_args(["--config", str(config), "--model", tiny_vl, "--qwen_judge_url", dead,
                                       "--check_judges", "false"]))
     judged = {tasks.DARK_EVENT_INFER, tasks.MIX_VID_QA}
-    assert first["counts"]["by_status"] == {"judge_error": 4, "ok": 4}
+    n_judged = sum(json.loads(line)["problem_type"] in judged for line in demo.read_text().splitlines())
+    assert 0 < n_judged < N_DEMO and first["counts"]["by_status"] == {"judge_error": n_judged, "ok": N_DEMO - n_judged}
     assert {e["problem_type"] for e in first["errors"]} == judged
     kept = RecordFile(out / GENERATIONS_FILE).load()
     assert len(kept) == N_DEMO
 
     second = run_eval(parse_eval_args(["--config", str(config), "--model", tiny_vl, "--qwen_judge_url",
                                        qwen_stub_judge]))
-    assert second["run"]["generated"] == 0 and second["run"]["scored_from_kept_generations"] == 4
+    assert second["run"]["generated"] == 0 and second["run"]["scored_from_kept_generations"] == n_judged
     assert second["counts"]["by_status"] == {"ok": N_DEMO}
     current = RecordFile(out / SAMPLES_FILE).load()
     for rid, rec in current.items():

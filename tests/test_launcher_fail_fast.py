@@ -93,7 +93,8 @@ def test_ctrl_c_on_the_no_argument_launcher_is_an_interruption_with_the_resume_c
     (tmp_path / "warm.yaml").write_text(yaml.safe_dump(warm))
     proc = subprocess.Popen(["bash", str(SCRIPT)], cwd=ROOT, start_new_session=True, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True,
-                            env=launcher_env(tmp_path, WARM_START_CONFIG=str(tmp_path / "warm.yaml"), DEMO_ROWS="8"))
+                            env=launcher_env(tmp_path, WARM_START_CONFIG=str(tmp_path / "warm.yaml"), DEMO_ROWS="8",
+                                                HELDOUT_ROWS="8"))
     log = tmp_path / "run" / "train.log"
     deadline = time.monotonic() + 800
     try:

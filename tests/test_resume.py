@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import SMOKE_GRPO
+from conftest import SMOKE_GRPO, answer_is_a
 from versavid_r1.grpo import make_parser, resolve_resume, run
 from versavid_r1.trainer.checkpoints import COMPLETE_MARKER, CheckpointError, is_complete, load_full_weights
 from versavid_r1.trainer.run_guard import OutputDirError, OutputDirLock
@@ -29,15 +29,18 @@ ROOT = Path(__file__).resolve().parents[1]
 def mcqa_data(demo_jsonl):
     rows = [json.loads(line) for line in Path(demo_jsonl).read_text().splitlines() if line.strip()]
     path = Path(demo_jsonl).parent / "resume-mcqa.jsonl"
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows if r["problem_type"] == "MCQA"))
+    path.write_text("".join(json.dumps(answer_is_a(r)) + "\n" for r in rows if r["problem_type"] == "MCQA"))
     return str(path)
 
 
 def args(model: str, data: str, out: Path, *extra) -> list[str]:
-    # 2 prompts x 2 generations per step, a checkpoint every step; a learning rate that moves every tensor
+    # 2 prompts x 4 generations per step (a group of 4 whose sampled answers all agree, so that no gradient
+    # flows, is rare; with 2 it happens half of the time), a checkpoint every step; a learning rate that moves
+    # every tensor
     return ["--config", str(ROOT / "configs/grpo_tiny_cpu.yaml"), "--model_name_or_path", model, "--data_path", data,
-            "--output_dir", str(out), "--log_completions", "false", "--report_to", "none",
-            "--per_device_train_batch_size", "4", "--learning_rate", "0.01", "--save_steps", "1", *SMOKE_GRPO, *extra]
+            "--output_dir", str(out), "--log_completions", "false", "--report_to", "none", *SMOKE_GRPO,
+            "--per_device_train_batch_size", "8", "--num_generations", "4", "--learning_rate", "0.01",
+            "--save_steps", "1", *extra]
 
 
 def train(*argv):

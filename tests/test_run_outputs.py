@@ -18,9 +18,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+import yaml
 from safetensors.torch import load_file, save_file
 
-from conftest import SMOKE_GRPO
+from conftest import SMOKE_GRPO, answer_is_a
 from versavid_r1 import prompts
 from versavid_r1.grpo import make_parser, run
 from versavid_r1.tasks import MCQA
@@ -44,7 +45,7 @@ def lora_run(tmp_path_factory, demo_jsonl):
     work = tmp_path_factory.mktemp("lora-run")
     build_tiny_qwen25vl(work / "tiny", seed=0)
     rows = [json.loads(line) for line in Path(demo_jsonl).read_text().splitlines() if line.strip()]
-    mcqa = [r for r in rows if r["problem_type"] == MCQA]
+    mcqa = [answer_is_a(r) for r in rows if r["problem_type"] == MCQA]
     data = Path(demo_jsonl).parent / "mcqa-only.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in mcqa))
     argv = ["--config", str(TINY_CONFIG), "--model_name_or_path", "tiny", "--data_path", str(data),
@@ -146,7 +147,8 @@ def test_run_folder_records_settings_commit_and_versions(lora_run):
 
     info = json.loads((lora_run["out"] / "versavid_run.json").read_text())
     assert info["grpo_config"]["max_completion_length"] == 8 and info["grpo_config"]["max_steps"] == 1
-    assert info["grpo_config"]["num_generations"] == 2 and info["grpo_config"]["learning_rate"] == 1e-3  # flag, YAML
+    yaml_lr = yaml.safe_load(TINY_CONFIG.read_text())["learning_rate"]
+    assert info["grpo_config"]["num_generations"] == 2 and info["grpo_config"]["learning_rate"] == yaml_lr  # flag, YAML
     assert info["model_config"]["use_peft"] is True and info["model_config"]["lora_target_modules"]
     assert info["model"] == str(lora_run["work"] / "tiny")
     assert info["script_args"]["policy_prompt"] == "authors" and info["video_config"]["nframes"] == 4

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import SMOKE_GRPO, run_isolated
+from conftest import SMOKE_GRPO, answer_is_a, run_isolated
 from test_trainer import make_trainer, varied_reward
 from test_trainer_prefill import VisionCounter
 from versavid_r1.data import VideoConfig
@@ -318,13 +318,13 @@ def test_zero3_training_step_equals_the_plain_path(tiny_dirs, demo_jsonl, tmp_pa
     op took 140 CPU-seconds to build on the first run, more than the two training runs together)."""
     rows = [json.loads(line) for line in Path(demo_jsonl).read_text().splitlines() if line.strip()]
     data = Path(demo_jsonl).parent / "mcqa-zero3.jsonl"  # beside the videos; MCQA only: rule rewards, no judge
-    data.write_text("".join(json.dumps(r) + "\n" for r in rows if r["problem_type"] == "MCQA"))
+    data.write_text("".join(json.dumps(answer_is_a(r)) + "\n" for r in rows if r["problem_type"] == "MCQA"))
     extensions = tmp_path / "torch_extensions"
     env = {"DS_ACCELERATOR": "cpu", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1",
            "TORCH_EXTENSIONS_DIR": str(extensions)}
     cmd = [sys.executable, "-c", ZERO3_PAIR, str(ROOT / "configs/grpo_tiny_cpu.yaml"), tiny_dirs["qwen2_5_vl"],
            str(data), str(tmp_path / "out"),
-           json.dumps([*SMOKE_GRPO[2:], "--freeze_vision_tower", "false"])]  # rewards that differ; G stays 4
+           json.dumps(SMOKE_GRPO[2:])]  # rewards that differ; G stays 4
     status, stdout, stderr = run_isolated(cmd, {**os.environ, **env}, timeout=280, cwd=ROOT)
     assert status == 0, stdout[-3000:] + stderr[-3000:]
     assert not extensions.exists() and "built successfully" not in stdout + stderr, "a DeepSpeed op was compiled"
