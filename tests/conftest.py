@@ -2,6 +2,8 @@
 per session, used by the trainer tests) and a clean decoded-clip cache (the data tests)."""
 from __future__ import annotations
 
+import functools
+
 import pytest
 
 from versavid_r1.data import VideoConfig, clear_video_cache, load_rows
@@ -16,6 +18,27 @@ SMOKE_ANSWER = "A"
 SMOKE_GRPO = ["--num_generations", "2", "--num_iterations", "1", "--beta", "0.0", "--freeze_vision_tower", "false",
               "--demo_answer_bias", "10.0",
               "--demo_answer_text", f"<think> I watch the video. </think><answer> {SMOKE_ANSWER} </answer>"]
+
+
+
+@functools.lru_cache(maxsize=None)
+def bf16_attention() -> str:
+    """The attention implementation for a bf16 training test on this CPU: "sdpa", or "eager" where torch's own
+    bf16 sdpa backward cannot run. With ATEN_CPU_CAPABILITY below what the CPU has (default or avx2 on an
+    AVX512-BF16 machine) torch packs for AVX512 but dispatches a kernel that refuses the packing ("pack_vnni2 is
+    only supported when avx512 is supported"): a combination no real CPU has, so the test keeps its subject
+    (bf16 training, its resume) and leaves sdpa to the fp32 tests."""
+    import torch
+    import torch.nn.functional as F
+
+    q = torch.randn(1, 2, 64, 16, dtype=torch.bfloat16, requires_grad=True)
+    try:
+        F.scaled_dot_product_attention(q, q, q, is_causal=True).sum().backward()
+    except RuntimeError as err:
+        if "pack_vnni2" not in str(err):
+            raise
+        return "eager"
+    return "sdpa"
 
 
 def answer_is_a(row: dict) -> dict:

@@ -15,6 +15,7 @@ import zlib
 import pytest
 import torch
 
+from conftest import bf16_attention
 from test_vllm_video import hf_processor_as_vllm
 from versavid_r1.data import load_video, make_conversation
 from versavid_r1.trainer import Qwen25VLGRPOTrainer, decode_rows, rows_to_dataset
@@ -39,7 +40,7 @@ def varied_reward(prompts, completions, **kwargs):
 
 
 def make_trainer(path, rows, video_cfg, tmp_path, reward=varied_reward, peft_config=None, eval_rows=None,
-                 share_prompt_prefill=True, max_prompt_length=None, **overrides):
+                 share_prompt_prefill=True, max_prompt_length=None, attn_implementation="sdpa", **overrides):
     from transformers import AutoProcessor
     from trl import GRPOConfig
 
@@ -52,7 +53,7 @@ def make_trainer(path, rows, video_cfg, tmp_path, reward=varied_reward, peft_con
         dataloader_pin_memory=False, temperature=1.0,
     )
     settings.update(overrides)
-    model = load_vl_model(path, dtype="float32", attn_implementation="sdpa")
+    model = load_vl_model(path, dtype="float32", attn_implementation=attn_implementation)
     processor = AutoProcessor.from_pretrained(path, padding_side="left")
     return Qwen25VLGRPOTrainer(
         model=model, reward_funcs=reward, args=GRPOConfig(**settings), train_dataset=rows_to_dataset(rows),
@@ -219,7 +220,8 @@ def loss_logps_vs_direct_forward(trainer, out) -> tuple[float, float]:
     ids=["qwen2vl-ga2-iter2-ref", "bf16-gradckpt-spg2"],
 )
 def test_training_variants(tiny_dirs, demo_rows, video_cfg, tmp_path, arch, extra):
-    trainer = make_trainer(tiny_dirs[arch], demo_rows[:4], video_cfg, tmp_path, **extra)
+    attn = bf16_attention() if extra.get("bf16") else "sdpa"
+    trainer = make_trainer(tiny_dirs[arch], demo_rows[:4], video_cfg, tmp_path, attn_implementation=attn, **extra)
     before = vision_params(trainer.model)
     trainer.train()
     assert trainer.state.global_step == extra.get("max_steps", 1)

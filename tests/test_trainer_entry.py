@@ -21,7 +21,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import SMOKE_GRPO, answer_is_a
+from conftest import SMOKE_GRPO, answer_is_a, bf16_attention
 from versavid_r1.grpo import main, make_parser, resolve_resume, run
 from versavid_r1.tasks import CAPTION, DARK_EVENT_INFER, MCQA, MIX_VID_QA
 from versavid_r1.trainer.checkpoints import COMPLETE_MARKER
@@ -324,7 +324,8 @@ def test_deepspeed_zero2_bf16_resumes_and_generates_with_fp32_seconds_per_grid(t
     out, record = tmp_path / "out", tmp_path / "rope.json"
     cmd = [sys.executable, str(TRAIN_RESUME), str(record), "--", *entry_args(
         tiny_model, str(data), out, "--deepspeed", str(ROOT / "configs/deepspeed/zero2.json"), "--use_cpu", "true",
-        "--bf16", "true", "--share_prompt_prefill", "false", "--nframes", "6", "--max_steps", "2",
+        "--bf16", "true", "--attn_implementation", bf16_attention(), "--share_prompt_prefill", "false",
+        "--nframes", "6", "--max_steps", "2",
         "--save_steps", "2", "--per_device_train_batch_size", "4", "--learning_rate", "0.01")]
     proc = subprocess.run(cmd, cwd=ROOT, env=subprocess_env(DS_ACCELERATOR="cpu"), capture_output=True,
                           text=True, timeout=300)
