@@ -36,10 +36,12 @@ HELDOUT_ROWS = 64
 DEMO_ROWS = int(re.search(r"DEMO_ROWS:-(\d+)", SCRIPT.read_text()).group(1))  # the launcher's own default
 # What reading is worth on the held-out set, and what is left of it when training never saw a pixel. Measured
 # at these settings (BENCHMARKS.md, section 8; scripts/experiments/learning_matrix.py): final - blind +0.36 to
-# +0.70 (interval lower limits from +0.23) over 3 seeds x 3 ATEN_CPU_CAPABILITY values; the blind-trained
-# twin +0.00 at most.
+# +0.70 (interval lower limits from +0.23), final 0.61 to 0.95, over 3 seeds x 3 ATEN_CPU_CAPABILITY values. The
+# blind-trained twin answers the real frames at chance or below (final 0.00 to 0.25 in ten runs). Its own
+# final - blind says little: it was trained on grey 128 and the blind condition's grey is each clip's mean,
+# which it may answer with nothing parseable (blind 0.00, so final - blind +0.25 at chance).
 MIN_READING_MARGIN = 0.15
-MAX_BLIND_TRAINED_MARGIN = 0.10
+MAX_TWIN_ABOVE_CHANCE = 0.15
 
 
 def _env(tmp_path: Path, **extra: str) -> dict:
@@ -167,7 +169,9 @@ def test_embedded_default_reads_the_video_and_stops_its_judges(tmp_path):
     assert held["final"]["accuracy"] - held["shuffled"]["accuracy"] >= MIN_READING_MARGIN, held
     # ... and the same job whose training never saw a pixel does not: the margin is the pixels' doing
     control_held = json.loads((control_out / "heldout.json").read_text())
-    assert _reading_margin(control_held)[0] < MAX_BLIND_TRAINED_MARGIN, control_held
+    twin = control_held["final"]["accuracy"]
+    assert twin < control_held["chance"] + MAX_TWIN_ABOVE_CHANCE, control_held
+    assert held["final"]["accuracy"] - twin >= MIN_READING_MARGIN, (held, control_held)
 
     # configs/eval/demo.yaml reproduces the run's own figure for the final policy (the demo's video settings)
     again = subprocess.run([sys.executable, "-m", "versavid_r1.eval", "--config", "configs/eval/demo.yaml",
