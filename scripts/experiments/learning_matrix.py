@@ -20,11 +20,10 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "src"))
+from versavid_r1.data.demo import blank_demo_videos, make_demo_dataset
+from versavid_r1.heldout import CONDITIONS
 
-from versavid_r1.data.demo import blank_demo_videos, make_demo_dataset  # noqa: E402
-from versavid_r1.heldout import CONDITIONS  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_job(out: Path, capability: str, seed: int, control: bool, args: argparse.Namespace) -> dict:
