@@ -4,7 +4,8 @@
 Runs the main job (`bash run_qwen25vl_train.sh`, the embedded default) once per seed and per
 `ATEN_CPU_CAPABILITY` value (torch's switch for its CPU kernels: another machine's rounding on this one), and
 with `--control` also its blind-trained twin: the same job on training videos that are all grey, whose
-held-out margin shows what the pixels are worth. Each run has its own demo folder and one torch thread;
+accuracy on the real held-out frames (chance or below when nothing was learned from pixels) shows what the
+pixels are worth. Each run has its own demo folder and one torch thread;
 `--jobs` run at a time. Writes `OUT/matrix.json` and `OUT/matrix.md` (the table), and prints the table.
 
     .venv/bin/python scripts/experiments/learning_matrix.py --out outputs/learning-matrix --steps 20 --heldout_rows 64

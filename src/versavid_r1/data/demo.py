@@ -245,7 +245,7 @@ def blank_demo_videos(out_dir: Union[str, os.PathLike], kind: str = DEMO) -> int
     """Overwrite every video of a demo folder with a constant grey clip of the same size, length and rate.
 
     The learning control: a policy trained on these rows never sees a pixel that tells the answer, so on the
-    held-out questions it must score no better with real frames than with grey ones. The metadata stays, so
+    held-out questions its real frames must leave it at chance. The metadata stays, so
     `make_demo_dataset` finds the folder complete and keeps it. Returns the number of videos blanked."""
     import numpy as np
 
